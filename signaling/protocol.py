@@ -12,7 +12,7 @@ messages are refused with a `ProtocolError` whose message says what was wrong.
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Final, Literal, TypeAlias, TypeVar, Union, cast
+from typing import Annotated, Final, Literal, TypeAlias, TypeVar, cast
 
 import msgspec
 
@@ -96,32 +96,32 @@ class _Msg(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="t
 # Data-channel messages, operator -> station (through the SFU)
 
 
-class Ptt(_Msg, tag="ptt"):
+class Ptt(_Msg, frozen=True, tag="ptt"):
     """Key (`true`) or release (`false`) the transmitter."""
 
     state: bool
 
 
-class SetFrequency(_Msg, tag="freq"):
+class SetFrequency(_Msg, frozen=True, tag="freq"):
     value: FrequencyHz
 
 
-class SetMode(_Msg, tag="mode"):
+class SetMode(_Msg, frozen=True, tag="mode"):
     value: RigMode
 
 
-class SetPower(_Msg, tag="power"):
+class SetPower(_Msg, frozen=True, tag="power"):
     value: PowerPercent
 
 
-OperatorMessage: TypeAlias = Union[Ptt, SetFrequency, SetMode, SetPower]
+OperatorMessage: TypeAlias = Ptt | SetFrequency | SetMode | SetPower
 
 
 # ---------------------------------------------------------------------------------------------
 # Data-channel messages, station -> operators (through the SFU)
 
 
-class Status(_Msg, tag="status"):
+class Status(_Msg, frozen=True, tag="status"):
     ptt: bool
     freq: FrequencyHz
     mode: RigMode
@@ -130,24 +130,24 @@ class Status(_Msg, tag="status"):
     power: PowerPercent | None = None
 
 
-class Heartbeat(_Msg, tag="heartbeat"):
+class Heartbeat(_Msg, frozen=True, tag="heartbeat"):
     timestamp: float  # station's unix time, seconds
 
 
-StationMessage: TypeAlias = Union[Status, Heartbeat]
+StationMessage: TypeAlias = Status | Heartbeat
 
 
 # ---------------------------------------------------------------------------------------------
 # Data-channel messages, server -> clients
 
 
-class Floor(_Msg, tag="floor"):
+class Floor(_Msg, frozen=True, tag="floor"):
     """Who transmits now (callsign), or nobody (`null`); sent to every operator on change."""
 
     holder: str | None
 
 
-class Error(_Msg, tag="error"):
+class Error(_Msg, frozen=True, tag="error"):
     """The server refused a message; `ref` is the `type` of the refused message, if known."""
 
     code: ErrorCode
@@ -155,7 +155,7 @@ class Error(_Msg, tag="error"):
     ref: str | None = None
 
 
-ServerMessage: TypeAlias = Union[Floor, Error]
+ServerMessage: TypeAlias = Floor | Error
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,46 +166,46 @@ class _Payload(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pass
 
 
-class AgentAuth(_Payload):
+class AgentAuth(_Payload, frozen=True):
     """`auth` of a board agent's connection to the `/agent` namespace."""
 
     board_id: BoardId
     secret: Annotated[str, msgspec.Meta(min_length=16, max_length=MAX_SECRET_CHARS)]
 
 
-class OperatorAuth(_Payload):
+class OperatorAuth(_Payload, frozen=True):
     """`auth` of an operator's connection to the `/operator` namespace."""
 
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TOKEN_CHARS)]
 
 
-class IceServer(_Payload):
+class IceServer(_Payload, frozen=True):
     urls: list[str]
     username: str | None = None
     credential: str | None = None
 
 
-class BoardInfo(_Payload):
+class BoardInfo(_Payload, frozen=True):
     id: BoardId
     name: str
     online: bool
 
 
-class JoinRequest(_Payload):
+class JoinRequest(_Payload, frozen=True):
     board_id: BoardId
 
 
-class JoinReply(_Payload):
+class JoinReply(_Payload, frozen=True):
     board: BoardInfo
     ice_servers: list[IceServer]
     can_transmit: bool
 
 
-class BoardListReply(_Payload):
+class BoardListReply(_Payload, frozen=True):
     boards: list[BoardInfo]
 
 
-class OperatorOffer(_Payload):
+class OperatorOffer(_Payload, frozen=True):
     """An operator's SDP offer for its peer connection with the SFU for one board."""
 
     board_id: BoardId
@@ -213,19 +213,19 @@ class OperatorOffer(_Payload):
     sdp: Sdp
 
 
-class AgentOffer(_Payload):
+class AgentOffer(_Payload, frozen=True):
     """The board agent's SDP offer for its peer connection with the SFU."""
 
     type: Literal["offer"]
     sdp: Sdp
 
 
-class Answer(_Payload):
+class Answer(_Payload, frozen=True):
     type: Literal["answer"]
     sdp: Sdp
 
 
-class OperatorCandidate(_Payload):
+class OperatorCandidate(_Payload, frozen=True):
     """A trickled ICE candidate for the operator's peer connection of one board."""
 
     board_id: BoardId
@@ -234,24 +234,24 @@ class OperatorCandidate(_Payload):
     sdpMLineIndex: int | None = None  # noqa: N815
 
 
-class AgentCandidate(_Payload):
+class AgentCandidate(_Payload, frozen=True):
     candidate: Annotated[str, msgspec.Meta(max_length=MAX_CANDIDATE_CHARS)]
     sdpMid: str | None = None  # noqa: N815
     sdpMLineIndex: int | None = None  # noqa: N815
 
 
-class LeaveRequest(_Payload):
+class LeaveRequest(_Payload, frozen=True):
     board_id: BoardId
 
 
-class Presence(_Payload):
+class Presence(_Payload, frozen=True):
     """Server -> operator event `presence`: a board the operator may use went on- or offline."""
 
     board_id: BoardId
     online: bool
 
 
-class AgentWelcome(_Payload):
+class AgentWelcome(_Payload, frozen=True):
     """Ack of the agent's `hello`: what the server wants the agent to use."""
 
     board_id: BoardId
@@ -259,7 +259,7 @@ class AgentWelcome(_Payload):
     ice_servers: list[IceServer]
 
 
-class ErrorBody(_Payload):
+class ErrorBody(_Payload, frozen=True):
     code: ErrorCode
     message: str
 
@@ -273,7 +273,6 @@ _operator_decoder = msgspec.json.Decoder(OperatorMessage)
 _station_decoder = msgspec.json.Decoder(StationMessage)
 _server_decoder = msgspec.json.Decoder(ServerMessage)
 _encoder = msgspec.json.Encoder()
-
 
 
 def _tags(*types: type[_Msg]) -> frozenset[object]:

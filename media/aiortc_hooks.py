@@ -1,0 +1,190 @@
+"""Every touch of aiortc/aioice private state, in one place.
+
+The SFU forwards Opus RTP packets without decoding them (see LAB_NOTES: aiortc's own receiver
+always decodes and its sender always encodes). That needs three hooks into aiortc 1.16.0 /
+aioice 0.13.0, which are pinned exactly in setup.cfg:
+
+1. Receive side: shadow `RTCRtpReceiver._handle_rtp_packet` on the instance (called after SRTP
+   decryption) so packets are forwarded first, then handed to the original so RTCP receiver
+   reports keep flowing; replace the receiver's jitter buffer with one that keeps nothing, so
+   the idle decoder never sees a frame and nothing piles up.
+2. Send side ("direct path"): the forwarder writes each listener's RTP header itself, protects
+   it with that listener's SRTP context and sends it on the listener's ICE socket, with no
+   sender coroutine per listener. It keeps the sender's RTCP sender-report counters correct.
+3. ICE host addresses: aioice gathers on every interface and skips 127.0.0.1; SFUs need a
+   setting for which local addresses to announce.
+
+`check_hooks()` verifies every attribute used here still exists; `tests/media/test_aiortc_hooks.py`
+calls it and fails loudly when an aiortc upgrade moves them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aioice.ice
+from aiortc import RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+
+from media.errors import HookError
+
+logger = logging.getLogger(__name__)
+
+RtpHandler = Callable[[RtpPacket, int], Awaitable[None]]
+
+_RECEIVER_HANDLER = "_handle_rtp_packet"
+_RECEIVER_JITTER = "_RTCRtpReceiver__jitter_buffer"
+_SENDER_STARTED = "_RTCRtpSender__started"
+_SENDER_MID = "_RTCRtpSender__mid"
+_SENDER_EXTENSIONS = "_RTCRtpSender__rtp_header_extensions_map"
+_SENDER_COUNTERS = (
+    "_RTCRtpSender__ntp_timestamp",
+    "_RTCRtpSender__rtp_timestamp",
+    "_RTCRtpSender__octet_count",
+    "_RTCRtpSender__packet_count",
+)
+_DTLS_COUNTERS = ("_RTCDtlsTransport__tx_bytes", "_RTCDtlsTransport__tx_packets")
+
+
+class NullJitterBuffer:
+    """Stands in for the receiver's jitter buffer: forwarded packets are never decoded."""
+
+    def add(self, packet: RtpPacket) -> tuple[bool, None]:
+        return False, None
+
+
+def tap_receiver(receiver: RTCRtpReceiver, on_packet: Callable[[RtpPacket], None]) -> None:
+    """Call `on_packet` for every RTP packet the receiver gets, before anything else.
+
+    The packet object is shared: `on_packet` must not modify it.
+    """
+    original: RtpHandler = getattr(receiver, _RECEIVER_HANDLER)
+
+    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+        on_packet(packet)
+        await original(packet, arrival_time_ms)
+
+    setattr(receiver, _RECEIVER_HANDLER, handle_rtp_packet)
+    setattr(receiver, _RECEIVER_JITTER, NullJitterBuffer())
+
+
+@dataclass(frozen=True)
+class SenderWiring:
+    """What the direct path needs of a started sender: header fields and its transports."""
+
+    ssrc: int
+    payload_type: int
+    header_tail: bytes  # SSRC + header extensions, as the sender would write them
+    has_extension: bool
+    dtls: RTCDtlsTransport
+
+
+def sender_wiring(transceiver: RTCRtpTransceiver) -> SenderWiring | None:
+    """The sender's wiring once it is started and its DTLS transport connected, else None."""
+    sender: RTCRtpSender = transceiver.sender
+    dtls: RTCDtlsTransport = sender.transport
+    if not getattr(sender, _SENDER_STARTED) or dtls._state != DtlsState.CONNECTED:
+        return None
+    codecs: Sequence[Any] = transceiver._codecs
+    if not codecs:
+        return None
+    extensions_map: HeaderExtensionsMap = getattr(sender, _SENDER_EXTENSIONS)
+    template = RtpPacket(payload_type=codecs[0].payloadType, sequence_number=0, timestamp=0)
+    template.ssrc = sender._ssrc
+    template.extensions.mid = getattr(sender, _SENDER_MID)
+    header = template.serialize(extensions_map)
+    return SenderWiring(
+        ssrc=sender._ssrc,
+        payload_type=codecs[0].payloadType,
+        header_tail=header[8:],
+        has_extension=bool(header[0] & 0x10),
+        dtls=dtls,
+    )
+
+
+def dtls_connected(dtls: RTCDtlsTransport) -> bool:
+    return dtls._state == DtlsState.CONNECTED
+
+
+def srtp_protect(dtls: RTCDtlsTransport) -> Callable[[bytes], bytes]:
+    """The bound SRTP `protect` of a connected DTLS transport."""
+    protect: Callable[[bytes], bytes] = dtls._tx_srtp.protect
+    return protect
+
+
+def nominated_pair(dtls: RTCDtlsTransport) -> Any | None:
+    """aioice's nominated candidate pair for RTP (component 1), or None."""
+    return dtls.transport._connection._nominated.get(1)
+
+
+def pair_is_plain_udp(pair: Any) -> bool:
+    """True when the pair sends with a plain UDP socket (not through a TURN relay)."""
+    return type(pair.protocol) is aioice.ice.StunProtocol
+
+
+def add_sent(sender: Any, ntp_timestamp: int, rtp_timestamp: int, octets: int) -> None:
+    """Account one forwarded packet in the sender's RTCP sender-report counters."""
+    sender._RTCRtpSender__ntp_timestamp = ntp_timestamp
+    sender._RTCRtpSender__rtp_timestamp = rtp_timestamp
+    sender._RTCRtpSender__octet_count += octets
+    sender._RTCRtpSender__packet_count += 1
+
+
+def add_transport_sent(dtls: Any, size: int) -> None:
+    dtls._RTCDtlsTransport__tx_bytes += size
+    dtls._RTCDtlsTransport__tx_packets += 1
+
+
+def set_host_addresses(addresses: Sequence[str]) -> None:
+    """Gather ICE host candidates only on `addresses` (process-wide); empty: aioice default.
+
+    aioice reads `aioice.ice.get_host_addresses` at gathering time; it has no option for it.
+    """
+    wanted = tuple(addresses)
+    if not wanted:
+        aioice.ice.get_host_addresses = _AIOICE_GET_HOST_ADDRESSES
+        return
+
+    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [a for a in wanted if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    aioice.ice.get_host_addresses = get_host_addresses
+    logger.info("ICE host addresses limited to %s", ", ".join(wanted))
+
+
+_AIOICE_GET_HOST_ADDRESSES = aioice.ice.get_host_addresses
+
+
+def check_hooks() -> None:
+    """Raise `HookError` naming what is missing if aiortc/aioice no longer fit these hooks."""
+    missing: list[str] = []
+    if not hasattr(RTCRtpReceiver, _RECEIVER_HANDLER):
+        missing.append(f"RTCRtpReceiver.{_RECEIVER_HANDLER}")
+    receiver_init = inspect.getsource(RTCRtpReceiver.__init__)
+    if "self.__jitter_buffer" not in receiver_init:
+        missing.append("RTCRtpReceiver.__jitter_buffer")
+    sender_init = inspect.getsource(RTCRtpSender.__init__)
+    for name in (_SENDER_STARTED, _SENDER_MID, _SENDER_EXTENSIONS, *_SENDER_COUNTERS):
+        if "self.__" + name.split("__", 1)[1] not in sender_init:
+            missing.append(f"RTCRtpSender.{name}")
+    dtls_init = inspect.getsource(RTCDtlsTransport.__init__)
+    for name in ("_tx_srtp", "_state", *_DTLS_COUNTERS):
+        attr = "self." + (name if not name.startswith("_RTC") else "__" + name.split("__", 1)[1])
+        if attr not in dtls_init:
+            missing.append(f"RTCDtlsTransport.{name}")
+    ice_source = inspect.getsource(aioice.ice.Connection)
+    for needle in ("self._nominated", "get_host_addresses("):
+        if needle not in ice_source:
+            missing.append(f"aioice.ice.Connection uses {needle}")
+    if not hasattr(aioice.ice, "get_host_addresses"):
+        missing.append("aioice.ice.get_host_addresses")
+    if not hasattr(aioice.ice.StunProtocol, "send_data"):
+        missing.append("aioice.ice.StunProtocol.send_data")
+    if missing:
+        raise HookError("aiortc/aioice internals changed; missing: " + ", ".join(missing))

@@ -1,0 +1,38 @@
+"""Configuration of the SFU, owned by the media package (signaling fills it from its config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class IceServerSpec:
+    """One STUN/TURN server handed to peers; `urls` like `turn:host:3478?transport=udp`."""
+
+    urls: tuple[str, ...]
+    username: str | None = None
+    credential: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class SfuConfig:
+    #: Local addresses ICE gathers host candidates on; empty means every interface.
+    ice_host_addresses: tuple[str, ...] = ()
+    #: The explicit ICE server list the server's own peer connections use (may be empty).
+    ice_servers: tuple[IceServerSpec, ...] = ()
+    #: Packets a listener may have waiting on a slow (relayed) path before the oldest go.
+    listener_queue_packets: int = 64
+    #: Data-channel bytes queued to one peer before further messages to it are dropped.
+    max_buffered_data_bytes: int = 262_144
+    #: Data-channel messages per second one connection may send.
+    max_messages_per_second: int = 1000
+    #: Record server ingress -> egress latency of every Nth forwarded packet (0: off).
+    latency_sample_every: int = 0
+
+    def __post_init__(self) -> None:
+        if self.listener_queue_packets < 1:
+            raise ValueError("listener_queue_packets must be at least 1")
+        if self.max_messages_per_second < 1:
+            raise ValueError("max_messages_per_second must be at least 1")
+        if self.latency_sample_every < 0:
+            raise ValueError("latency_sample_every must be 0 (off) or more")

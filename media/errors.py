@@ -1,0 +1,27 @@
+"""Errors of the SFU. Signaling turns each into a clear error to the client."""
+
+from __future__ import annotations
+
+from signaling.protocol import ErrorCode
+
+
+class MediaError(Exception):
+    """Root of SFU errors; `code` is the protocol error code a client receives."""
+
+    code = ErrorCode.INTERNAL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadSdpError(MediaError):
+    code = ErrorCode.BAD_SDP
+
+
+class StationOfflineError(MediaError):
+    code = ErrorCode.STATION_OFFLINE
+
+
+class HookError(MediaError):
+    """aiortc/aioice internals the forwarder relies on are not what they were."""

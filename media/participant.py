@@ -1,0 +1,203 @@
+"""One client's peer connection with the SFU: its audio in, its audio out, its data channel."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCIceCandidate,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket
+from aiortc.sdp import candidate_from_sdp
+
+from media import aiortc_hooks
+from media.config import SfuConfig
+from media.errors import BadSdpError
+from media.forwarder import ForwardTarget
+from media.ratelimit import RateLimiter
+from signaling.protocol import CONTROL_CHANNEL_LABEL
+
+logger = logging.getLogger(__name__)
+
+
+class Role(enum.Enum):
+    AGENT = "agent"
+    OPERATOR = "operator"
+
+
+@dataclass(frozen=True)
+class ParticipantIdentity:
+    """Who is on the other end, as admission decided it."""
+
+    key: str  # unique within the room
+    role: Role
+    callsign: str
+    user_id: str | None = None
+    can_transmit: bool = False
+
+
+class SilentTrack(MediaStreamTrack):
+    """The track behind a forwarding sender: never yields a frame (the forwarder sends)."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stopped = asyncio.Event()
+
+    async def recv(self) -> None:  # type: ignore[override]
+        await self._stopped.wait()
+        raise MediaStreamError
+
+    def stop(self) -> None:
+        self._stopped.set()
+        super().stop()
+
+
+def rtc_configuration(config: SfuConfig) -> RTCConfiguration:
+    """Always an explicit server list: `None` would make aiortc use a public STUN server."""
+    return RTCConfiguration(
+        iceServers=[
+            RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+            for s in config.ice_servers
+        ]
+    )
+
+
+class Participant:
+    """A client's server-side peer connection; owns its pc, forward target and channel."""
+
+    def __init__(
+        self,
+        identity: ParticipantIdentity,
+        config: SfuConfig,
+        on_packet: Callable[[Participant, RtpPacket], None],
+        on_message: Callable[[Participant, str | bytes], None],
+        on_channel_open: Callable[[Participant], None],
+        on_gone: Callable[[Participant], None],
+    ) -> None:
+        self.identity = identity
+        self._config = config
+        self._on_packet = on_packet
+        self._on_message = on_message
+        self._on_channel_open = on_channel_open
+        self._on_gone = on_gone
+        self.pc = RTCPeerConnection(rtc_configuration(config))
+        self.channel: RTCDataChannel | None = None
+        self.target: ForwardTarget | None = None
+        self.sends_audio = False
+        self._opus_payload_type = -1
+        self.limiter = RateLimiter(config.max_messages_per_second)
+        self.last_refusal = 0.0
+        self._closed = False
+        self.pc.on("datachannel", self._datachannel)
+        self.pc.on("connectionstatechange", self._state_changed)
+
+    @property
+    def key(self) -> str:
+        return self.identity.key
+
+    async def accept_offer(self, sdp: str, clock_rate: int = 48000) -> str:
+        """Apply the client's offer and return the SFU's complete answer (all candidates)."""
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        except Exception as exc:  # aiortc raises many types for a bad SDP
+            reason = str(exc) or type(exc).__name__
+            raise BadSdpError(f"the offer could not be applied: {reason}") from exc
+        audio = [t for t in self.pc.getTransceivers() if t.kind == "audio"]
+        if len(audio) != 1:
+            raise BadSdpError(f"the offer must have exactly one audio m-line, it has {len(audio)}")
+        if any(t.kind != "audio" for t in self.pc.getTransceivers()):
+            raise BadSdpError("the offer may only have an audio m-line and the data channel")
+        transceiver = audio[0]
+        opus = [c for c in transceiver._codecs if c.mimeType.lower() == "audio/opus"]
+        if not opus:
+            raise BadSdpError("the offer's audio m-line must offer Opus")
+        self._opus_payload_type = opus[0].payloadType
+        # aiortc keeps the offer's direction from our side: "recvonly" = the client sends
+        ours = transceiver._offerDirection
+        if ours in ("sendrecv", "recvonly"):
+            self.sends_audio = True
+            aiortc_hooks.tap_receiver(transceiver.receiver, self._packet)
+        if ours in ("sendrecv", "sendonly"):
+            self.pc.addTrack(SilentTrack())
+            self.target = ForwardTarget(
+                transceiver, self._config.listener_queue_packets, clock_rate
+            )
+        try:
+            answer = await self.pc.createAnswer()
+            await self.pc.setLocalDescription(answer)
+        except Exception as exc:
+            raise BadSdpError(f"no answer could be made for the offer: {exc}") from exc
+        return self.pc.localDescription.sdp
+
+    async def add_candidate(self, candidate: str, sdp_mid: str | None, index: int | None) -> None:
+        text = candidate.removeprefix("candidate:").strip()
+        if not text:
+            return  # end-of-candidates: aiortc needs no signal for it
+        try:
+            parsed: RTCIceCandidate = candidate_from_sdp(text)
+        except (ValueError, IndexError) as exc:
+            raise BadSdpError(f"invalid ICE candidate: {exc}") from exc
+        parsed.sdpMid = sdp_mid
+        parsed.sdpMLineIndex = index
+        if sdp_mid is None and index is None:
+            parsed.sdpMLineIndex = 0
+        await self.pc.addIceCandidate(parsed)
+
+    def transceiver(self) -> RTCRtpTransceiver | None:
+        audio = [t for t in self.pc.getTransceivers() if t.kind == "audio"]
+        return audio[0] if audio else None
+
+    def send(self, data: bytes) -> bool:
+        """Send a data-channel message; False when the channel is closed or backed up."""
+        channel = self.channel
+        if channel is None or channel.readyState != "open":
+            return False
+        if channel.bufferedAmount > self._config.max_buffered_data_bytes:
+            logger.warning("data channel to %s backed up; message dropped", self.key)
+            return False
+        channel.send(data.decode())
+        return True
+
+    def _packet(self, packet: RtpPacket) -> None:
+        if packet.payload_type == self._opus_payload_type:  # only Opus is ever forwarded
+            self._on_packet(self, packet)
+
+    def _datachannel(self, channel: RTCDataChannel) -> None:
+        if channel.label != CONTROL_CHANNEL_LABEL or self.channel is not None:
+            logger.info("closing unexpected data channel %r from %s", channel.label, self.key)
+            channel.close()
+            return
+        self.channel = channel
+        channel.on("message", lambda message: self._on_message(self, message))
+        if channel.readyState == "open":
+            self._on_channel_open(self)
+        else:
+            channel.on("open", lambda: self._on_channel_open(self))
+
+    async def _state_changed(self) -> None:
+        state = self.pc.connectionState
+        logger.debug("peer connection of %s is %s", self.key, state)
+        if state in ("failed", "closed") and not self._closed:
+            self._on_gone(self)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.target is not None:
+            self.target.close()
+        await self.pc.close()

@@ -1,0 +1,141 @@
+"""The SFU: one room per board, participants admitted by signaling, packets forwarded."""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from dataclasses import dataclass
+
+from media import aiortc_hooks
+from media.config import SfuConfig
+from media.errors import BadSdpError, StationOfflineError
+from media.forwarder import LatencyRecorder
+from media.participant import ParticipantIdentity, Role
+from media.room import Room
+
+logger = logging.getLogger(__name__)
+
+AGENT_KEY = "agent"
+
+
+@dataclass(frozen=True)
+class SfuStats:
+    rooms: int
+    participants: int
+    packets_in: int
+    packets_forwarded: int
+    packets_dropped: int
+    invalid_messages: int
+    latency_ms_p50: float | None
+    latency_ms_p99: float | None
+    latency_samples: int
+
+
+class Sfu:
+    """Rooms by board id. Signaling decides who may join; the SFU negotiates and forwards."""
+
+    def __init__(self, config: SfuConfig) -> None:
+        self.config = config
+        self._rooms: dict[str, Room] = {}
+        self._latency = (
+            LatencyRecorder(config.latency_sample_every) if config.latency_sample_every else None
+        )
+        aiortc_hooks.check_hooks()
+        aiortc_hooks.set_host_addresses(config.ice_host_addresses)
+
+    def room(self, board_id: str) -> Room | None:
+        return self._rooms.get(board_id)
+
+    def _room(self, board_id: str) -> Room:
+        room = self._rooms.get(board_id)
+        if room is None:
+            room = self._rooms[board_id] = Room(board_id, self.config, self._latency)
+        return room
+
+    def station_online(self, board_id: str) -> bool:
+        room = self._rooms.get(board_id)
+        return room is not None and room.station_online
+
+    async def connect_agent(self, board_id: str, name: str, offer_sdp: str) -> str:
+        """Negotiate the board agent's peer connection; returns the SDP answer."""
+        identity = ParticipantIdentity(key=AGENT_KEY, role=Role.AGENT, callsign=name)
+        return await self._connect(board_id, identity, offer_sdp)
+
+    async def connect_operator(
+        self, board_id: str, identity: ParticipantIdentity, offer_sdp: str
+    ) -> str:
+        """Negotiate an operator's peer connection with a board's room; returns the answer."""
+        if not self.station_online(board_id):
+            raise StationOfflineError("the station is offline")
+        return await self._connect(board_id, identity, offer_sdp)
+
+    async def _connect(self, board_id: str, identity: ParticipantIdentity, offer_sdp: str) -> str:
+        room = self._room(board_id)
+        participant = room.new_participant(identity)
+        try:
+            answer = await participant.accept_offer(offer_sdp)
+        except BadSdpError:
+            await participant.close()
+            self._forget_if_empty(room)
+            raise
+        await room.admit(participant)
+        logger.info("%s %s joined board %s", identity.role.value, identity.callsign, board_id)
+        return answer
+
+    async def add_candidate(
+        self, board_id: str, key: str, candidate: str, sdp_mid: str | None, index: int | None
+    ) -> bool:
+        """Apply a trickled candidate to that one participant's connection; False if none."""
+        room = self._rooms.get(board_id)
+        participant = None
+        if room is not None:
+            participant = room.agent if key == AGENT_KEY else room.operators.get(key)
+        if participant is None:
+            return False
+        await participant.add_candidate(candidate, sdp_mid, index)
+        return True
+
+    async def disconnect(self, board_id: str, key: str) -> None:
+        room = self._rooms.get(board_id)
+        if room is None:
+            return
+        await room.remove(key)
+        self._forget_if_empty(room)
+
+    def _forget_if_empty(self, room: Room) -> None:
+        if room.empty and self._rooms.get(room.board_id) is room:
+            del self._rooms[room.board_id]
+
+    async def close(self) -> None:
+        for room in list(self._rooms.values()):
+            await room.close()
+        self._rooms.clear()
+
+    def reset_latency(self) -> None:
+        if self._latency is not None:
+            self._latency.clear()
+
+    def stats(self) -> SfuStats:
+        rooms = list(self._rooms.values())
+        forwarded = dropped = 0
+        for room in rooms:
+            for fanout in (room.rx, room.tx):
+                for target in fanout.targets:
+                    forwarded += target.packets_sent
+                    dropped += target.dropped
+        samples = sorted(self._latency.samples) if self._latency else []
+        p50 = p99 = None
+        if len(samples) >= 2:
+            cuts = statistics.quantiles(samples, n=100, method="inclusive")
+            p50, p99 = cuts[49] * 1000, cuts[98] * 1000
+        return SfuStats(
+            rooms=len(rooms),
+            participants=sum(len(r.operators) + (r.agent is not None) for r in rooms),
+            packets_in=sum(r.rx.packets_in + r.tx.packets_in for r in rooms),
+            packets_forwarded=forwarded,
+            packets_dropped=dropped,
+            invalid_messages=sum(r.invalid_messages for r in rooms),
+            latency_ms_p50=p50,
+            latency_ms_p99=p99,
+            latency_samples=len(samples),
+        )

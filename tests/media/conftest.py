@@ -1,0 +1,19 @@
+"""Fixtures for SFU tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from media import aiortc_hooks
+from media.config import SfuConfig
+from media.sfu import Sfu
+
+
+@pytest.fixture
+async def sfu() -> AsyncIterator[Sfu]:
+    server = Sfu(SfuConfig(ice_host_addresses=("127.0.0.1",), latency_sample_every=1))
+    yield server
+    await server.close()
+    aiortc_hooks.set_host_addresses(())

@@ -1,0 +1,137 @@
+"""The SFU forwards the publisher's Opus packets unchanged to every listener, and back."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import numpy as np
+from aiortc.rtp import RtpPacket
+
+from media import aiortc_hooks
+from media.participant import ParticipantIdentity, Role
+from media.sfu import Sfu
+from signaling import protocol
+from tests.media.peers import TonePacketTrack, apply_answer, offer_sdp, peer, wait_for
+
+BOARD = "0e8f5b8a-1b0c-4c3e-9d7e-2f1a3b4c5d6e"
+
+
+def operator(key: str, can_transmit: bool = False) -> ParticipantIdentity:
+    return ParticipantIdentity(
+        key=key, role=Role.OPERATOR, callsign=key.upper(), user_id=key, can_transmit=can_transmit
+    )
+
+
+async def test_rx_packets_reach_every_listener_byte_identical(sfu: Sfu) -> None:
+    track = TonePacketTrack()
+    agent = peer()
+    agent.addTransceiver(track, direction="sendrecv")
+    agent.createDataChannel("control")
+    await apply_answer(agent, await sfu.connect_agent(BOARD, "Station", await offer_sdp(agent)))
+
+    listeners = []
+    captured: list[list[RtpPacket]] = []
+    for i in range(3):
+        pc = peer()
+        pc.addTransceiver("audio", direction="recvonly")
+        pc.createDataChannel("control")
+        answer = await sfu.connect_operator(BOARD, operator(f"op{i}"), await offer_sdp(pc))
+        await apply_answer(pc, answer)
+        packets: list[RtpPacket] = []
+        aiortc_hooks.tap_receiver(pc.getTransceivers()[0].receiver, packets.append)
+        listeners.append(pc)
+        captured.append(packets)
+
+    assert await wait_for(lambda: all(len(p) >= 50 for p in captured), seconds=15)
+    sent = set(track.sent)
+    for packets in captured:
+        payloads = [p.payload for p in packets]
+        assert all(payload in sent for payload in payloads), "a payload was altered"
+        seqs = [p.sequence_number for p in packets]
+        assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
+        stamps = [p.timestamp for p in packets]
+        assert all((b - a) & 0xFFFFFFFF == 960 for a, b in itertools.pairwise(stamps))
+    assert len({p[0].ssrc for p in captured}) == 3, "each listener has its own SSRC"
+    stats = sfu.stats()
+    assert stats.packets_forwarded >= 150
+    assert stats.latency_ms_p99 is not None
+
+    for pc in [agent, *listeners]:
+        await pc.close()
+
+
+async def test_listener_decodes_the_tone(sfu: Sfu) -> None:
+    track = TonePacketTrack(frequency=1000.0)
+    agent = peer()
+    agent.addTransceiver(track, direction="sendrecv")
+    await apply_answer(agent, await sfu.connect_agent(BOARD, "Station", await offer_sdp(agent)))
+
+    listener = peer()
+    listener.addTransceiver("audio", direction="recvonly")
+    await apply_answer(
+        listener, await sfu.connect_operator(BOARD, operator("op"), await offer_sdp(listener))
+    )
+    remote = listener.getTransceivers()[0].receiver.track
+    chunks = []
+    for _ in range(100):  # 2 s of audio
+        frame = await asyncio.wait_for(remote.recv(), timeout=5)
+        chunks.append(frame.to_ndarray().reshape(-1, len(frame.layout.channels))[:, 0])
+    pcm = np.concatenate(chunks[25:]).astype(np.float64)  # skip the start-up
+    rms = float(np.sqrt(np.mean(pcm**2)))
+    spectrum = np.abs(np.fft.rfft(pcm))
+    peak_hz = float(np.argmax(spectrum) * 48000 / len(pcm))
+    assert rms > 1000, f"no audio energy (rms {rms:.0f})"
+    assert abs(peak_hz - 1000.0) < 20, f"tone at {peak_hz:.0f} Hz"
+    await agent.close()
+    await listener.close()
+
+
+async def test_tx_audio_only_from_the_floor_holder(sfu: Sfu) -> None:
+    agent = peer()
+    agent_tx = TonePacketTrack()
+    agent.addTransceiver(agent_tx, direction="sendrecv")
+    agent_channel = agent.createDataChannel("control")
+    agent_messages: list[str] = []
+    agent_channel.on("message", agent_messages.append)
+    await apply_answer(agent, await sfu.connect_agent(BOARD, "Station", await offer_sdp(agent)))
+    to_agent: list[RtpPacket] = []
+    aiortc_hooks.tap_receiver(agent.getTransceivers()[0].receiver, to_agent.append)
+
+    ops = {}
+    for name, tone in (("alice", 600.0), ("bob", 750.0)):  # distinct tones: distinct payloads
+        pc = peer()
+        mic = TonePacketTrack(frequency=tone)
+        pc.addTransceiver(mic, direction="sendrecv")
+        channel = pc.createDataChannel("control")
+        inbox: list[str] = []
+        channel.on("message", inbox.append)
+        answer = await sfu.connect_operator(BOARD, operator(name, True), await offer_sdp(pc))
+        await apply_answer(pc, answer)
+        ops[name] = (pc, mic, channel, inbox)
+
+    assert await wait_for(lambda: all(o[2].readyState == "open" for o in ops.values()))
+    await asyncio.sleep(1.0)
+    assert to_agent == [], "audio reached the station without anyone holding the floor"
+
+    _, alice_mic, alice_channel, _ = ops["alice"]
+    _, bob_mic, bob_channel, bob_inbox = ops["bob"]
+    alice_channel.send(protocol.encode(protocol.Ptt(state=True)).decode())
+    assert await wait_for(lambda: len(to_agent) >= 25)
+    bob_channel.send(protocol.encode(protocol.Ptt(state=True)).decode())
+    assert await wait_for(lambda: any("floor_busy" in m for m in bob_inbox))
+    payloads = {p.payload for p in to_agent}
+    assert payloads <= set(alice_mic.sent)
+    assert not payloads & set(bob_mic.sent), "audio from a non-holder reached the station"
+    assert any('"ptt","state":true' in m for m in agent_messages)
+
+    alice_channel.send(protocol.encode(protocol.Ptt(state=False)).decode())
+    assert await wait_for(lambda: any('"ptt","state":false' in m for m in agent_messages))
+    await asyncio.sleep(0.2)
+    count = len(to_agent)
+    await asyncio.sleep(0.5)
+    assert len(to_agent) == count, "audio kept flowing after the floor was released"
+
+    for pc, *_ in ops.values():
+        await pc.close()
+    await agent.close()
