@@ -1,0 +1,313 @@
+"""`radiocore bench sfu`: one publishing station, N listeners, the real server, all on loopback.
+
+Processes: the server (`radiocore serve`, its CPU measured with psutil), one publisher (the
+board agent's own Opus track: a tone encoded once, sent through the `/agent` namespace) and the
+listeners spread over `--listener-processes` processes. Listeners never decode: they tap RTP
+after SRTP decryption and keep a digest of every payload, so the result says whether payloads
+arrived byte-identical. Latency is the server's own ingress -> egress time of every forwarded
+packet (after decryption -> handed to the socket), sampled in the server.
+
+Prints one JSON object. Figures are for comparing designs on one machine in one run, not
+absolute: these machines are shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import hashlib
+import json
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+BENCH_EMAIL = "bench@radiocore.local"
+BENCH_PASSWORD = "bench-password"
+SETTLE_S = 2.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _digest(payload: bytes) -> bytes:
+    return hashlib.blake2b(payload, digest_size=8).digest()
+
+
+async def _seed(data_dir: Path) -> tuple[str, str]:
+    from signaling.auth import hash_board_secret, hash_password_async, new_board_secret
+    from signaling.store import SqliteStore
+
+    async with SqliteStore(data_dir / "radiocore.sqlite3") as store:
+        user = await store.create_user(
+            BENCH_EMAIL, await hash_password_async(BENCH_PASSWORD), "BENCH"
+        )
+        secret = new_board_secret()
+        board = await store.create_board(user.id, "Bench station", hash_board_secret(secret))
+    return board.id, secret
+
+
+def _use_loopback_ice() -> None:
+    from media.aiortc_hooks import set_host_addresses
+
+    set_host_addresses(["127.0.0.1"])
+
+
+# -- publisher process --------------------------------------------------------------------------
+
+
+def _publisher(url: str, board_id: str, secret: str, pipe: Connection) -> None:
+    asyncio.run(_publish(url, board_id, secret, pipe))
+
+
+async def _publish(url: str, board_id: str, secret: str, pipe: Connection) -> None:
+    import socketio
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+    from board_agent.audio_source import ToneSource
+    from board_agent.opus_track import OpusPacketTrack
+
+    _use_loopback_ice()
+    sent: list[tuple[float, bytes]] = []
+
+    class RecordingTrack(OpusPacketTrack):
+        async def recv(self) -> Any:
+            packet = await super().recv()
+            sent.append((time.time(), _digest(bytes(packet))))
+            return packet
+
+    sio = socketio.AsyncClient(reconnection=False)
+    await sio.connect(
+        url,
+        namespaces=["/agent"],
+        auth={"board_id": board_id, "secret": secret},
+        transports=["websocket"],
+    )
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver(RecordingTrack(ToneSource(frequency_hz=1000)), direction="sendrecv")
+    pc.createDataChannel("control")
+    await pc.setLocalDescription(await pc.createOffer())
+    reply = await sio.call(
+        "offer", {"type": "offer", "sdp": pc.localDescription.sdp}, namespace="/agent"
+    )
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
+    pipe.send("ready")
+    await asyncio.to_thread(pipe.recv)  # "stop"
+    pipe.send(sent)
+    await pc.close()
+    await sio.disconnect()
+
+
+# -- listener processes -------------------------------------------------------------------------
+
+
+def _listeners(url: str, token: str, board_id: str, count: int, pipe: Connection) -> None:
+    asyncio.run(_listen(url, token, board_id, count, pipe))
+
+
+async def _listen(url: str, token: str, board_id: str, count: int, pipe: Connection) -> None:
+    import socketio
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from aiortc.rtp import RtpPacket
+
+    from media.aiortc_hooks import tap_receiver
+
+    _use_loopback_ice()
+    received: list[list[tuple[float, bytes]]] = []
+    peers: list[tuple[Any, Any]] = []
+
+    async def one() -> None:
+        log: list[tuple[float, bytes]] = []
+        received.append(log)
+        sio = socketio.AsyncClient(reconnection=False)
+        await sio.connect(
+            url, namespaces=["/operator"], auth={"token": token}, transports=["websocket"]
+        )
+        joined = await sio.call("join", {"board_id": board_id}, namespace="/operator")
+        if not joined.get("ok"):
+            raise RuntimeError(f"join refused: {joined}")
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.addTransceiver("audio", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        reply = await sio.call(
+            "offer",
+            {"board_id": board_id, "type": "offer", "sdp": pc.localDescription.sdp},
+            namespace="/operator",
+            timeout=30,
+        )
+        if not reply.get("ok"):
+            raise RuntimeError(f"offer refused: {reply}")
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
+
+        def record(packet: RtpPacket) -> None:
+            log.append((time.time(), _digest(packet.payload)))
+
+        tap_receiver(pc.getTransceivers()[0].receiver, record)
+        peers.append((pc, sio))
+
+    for start in range(0, count, 10):
+        await asyncio.gather(*(one() for _ in range(min(10, count - start))))
+    pipe.send("ready")
+    await asyncio.to_thread(pipe.recv)  # "stop"
+    pipe.send(received)
+    for pc, sio in peers:
+        await pc.close()
+        await sio.disconnect()
+
+
+# -- driver -------------------------------------------------------------------------------------
+
+
+def _login(url: str) -> str:
+    request = urllib.request.Request(
+        url + "api/auth/login",
+        data=json.dumps({"email": BENCH_EMAIL, "password": BENCH_PASSWORD}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return str(json.load(response)["token"])
+
+
+def _sfu_stats(url: str, reset: bool = False) -> dict[str, Any]:
+    with urllib.request.urlopen(
+        url + "api/internal/sfu" + ("?reset=1" if reset else ""), timeout=10
+    ) as response:
+        result: dict[str, Any] = json.load(response)
+        return result
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes], seconds: float = 30.0) -> None:
+    for _ in range(int(seconds / 0.1)):
+        if process.poll() is not None:
+            raise RuntimeError("the server exited during start-up")
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(url + "health", timeout=1).close()
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the server did not answer in time")
+
+
+def run_sfu_bench(args: argparse.Namespace) -> int:
+    import psutil
+
+    listeners: int = args.listeners
+    processes = max(1, min(args.listener_processes, listeners))
+    with tempfile.TemporaryDirectory(prefix="radiocore-bench-") as tmp:
+        data_dir = Path(tmp)
+        board_id, secret = asyncio.run(_seed(data_dir))
+        port = _free_port()
+        config = data_dir / "server.toml"
+        config.write_text(
+            f'host = "127.0.0.1"\nport = {port}\ndata_dir = "{data_dir}"\n'
+            f'secret = "{os.urandom(32).hex()}"\nlog_level = "WARNING"\n'
+            'media_latency_sample_every = 1\n[ice]\nhost_addresses = ["127.0.0.1"]\n'
+        )
+        url = f"http://127.0.0.1:{port}/"
+        server = subprocess.Popen(
+            [sys.executable, "-m", "signaling.cli", "serve", "--config", str(config)]
+        )
+        ctx = multiprocessing.get_context("spawn")
+        children: list[Any] = []
+        try:
+            _wait_http(url, server)
+            token = _login(url)
+            pub_pipe, pub_child = ctx.Pipe()
+            publisher = ctx.Process(target=_publisher, args=(url, board_id, secret, pub_child))
+            publisher.start()
+            children.append(publisher)
+            if not pub_pipe.poll(60):
+                raise RuntimeError("the publisher did not connect")
+            pub_pipe.recv()
+            pipes = []
+            base, extra = divmod(listeners, processes)
+            shares = [base + (i < extra) for i in range(processes)]
+            for share in shares:
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(target=_listeners, args=(url, token, board_id, share, child))
+                proc.start()
+                children.append(proc)
+                pipes.append(parent)
+            for pipe in pipes:
+                if not pipe.poll(120 + listeners):
+                    raise RuntimeError("listeners did not connect in time")
+                pipe.recv()
+            time.sleep(SETTLE_S)
+            server_proc = psutil.Process(server.pid)
+            _sfu_stats(url, reset=True)
+            stats_before = _sfu_stats(url)
+            cpu_before = server_proc.cpu_times()
+            window_start = time.time()
+            time.sleep(args.seconds)
+            window_end = time.time()
+            cpu_after = server_proc.cpu_times()
+            stats_after = _sfu_stats(url)
+            rss_mb = server_proc.memory_info().rss / 2**20
+            for pipe in [pub_pipe, *pipes]:
+                pipe.send("stop")
+            sent: list[tuple[float, bytes]] = pub_pipe.recv()
+            received: list[list[tuple[float, bytes]]] = []
+            for pipe in pipes:
+                received.extend(pipe.recv())
+        finally:
+            for child_proc in children:
+                child_proc.join(timeout=20)
+                if child_proc.is_alive():
+                    child_proc.kill()
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+    # a packet counts when the publisher sent it inside the window, leaving 0.5 s at the end
+    # for it to arrive
+    window = collections.Counter(d for t, d in sent if window_start <= t <= window_end - 0.5)
+    all_sent = {d for _, d in sent}
+    expected = sum(window.values())
+    worst = 100.0
+    identical = True
+    for log in received:
+        got = collections.Counter(d for t, d in log if window_start <= t <= window_end + 0.5)
+        matched = sum(min(count, got[d]) for d, count in window.items())
+        worst = min(worst, 100.0 * matched / expected if expected else 0.0)
+        identical = identical and all(d in all_sent for _, d in log)
+    forwarded = stats_after["packets_forwarded"] - stats_before["packets_forwarded"]
+    cpu_s = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+    result = {
+        "listeners": listeners,
+        "seconds": args.seconds,
+        "packets_sent": expected,
+        "packets_received_min_pct": round(worst, 2),
+        "payload_identical": identical and bool(received),
+        "packets_forwarded": forwarded,
+        "server_cpu_us_per_forwarded_packet": round(cpu_s / forwarded * 1e6, 2)
+        if forwarded
+        else None,
+        "server_cpu_pct": round(100.0 * cpu_s / (window_end - window_start), 1),
+        "added_latency_ms_p50": _round(stats_after["latency_ms_p50"]),
+        "added_latency_ms_p99": _round(stats_after["latency_ms_p99"]),
+        "latency_samples": stats_after["latency_samples"],
+        "server_rss_mb": round(rss_mb, 1),
+        "packets_dropped": stats_after["packets_dropped"],
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+def _round(value: float | None) -> float | None:
+    return round(value, 3) if value is not None else None

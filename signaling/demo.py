@@ -1,0 +1,152 @@
+"""`radiocore demo`: the server on its embedded defaults plus a simulated station.
+
+Seeds a demo account and board (once per data directory), starts the server, starts a board
+agent process with a simulated receiver (a tone) and rig, waits until the station is online and
+prints where to open the console. Stops both on Ctrl-C / SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from signaling import keys
+from signaling.app import create_app
+from signaling.auth import hash_board_secret, hash_password_async, new_board_secret
+from signaling.config import ServerConfig
+from signaling.store import Store, create_store
+
+logger = logging.getLogger(__name__)
+
+DEMO_EMAIL = "demo@radiocore.local"
+DEMO_PASSWORD = "radiocore-demo"
+DEMO_CALLSIGN = "DEMO"
+DEMO_BOARD_NAME = "Demo station"
+AGENT_START_TIMEOUT_S = 60.0
+READY_PREFIX = "RADIOCORE_DEMO_READY"
+
+
+@dataclass(frozen=True)
+class DemoBoard:
+    board_id: str
+    secret: str
+
+
+async def seed(store: Store, data_dir: Path) -> DemoBoard:
+    """The demo account and board, created on first use; the board secret kept in a 0600 file."""
+    user = await store.get_user_by_email(DEMO_EMAIL)
+    if user is None:
+        user = await store.create_user(
+            DEMO_EMAIL, await hash_password_async(DEMO_PASSWORD), DEMO_CALLSIGN
+        )
+    secret_file = data_dir / "demo-board.json"
+    if secret_file.exists():
+        saved = json.loads(secret_file.read_text())
+        if await store.get_board(saved["board_id"]) is not None:
+            return DemoBoard(saved["board_id"], saved["secret"])
+    secret = new_board_secret()
+    board = await store.create_board(user.id, DEMO_BOARD_NAME, hash_board_secret(secret))
+    descriptor = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump({"board_id": board.id, "secret": secret}, handle)
+    return DemoBoard(board.id, secret)
+
+
+def _agent_command(config: ServerConfig, url: str, board: DemoBoard, source: str) -> list[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "board_agent",
+        "--server",
+        url,
+        "--board-id",
+        board.board_id,
+        "--audio-source",
+        source,
+        "--log-level",
+        config.log_level,
+    ]
+    for address in config.ice.host_addresses:
+        command += ["--ice-host-address", address]
+    return command
+
+
+async def _demo(args: argparse.Namespace, config: ServerConfig) -> int:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    async with create_store(config.database_url, config.data_dir) as store:
+        board = await seed(store, config.data_dir)
+
+    app = create_app(config)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port)
+    await site.start()
+    port = runner.addresses[0][1]
+    public_host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
+    url = f"http://{public_host}:{port}/"
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    env = dict(os.environ, RADIOCORE_AGENT_SECRET=board.secret)
+    agent = await asyncio.create_subprocess_exec(
+        *_agent_command(config, url, board, args.audio_source), env=env
+    )
+    try:
+        sfu = app[keys.SFU]  # online = its peer connection is in the room, not just signaling
+        for _ in range(int(AGENT_START_TIMEOUT_S / 0.1)):
+            if sfu.station_online(board.board_id) or agent.returncode is not None or stop.is_set():
+                break
+            await asyncio.sleep(0.1)
+        if not sfu.station_online(board.board_id):
+            print("radiocore demo: the simulated station did not come online", file=sys.stderr)
+            return 1
+        print(
+            f"\nRadioCore demo is running. Open {url} and log in as {DEMO_EMAIL} / "
+            f"{DEMO_PASSWORD}.\nThe simulated station '{DEMO_BOARD_NAME}' is online. "
+            "Press Ctrl-C to stop.\n",
+            flush=True,
+        )
+        ready = {
+            "url": url,
+            "email": DEMO_EMAIL,
+            "password": DEMO_PASSWORD,
+            "board_id": board.board_id,
+            "board_name": DEMO_BOARD_NAME,
+        }
+        print(f"{READY_PREFIX} {json.dumps(ready)}", flush=True)
+        while not stop.is_set() and agent.returncode is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+        if agent.returncode is not None and not stop.is_set():
+            print("radiocore demo: the station agent exited", file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        if agent.returncode is None:
+            agent.terminate()
+            try:
+                await asyncio.wait_for(agent.wait(), 10)
+            except TimeoutError:
+                agent.kill()
+                await agent.wait()
+        await runner.cleanup()
+
+
+def run_demo(args: argparse.Namespace, config: ServerConfig) -> int:
+    from signaling.cli import configure_logging
+
+    configure_logging(config.log_level)
+    return asyncio.run(_demo(args, config))

@@ -1,0 +1,17 @@
+"""Typed keys of the aiohttp application's shared resources, in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from media.sfu import Sfu
+from signaling.auth import JwtAuthority
+from signaling.config import ServerConfig
+from signaling.stations import StationService
+from signaling.store import Store
+
+CONFIG = web.AppKey("config", ServerConfig)
+STORE = web.AppKey("store", Store)
+SFU = web.AppKey("sfu", Sfu)
+AUTHORITY = web.AppKey("authority", JwtAuthority)
+STATIONS = web.AppKey("stations", StationService)

@@ -1,0 +1,201 @@
+"""Socket.IO namespaces: thin. Each event is parsed strictly, handed to the station service,
+and answered with an ack (`{"ok": true, ...}` or `{"ok": false, "error": {...}}`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import socketio
+
+from media.errors import MediaError
+from signaling import protocol
+from signaling.auth import JwtAuthority, OperatorIdentity
+from signaling.errors import SignalingError
+from signaling.protocol import ErrorCode, ProtocolError
+from signaling.stations import AgentSession, NotJoinedError, StationService
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[str, Any], Awaitable[msgspec.Struct | None]]
+
+
+class StrictNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
+    """Dispatches events from a table of (payload type, handler); refuses anything else."""
+
+    events: dict[str, tuple[type[msgspec.Struct], Handler]]
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        if event in ("connect", "disconnect"):
+            return await super().trigger_event(event, *args)
+        sid = args[0]
+        entry = self.events.get(event)
+        if entry is None:
+            message = f"unknown event {event[:64]!r}"
+            await self.emit(
+                "error", {"code": ErrorCode.UNKNOWN_EVENT.value, "message": message}, to=sid
+            )
+            return protocol.failure(ErrorCode.UNKNOWN_EVENT, message)
+        payload_type, handler = entry
+        if len(args) > 2:
+            return protocol.failure(ErrorCode.BAD_REQUEST, "an event takes one JSON object")
+        raw = args[1] if len(args) == 2 else {}
+        try:
+            payload = protocol.decode_payload(payload_type, raw)
+            reply = await handler(sid, payload)
+        except (ProtocolError, MediaError) as exc:
+            logger.info("%s %s refused: %s", self.namespace, event, exc.message)
+            return protocol.failure(exc.code, exc.message)
+        except SignalingError as exc:
+            logger.info("%s %s refused: %s", self.namespace, event, exc.message)
+            return exc.to_ack()
+        except Exception:
+            logger.exception("%s %s failed", self.namespace, event)
+            return protocol.failure(ErrorCode.INTERNAL, "the server failed; nothing was changed")
+        return protocol.ok(reply)
+
+
+def refuse(code: ErrorCode, message: str) -> socketio.exceptions.ConnectionRefusedError:
+    return socketio.exceptions.ConnectionRefusedError({"code": code.value, "message": message})
+
+
+class Empty(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Payload of events that take no fields."""
+
+
+class AgentNamespace(StrictNamespace):
+    """`/agent`: one connection per board agent, authenticated by the board secret."""
+
+    def __init__(self, service: StationService, operators: OperatorNamespace) -> None:
+        super().__init__(protocol.AGENT_NAMESPACE)
+        self._service = service
+        self._operators = operators
+        self._sessions: dict[str, AgentSession] = {}
+        self.events = {
+            "hello": (Empty, self._hello),
+            "offer": (protocol.AgentOffer, self._offer),
+            "ice_candidate": (protocol.AgentCandidate, self._candidate),
+        }
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: object = None) -> None:
+        try:
+            credentials = protocol.decode_payload(protocol.AgentAuth, auth)
+            session = await self._service.authenticate_agent(credentials)
+        except (ProtocolError, SignalingError) as exc:
+            logger.warning("board agent refused: %s", exc.message)
+            raise refuse(ErrorCode.UNAUTHORIZED, exc.message) from None
+        self._sessions[sid] = session
+        replaced = await self._service.agent_online(session, sid)
+        if replaced is not None:
+            logger.info("board %s reconnected; dropping its previous connection", session.board_id)
+            self._sessions.pop(replaced, None)
+            await self.disconnect(replaced)
+        logger.info("board agent for %s (%s) connected", session.board_id, session.name)
+        await self._operators.announce(session.board_id, online=True)
+
+    async def on_disconnect(self, sid: str, reason: object = None) -> None:
+        session = self._sessions.pop(sid, None)
+        if session is not None and await self._service.agent_offline(session, sid):
+            logger.info("board agent for %s disconnected", session.board_id)
+            await self._operators.announce(session.board_id, online=False)
+
+    def _session(self, sid: str) -> AgentSession:
+        session = self._sessions.get(sid)
+        if session is None:
+            raise ProtocolError(ErrorCode.UNAUTHORIZED, "not connected as a board agent")
+        return session
+
+    async def _hello(self, sid: str, _: Empty) -> protocol.AgentWelcome:
+        session = self._session(sid)
+        return protocol.AgentWelcome(
+            board_id=session.board_id, name=session.name, ice_servers=self._service.ice_servers()
+        )
+
+    async def _offer(self, sid: str, offer: protocol.AgentOffer) -> protocol.Answer:
+        sdp = await self._service.agent_offer(self._session(sid), offer)
+        return protocol.Answer(type="answer", sdp=sdp)
+
+    async def _candidate(self, sid: str, msg: protocol.AgentCandidate) -> None:
+        await self._service.agent_candidate(self._session(sid), msg)
+
+
+class OperatorNamespace(StrictNamespace):
+    """`/operator`: browsers and operator programs, authenticated by JWT."""
+
+    def __init__(self, service: StationService, authority: JwtAuthority) -> None:
+        super().__init__(protocol.OPERATOR_NAMESPACE)
+        self._service = service
+        self._authority = authority
+        self._identities: dict[str, OperatorIdentity] = {}
+        self._joined: dict[str, set[str]] = {}
+        self.events = {
+            "list_boards": (Empty, self._list_boards),
+            "join": (protocol.JoinRequest, self._join),
+            "offer": (protocol.OperatorOffer, self._offer),
+            "ice_candidate": (protocol.OperatorCandidate, self._candidate),
+            "leave": (protocol.LeaveRequest, self._leave),
+        }
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: object = None) -> None:
+        try:
+            credentials = protocol.decode_payload(protocol.OperatorAuth, auth)
+            identity = self._authority.verify(credentials.token)
+        except (ProtocolError, SignalingError) as exc:
+            logger.info("operator refused: %s", exc.message)
+            raise refuse(ErrorCode.UNAUTHORIZED, exc.message) from None
+        self._identities[sid] = identity
+        self._joined[sid] = set()
+        await self.enter_room(sid, _user_room(identity.user_id))
+        logger.info("operator %s connected", identity.callsign)
+
+    async def on_disconnect(self, sid: str, reason: object = None) -> None:
+        self._identities.pop(sid, None)
+        for board_id in self._joined.pop(sid, set()):
+            await self._service.leave(sid, board_id)
+
+    async def announce(self, board_id: str, *, online: bool) -> None:
+        """Tell every connected operator who may use the board that it went on/offline."""
+        presence = protocol.to_builtins(protocol.Presence(board_id=board_id, online=online))
+        for user_id in await self._service.audience_of(board_id):
+            await self.emit("presence", presence, room=_user_room(user_id))
+
+    def _identity(self, sid: str) -> OperatorIdentity:
+        identity = self._identities.get(sid)
+        if identity is None:
+            raise ProtocolError(ErrorCode.UNAUTHORIZED, "not connected as an operator")
+        return identity
+
+    def _require_joined(self, sid: str, board_id: str) -> None:
+        if board_id not in self._joined.get(sid, set()):
+            raise NotJoinedError()
+
+    async def _list_boards(self, sid: str, _: Empty) -> protocol.BoardListReply:
+        return protocol.BoardListReply(boards=await self._service.boards_for(self._identity(sid)))
+
+    async def _join(self, sid: str, request: protocol.JoinRequest) -> protocol.JoinReply:
+        reply = await self._service.join(self._identity(sid), request.board_id)
+        self._joined[sid].add(request.board_id)
+        return reply
+
+    async def _offer(self, sid: str, offer: protocol.OperatorOffer) -> protocol.Answer:
+        identity = self._identity(sid)
+        self._require_joined(sid, offer.board_id)
+        sdp = await self._service.operator_offer(identity, sid, offer)
+        return protocol.Answer(type="answer", sdp=sdp)
+
+    async def _candidate(self, sid: str, msg: protocol.OperatorCandidate) -> None:
+        self._identity(sid)
+        self._require_joined(sid, msg.board_id)
+        await self._service.operator_candidate(sid, msg)
+
+    async def _leave(self, sid: str, request: protocol.LeaveRequest) -> None:
+        self._identity(sid)
+        self._joined[sid].discard(request.board_id)
+        await self._service.leave(sid, request.board_id)
+
+
+def _user_room(user_id: str) -> str:
+    return f"user:{user_id}"

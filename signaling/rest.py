@@ -1,0 +1,90 @@
+"""The REST API of this version: login, health, SFU figures, and the console's static files."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import msgspec
+from aiohttp import web
+
+from signaling import keys
+from signaling.auth import OperatorIdentity, verify_password_async
+from signaling.errors import AuthError, BadRequestError, SignalingError
+
+logger = logging.getLogger(__name__)
+
+MAX_JSON_BODY_BYTES = 16_384
+
+
+class LoginRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    email: str = msgspec.field()
+    password: str = msgspec.field()
+
+
+def error_response(exc: SignalingError) -> web.Response:
+    return web.json_response(
+        {"error": {"code": exc.code.value, "message": exc.message}}, status=exc.http_status
+    )
+
+
+async def _json_body(request: web.Request, body_type: type[LoginRequest]) -> LoginRequest:
+    if request.content_length is not None and request.content_length > MAX_JSON_BODY_BYTES:
+        raise BadRequestError("request body too large")
+    raw = await request.content.read(MAX_JSON_BODY_BYTES + 1)
+    if len(raw) > MAX_JSON_BODY_BYTES:
+        raise BadRequestError("request body too large")
+    try:
+        return msgspec.json.decode(raw, type=body_type)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise BadRequestError(f"invalid request body: {exc}") from None
+
+
+async def login(request: web.Request) -> web.Response:
+    try:
+        body = await _json_body(request, LoginRequest)
+        store = request.app[keys.STORE]
+        user = await store.get_user_by_email(body.email)
+        # verify against a hash even for an unknown user: no timing oracle for emails
+        stored = user.password_hash if user is not None else None
+        if not await verify_password_async(body.password, stored) or user is None:
+            raise AuthError("wrong email or password")
+    except SignalingError as exc:
+        return error_response(exc)
+    authority = request.app[keys.AUTHORITY]
+    token = authority.issue(OperatorIdentity(user_id=user.id, callsign=user.callsign))
+    logger.info("operator %s logged in", user.callsign)
+    return web.json_response(
+        {"token": token, "expires_in": authority.ttl_s, "callsign": user.callsign}
+    )
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def sfu_stats(request: web.Request) -> web.Response:
+    """SFU counters and sampled forwarding latency (for `radiocore bench`); loopback only."""
+    if request.remote not in ("127.0.0.1", "::1"):
+        raise web.HTTPForbidden()
+    if request.query.get("reset") == "1":
+        request.app[keys.SFU].reset_latency()
+    return web.json_response(dataclasses.asdict(request.app[keys.SFU].stats()))
+
+
+def add_routes(app: web.Application, web_root: Path) -> None:
+    index = web_root / "index.html"
+
+    async def console(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+    app.router.add_routes(
+        [
+            web.post("/api/auth/login", login),
+            web.get("/health", health),
+            web.get("/api/internal/sfu", sfu_stats),
+            web.get("/", console),
+        ]
+    )
+    app.router.add_static("/static/", web_root, follow_symlinks=False)

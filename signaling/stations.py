@@ -1,0 +1,143 @@
+"""The station service: who may connect as a board, who may use which board, presence.
+
+Plain logic, no transport: the Socket.IO namespaces parse, call this, and emit.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from media.config import IceServerSpec
+from media.participant import ParticipantIdentity, Role
+from media.sfu import AGENT_KEY, Sfu
+from signaling import protocol
+from signaling.auth import OperatorIdentity, check_board_secret
+from signaling.errors import AuthError, ForbiddenError, NotFoundError, SignalingError
+from signaling.presence import Presence
+from signaling.store import Board, Store
+
+logger = logging.getLogger(__name__)
+
+
+class StationOfflineError(SignalingError):
+    code = protocol.ErrorCode.STATION_OFFLINE
+    http_status = 409
+    default_message = "the station is offline"
+
+
+class NotJoinedError(SignalingError):
+    code = protocol.ErrorCode.NOT_JOINED
+    http_status = 409
+    default_message = "join the board first"
+
+
+@dataclass(frozen=True)
+class AgentSession:
+    board_id: str
+    owner_id: str
+    name: str
+
+
+class StationService:
+    def __init__(
+        self, store: Store, sfu: Sfu, presence: Presence, ice_servers: tuple[IceServerSpec, ...]
+    ) -> None:
+        self._store = store
+        self._sfu = sfu
+        self._presence = presence
+        self._ice_servers = ice_servers
+
+    @property
+    def presence(self) -> Presence:
+        return self._presence
+
+    def ice_servers(self) -> list[protocol.IceServer]:
+        return [
+            protocol.IceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+            for s in self._ice_servers
+        ]
+
+    # -- board agents ----------------------------------------------------------------------
+
+    async def authenticate_agent(self, auth: protocol.AgentAuth) -> AgentSession:
+        board = await self._store.get_board(auth.board_id)
+        # the same answer for an unknown board and a wrong secret: no board-id oracle
+        if board is None or not check_board_secret(auth.secret, board.secret_hash):
+            raise AuthError("unknown board or wrong secret")
+        return AgentSession(board_id=board.id, owner_id=board.owner_id, name=board.name)
+
+    async def agent_online(self, session: AgentSession, connection_id: str) -> str | None:
+        """Record the agent as online; returns the connection id it replaces, if any."""
+        replaced = self._presence.set_online(session.board_id, connection_id)
+        await self._store.touch_board(session.board_id, datetime.now(UTC))
+        return replaced
+
+    async def agent_offer(self, session: AgentSession, offer: protocol.AgentOffer) -> str:
+        return await self._sfu.connect_agent(session.board_id, session.name, offer.sdp)
+
+    async def agent_candidate(self, session: AgentSession, msg: protocol.AgentCandidate) -> None:
+        await self._sfu.add_candidate(
+            session.board_id, AGENT_KEY, msg.candidate, msg.sdpMid, msg.sdpMLineIndex
+        )
+
+    async def agent_offline(self, session: AgentSession, connection_id: str) -> bool:
+        """Forget the agent if `connection_id` is still its connection; True when it was."""
+        if not self._presence.set_offline(session.board_id, connection_id):
+            return False
+        await self._sfu.disconnect(session.board_id, AGENT_KEY)
+        await self._store.touch_board(session.board_id, datetime.now(UTC))
+        return True
+
+    # -- operators -------------------------------------------------------------------------
+
+    def _info(self, board: Board) -> protocol.BoardInfo:
+        return protocol.BoardInfo(
+            id=board.id, name=board.name, online=self._presence.is_online(board.id)
+        )
+
+    async def boards_for(self, operator: OperatorIdentity) -> list[protocol.BoardInfo]:
+        return [self._info(b) for b in await self._store.boards_of(operator.user_id)]
+
+    async def _usable_board(self, operator: OperatorIdentity, board_id: str) -> Board:
+        board = await self._store.get_board(board_id)
+        if board is None:
+            raise NotFoundError("no such board")
+        if board.owner_id != operator.user_id:
+            raise ForbiddenError("this board is not yours")
+        return board
+
+    async def join(self, operator: OperatorIdentity, board_id: str) -> protocol.JoinReply:
+        board = await self._usable_board(operator, board_id)
+        return protocol.JoinReply(
+            board=self._info(board), ice_servers=self.ice_servers(), can_transmit=True
+        )
+
+    async def operator_offer(
+        self, operator: OperatorIdentity, connection_id: str, offer: protocol.OperatorOffer
+    ) -> str:
+        board = await self._usable_board(operator, offer.board_id)
+        if not self._presence.is_online(board.id):
+            raise StationOfflineError()
+        identity = ParticipantIdentity(
+            key=connection_id,
+            role=Role.OPERATOR,
+            callsign=operator.callsign,
+            user_id=operator.user_id,
+            can_transmit=board.owner_id == operator.user_id,
+        )
+        return await self._sfu.connect_operator(board.id, identity, offer.sdp)
+
+    async def operator_candidate(self, connection_id: str, msg: protocol.OperatorCandidate) -> bool:
+        return await self._sfu.add_candidate(
+            msg.board_id, connection_id, msg.candidate, msg.sdpMid, msg.sdpMLineIndex
+        )
+
+    async def leave(self, connection_id: str, board_id: str) -> None:
+        await self._sfu.disconnect(board_id, connection_id)
+
+    async def audience_of(self, board_id: str) -> list[str]:
+        """User ids who may see this board's presence."""
+        board = await self._store.get_board(board_id)
+        return [board.owner_id] if board is not None else []

@@ -1,0 +1,359 @@
+"""Persistent accounts and boards behind one interface, `Store`.
+
+`SqliteStore` (aiosqlite, one file, WAL) is the embedded implementation; a PostgreSQL one
+comes later behind the same interface, so nothing outside this module speaks SQL. Values come
+back as frozen `User` and `Board` dataclasses with UTC timestamps; hashes stay out of their
+reprs.
+
+Conventions: `get_*` return None for an absent row; changing an absent row raises
+`NotFoundError`; a clash with a stored row raises `ConflictError`.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import sqlite3
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Final, Self
+from urllib.parse import unquote, urlsplit
+
+import aiosqlite
+
+from signaling.errors import (
+    BadRequestError,
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    SignalingError,
+)
+
+logger = logging.getLogger(__name__)
+
+SQLITE_FILE_NAME: Final = "radiocore.sqlite3"
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    email: str  # lower-cased
+    callsign: str
+    created_at: datetime
+    password_hash: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Board:
+    id: str  # UUID, lower-case with dashes
+    owner_id: str
+    name: str
+    created_at: datetime
+    secret_hash: str = field(repr=False)
+    location: str | None = None  # Maidenhead locator
+    public: bool = False
+    last_seen: datetime | None = None
+
+
+class Store(abc.ABC):
+    """Accounts and boards; use as `async with store:` or call `open()` / `close()`."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and create the schema if it is missing (idempotent)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release the connection; safe to call twice."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @abc.abstractmethod
+    async def create_user(self, email: str, password_hash: str, callsign: str) -> User:
+        """A new user; `ConflictError` if the email (compared lower-cased) is registered."""
+
+    @abc.abstractmethod
+    async def get_user(self, user_id: str) -> User | None: ...
+
+    @abc.abstractmethod
+    async def get_user_by_email(self, email: str) -> User | None: ...
+
+    @abc.abstractmethod
+    async def delete_user(self, user_id: str) -> None:
+        """Delete the user and, with it, their boards; `NotFoundError` if there is none."""
+
+    @abc.abstractmethod
+    async def create_board(
+        self, owner_id: str, name: str, secret_hash: str, board_id: str | None = None
+    ) -> Board:
+        """A new board of `owner_id` (`board_id` from its QR code, else a fresh UUID).
+
+        `BadRequestError` if `board_id` is not a UUID, `NotFoundError` if the owner does not
+        exist, `ConflictError` if the board id is taken.
+        """
+
+    @abc.abstractmethod
+    async def get_board(self, board_id: str) -> Board | None: ...
+
+    @abc.abstractmethod
+    async def boards_of(self, owner_id: str) -> list[Board]:
+        """The owner's boards, oldest first."""
+
+    @abc.abstractmethod
+    async def touch_board(self, board_id: str, when: datetime) -> None:
+        """Record that the board's agent was seen at `when`; `NotFoundError` if no such board."""
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def canonical_board_id(board_id: str) -> str:
+    """`board_id` as a lower-case UUID with dashes; `BadRequestError` if it is not a UUID."""
+    try:
+        return str(uuid.UUID(board_id))
+    except ValueError:
+        raise BadRequestError("board id is not a UUID") from None
+
+
+def create_store(database_url: str, data_dir: Path) -> Store:
+    """The store `database_url` names (see `ServerConfig.database_url`), not yet opened."""
+    if not database_url:
+        return SqliteStore(data_dir / SQLITE_FILE_NAME)
+    parts = urlsplit(database_url)
+    if parts.scheme == "sqlite":
+        # sqlite:///relative/path or sqlite:////absolute/path, as SQLAlchemy spells it
+        path = unquote(parts.path)[1:] if parts.path.startswith("/") else unquote(parts.path)
+        if not path:
+            raise ConfigError("database_url sqlite:/// needs a file path")
+        return SqliteStore(Path(path))
+    if parts.scheme in ("postgres", "postgresql"):
+        raise ConfigError("the PostgreSQL store is not available yet; use SQLite")
+    raise ConfigError(f"database_url scheme {parts.scheme!r} is not supported")
+
+
+_SCHEMA_VERSION: Final = 1
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    callsign TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS boards (
+    id TEXT PRIMARY KEY,
+    owner_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    location TEXT,
+    public INTEGER NOT NULL DEFAULT 0 CHECK (public IN (0, 1)),
+    last_seen TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS boards_owner ON boards (owner_id);
+"""
+_USER_COLUMNS: Final = "id, email, password_hash, callsign, created_at"
+_BOARD_COLUMNS: Final = "id, owner_id, name, secret_hash, location, public, last_seen, created_at"
+
+
+class SqliteStore(Store):
+    """The store in one SQLite file (WAL mode, foreign keys on)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    async def open(self) -> None:
+        if self._db is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: every statement commits on its own; each method is one statement
+        db = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            db.row_factory = aiosqlite.Row
+            await db.execute("PRAGMA foreign_keys = ON")
+            await db.execute("PRAGMA busy_timeout = 5000")
+            async with db.execute("PRAGMA journal_mode = WAL") as cursor:
+                row = await cursor.fetchone()
+            if row is None or str(row[0]).lower() != "wal":
+                raise SignalingError(f"SQLite database {self.path} cannot use WAL mode")
+            async with db.execute("PRAGMA user_version") as cursor:
+                row = await cursor.fetchone()
+            version = int(row[0]) if row is not None else 0
+            if version > _SCHEMA_VERSION:
+                raise SignalingError(
+                    f"SQLite database {self.path} has schema version {version}, newer than "
+                    f"this server's {_SCHEMA_VERSION}"
+                )
+            await db.executescript(_SCHEMA)
+            # PRAGMA takes no parameters; the value is our own integer constant
+            await db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+        except BaseException:
+            await db.close()
+            raise
+        self._db = db
+        logger.info("store: SQLite database %s open", self.path)
+
+    async def close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            await db.close()
+
+    @property
+    def _conn(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise SignalingError("the store is not open")
+        return self._db
+
+    # -- users --------------------------------------------------------------------------------
+
+    async def create_user(self, email: str, password_hash: str, callsign: str) -> User:
+        user = User(
+            id=str(uuid.uuid4()),
+            email=normalize_email(email),
+            callsign=callsign,
+            created_at=_now(),
+            password_hash=password_hash,
+        )
+        try:
+            await self._conn.execute(
+                f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                (user.id, user.email, user.password_hash, user.callsign, _iso(user.created_at)),
+            )
+        except sqlite3.IntegrityError as exc:
+            if _is_unique_violation(exc):
+                raise ConflictError("a user with this email is already registered") from None
+            raise
+        return user
+
+    async def get_user(self, user_id: str) -> User | None:
+        return await self._one_user("id = ?", user_id)
+
+    async def get_user_by_email(self, email: str) -> User | None:
+        return await self._one_user("email = ?", normalize_email(email))
+
+    async def _one_user(self, condition: str, value: str) -> User | None:
+        sql = f"SELECT {_USER_COLUMNS} FROM users WHERE {condition}"
+        async with self._conn.execute(sql, (value,)) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        return User(
+            id=row["id"],
+            email=row["email"],
+            callsign=row["callsign"],
+            created_at=_from_iso(row["created_at"]),
+            password_hash=row["password_hash"],
+        )
+
+    async def delete_user(self, user_id: str) -> None:
+        async with self._conn.execute("DELETE FROM users WHERE id = ?", (user_id,)) as cursor:
+            deleted = cursor.rowcount
+        if deleted == 0:
+            raise NotFoundError("no such user")
+
+    # -- boards -------------------------------------------------------------------------------
+
+    async def create_board(
+        self, owner_id: str, name: str, secret_hash: str, board_id: str | None = None
+    ) -> Board:
+        board = Board(
+            id=canonical_board_id(board_id) if board_id is not None else str(uuid.uuid4()),
+            owner_id=owner_id,
+            name=name,
+            created_at=_now(),
+            secret_hash=secret_hash,
+        )
+        try:
+            await self._conn.execute(
+                f"INSERT INTO boards ({_BOARD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    board.id,
+                    board.owner_id,
+                    board.name,
+                    board.secret_hash,
+                    board.location,
+                    int(board.public),
+                    None,
+                    _iso(board.created_at),
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            if _is_unique_violation(exc):
+                raise ConflictError("this board is already paired") from None
+            if exc.sqlite_errorname == "SQLITE_CONSTRAINT_FOREIGNKEY":
+                raise NotFoundError("no such user") from None
+            raise
+        return board
+
+    async def get_board(self, board_id: str) -> Board | None:
+        sql = f"SELECT {_BOARD_COLUMNS} FROM boards WHERE id = ?"
+        async with self._conn.execute(sql, (board_id,)) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else _board(row)
+
+    async def boards_of(self, owner_id: str) -> list[Board]:
+        sql = f"SELECT {_BOARD_COLUMNS} FROM boards WHERE owner_id = ? ORDER BY created_at, id"
+        async with self._conn.execute(sql, (owner_id,)) as cursor:
+            rows = await cursor.fetchall()
+        return [_board(row) for row in rows]
+
+    async def touch_board(self, board_id: str, when: datetime) -> None:
+        sql = "UPDATE boards SET last_seen = ? WHERE id = ?"
+        async with self._conn.execute(sql, (_iso(when), board_id)) as cursor:
+            updated = cursor.rowcount
+        if updated == 0:
+            raise NotFoundError("no such board")
+
+
+def _board(row: aiosqlite.Row) -> Board:
+    last_seen = row["last_seen"]
+    return Board(
+        id=row["id"],
+        owner_id=row["owner_id"],
+        name=row["name"],
+        created_at=_from_iso(row["created_at"]),
+        secret_hash=row["secret_hash"],
+        location=row["location"],
+        public=bool(row["public"]),
+        last_seen=None if last_seen is None else _from_iso(last_seen),
+    )
+
+
+def _is_unique_violation(exc: sqlite3.IntegrityError) -> bool:
+    return exc.sqlite_errorname in (
+        "SQLITE_CONSTRAINT_UNIQUE",
+        "SQLITE_CONSTRAINT_PRIMARYKEY",
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(when: datetime) -> str:
+    """`when` as ISO 8601 in UTC, microseconds always shown so text order is time order."""
+    if when.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return when.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _from_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text)

@@ -1,0 +1,339 @@
+"""Who may import whom (HOUSE_STYLE "For RadioCore" 1), checked on the source with `ast`.
+
+Every `.py` file of the Python packages is parsed; every `import`/`from … import` (relative ones
+resolved to absolute names, those inside functions and under `TYPE_CHECKING` included) and every
+`importlib.import_module("…")` / `__import__("…")` with a literal name is checked against the
+rule of the module that contains it. The walk does not depend on which files exist.
+
+The rules, most specific first:
+
+- `signaling.protocol`: the standard library and msgspec; nothing of the project. The browser,
+  the agent and the server share it, and the agent imports it on a Raspberry Pi.
+- `signaling.configlayers`: the standard library only (the agent uses it too).
+- `signaling` (its `__init__`): runs whenever the agent imports `signaling.protocol`, so it may
+  reach no further than the agent may: the standard library, msgspec and those two modules.
+- `turn`: the standard library only.
+- `media`: the standard library, itself, aiortc/aioice/av/pylibsrtp, msgspec and
+  `signaling.protocol`; never aiohttp, Socket.IO, JWT, databases, Redis, nor the rest of
+  `signaling`, nor `board_agent`.
+- `board_agent`: the standard library, itself, `signaling.protocol`, `signaling.configlayers`,
+  and the agent's own dependencies (aiortc/aioice/av/pylibsrtp, aiohttp, the Socket.IO client,
+  msgspec); never `media`, `turn`, the rest of `signaling`, nor server libraries.
+- The rest of `signaling` may import anything.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("signaling", "media", "turn", "board_agent")
+
+# Third-party import names each side installs (setup.cfg `agent`/`server` extras). numpy is a
+# test-only dependency, so no package may import it.
+MEDIA_LIBRARIES = ("aiortc", "aioice", "av", "pylibsrtp")
+AGENT_LIBRARIES = (*MEDIA_LIBRARIES, "aiohttp", "socketio", "engineio", "msgspec")
+
+
+@dataclass(frozen=True)
+class ImportRule:
+    """What the modules named `scope` (and its submodules) may import."""
+
+    scope: str
+    allowed: tuple[str, ...]
+    stdlib: bool
+    why: str
+
+    def covers(self, module: str) -> bool:
+        return _within(module, self.scope)
+
+    def permits(self, imported: str) -> bool:
+        if self.stdlib and imported.partition(".")[0] in sys.stdlib_module_names:
+            return True
+        return any(_within(imported, prefix) for prefix in self.allowed)
+
+
+@dataclass(frozen=True)
+class Violation:
+    path: str
+    line: int
+    module: str
+    imported: str
+    rule: ImportRule
+
+    def __str__(self) -> str:
+        return (
+            f"{self.path}:{self.line}: {self.module} imports {self.imported} "
+            f"(forbidden in {self.rule.scope}: {self.rule.why})"
+        )
+
+
+@dataclass(frozen=True)
+class ImportSite:
+    line: int
+    imported: str
+
+
+# Most specific first: the first rule that covers a module applies.
+RULES: tuple[ImportRule, ...] = (
+    ImportRule(
+        "signaling.protocol",
+        allowed=("signaling.protocol", "msgspec"),
+        stdlib=True,
+        why="the wire protocol imports only the standard library and msgspec",
+    ),
+    ImportRule(
+        "signaling.configlayers",
+        allowed=("signaling.configlayers",),
+        stdlib=True,
+        why="config layering imports only the standard library",
+    ),
+    ImportRule(
+        "signaling",
+        allowed=("signaling.protocol", "signaling.configlayers", "msgspec"),
+        stdlib=True,
+        why="signaling/__init__.py runs on the board agent whenever it imports "
+        "signaling.protocol; it may reach no further than the agent may",
+    ),
+    ImportRule(
+        "turn",
+        allowed=("turn",),
+        stdlib=True,
+        why="turn uses the standard library only",
+    ),
+    ImportRule(
+        "media",
+        allowed=("media", "signaling.protocol", "msgspec", *MEDIA_LIBRARIES),
+        stdlib=True,
+        why="media may use aiortc/aioice/av/pylibsrtp, msgspec and signaling.protocol; "
+        "never HTTP, Socket.IO, JWT, databases, Redis, the rest of signaling or board_agent",
+    ),
+    ImportRule(
+        "board_agent",
+        allowed=("board_agent", "signaling.protocol", "signaling.configlayers", *AGENT_LIBRARIES),
+        stdlib=True,
+        why="the agent never imports the server (media, turn, signaling beyond protocol and "
+        "configlayers) nor server libraries (jwt, aiosqlite, asyncpg, redis, psutil)",
+    ),
+)
+
+
+def _within(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def rule_for(module: str) -> ImportRule | None:
+    # `signaling` (the __init__) is an exact scope: its submodules other than protocol and
+    # configlayers are free.
+    for rule in RULES:
+        if rule.scope == "signaling":
+            if module == "signaling":
+                return rule
+        elif rule.covers(module):
+            return rule
+    return None
+
+
+def module_name(path: Path, root: Path) -> tuple[str, bool]:
+    """Dotted name of a source file and whether it is a package `__init__`."""
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    is_package = parts[-1] == "__init__"
+    if is_package:
+        parts.pop()
+    return ".".join(parts), is_package
+
+
+def _resolve_relative(module: str, is_package: bool, level: int, target: str | None) -> str | None:
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    if level - 1 >= len(package):
+        return None
+    base = package[: len(package) - (level - 1)]
+    return ".".join([*base, target] if target else base)
+
+
+def _literal_import_call(node: ast.Call) -> str | None:
+    func = node.func
+    is_import_module = (
+        isinstance(func, ast.Attribute)
+        and func.attr == "import_module"
+        and isinstance(func.value, ast.Name)
+        and func.value.id == "importlib"
+    ) or (isinstance(func, ast.Name) and func.id in {"import_module", "__import__"})
+    if not is_import_module or not node.args:
+        return None
+    first = node.args[0]
+    if isinstance(first, ast.Constant) and isinstance(first.value, str):
+        if first.value.startswith("."):
+            return None
+        return first.value
+    return None
+
+
+def imports_of(
+    source: str, module: str, is_package: bool, filename: str = "<source>"
+) -> list[ImportSite]:
+    """Every module `source` imports, as absolute dotted names.
+
+    `from X import a` yields `X.a`: `a` may be a submodule (`from signaling import protocol`),
+    and when it is an attribute the name still lies within `X`, which is what the rules test.
+    A relative import that climbs above the top-level package keeps its dots (`..signaling`),
+    which no rule permits.
+    """
+    tree = ast.parse(source, filename=filename)
+    sites: list[ImportSite] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            sites.extend(ImportSite(node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = _resolve_relative(module, is_package, node.level, node.module)
+                if base is None:
+                    # Above the top-level package: keep the dots so the report shows the source.
+                    base = "." * node.level + (node.module or "")
+            else:
+                base = node.module or ""
+            for alias in node.names:
+                if alias.name == "*":
+                    name = base
+                elif base.endswith("."):
+                    name = base + alias.name
+                else:
+                    name = f"{base}.{alias.name}"
+                sites.append(ImportSite(node.lineno, name))
+        elif isinstance(node, ast.Call):
+            literal = _literal_import_call(node)
+            if literal is not None:
+                sites.append(ImportSite(node.lineno, literal))
+    return sorted(sites, key=lambda site: (site.line, site.imported))
+
+
+def check_source(
+    source: str, module: str, is_package: bool = False, path: str = "<source>"
+) -> list[Violation]:
+    rule = rule_for(module)
+    if rule is None:
+        return []
+    return [
+        Violation(path, site.line, module, site.imported, rule)
+        for site in imports_of(source, module, is_package, filename=path)
+        if not rule.permits(site.imported)
+    ]
+
+
+def package_files(package: str) -> list[Path]:
+    return sorted(
+        path for path in (ROOT / package).rglob("*.py") if "__pycache__" not in path.parts
+    )
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_package_follows_import_rules(package: str) -> None:
+    files = package_files(package)
+    assert files, f"no Python files under {ROOT / package}: is the package missing?"
+    violations: list[str] = []
+    for path in files:
+        module, is_package = module_name(path, ROOT)
+        relative = str(path.relative_to(ROOT))
+        try:
+            source = path.read_text(encoding="utf-8")
+            violations.extend(
+                str(v) for v in check_source(source, module, is_package, path=relative)
+            )
+        except SyntaxError as error:
+            violations.append(f"{relative}:{error.lineno}: cannot parse: {error.msg}")
+    assert not violations, "forbidden imports:\n" + "\n".join(violations)
+
+
+def _found(source: str, module: str, is_package: bool = False) -> list[tuple[int, str]]:
+    return [(v.line, v.imported) for v in check_source(source, module, is_package)]
+
+
+def test_checker_catches_forbidden_imports() -> None:
+    media_source = """\
+from __future__ import annotations
+import asyncio, aiohttp
+from aiortc import RTCPeerConnection
+from signaling.protocol import StatusMessage
+from . import listener
+from .. import signaling
+import numpy
+
+def later() -> None:
+    from signaling import rooms
+    import socketio.exceptions
+"""
+    assert _found(media_source, "media.forwarder") == [
+        (2, "aiohttp"),
+        (6, "..signaling"),
+        (7, "numpy"),
+        (10, "signaling.rooms"),
+        (11, "socketio.exceptions"),
+    ]
+
+    agent_source = """\
+import importlib
+from signaling import protocol, configlayers
+from signaling.configlayers import load
+import socketio, av, msgspec
+import jwt
+from media.forwarder import Forwarder
+from ..turn import credentials
+from .rig import RigClient
+importlib.import_module("redis.asyncio")
+__import__("psutil")
+import signaling
+"""
+    assert _found(agent_source, "board_agent.sub.agent") == [
+        (5, "jwt"),
+        (6, "media.forwarder.Forwarder"),
+        (9, "redis.asyncio"),
+        (10, "psutil"),
+        (11, "signaling"),
+    ]
+
+
+def test_relative_imports_resolve_to_absolute_names() -> None:
+    def names(source: str, module: str, is_package: bool = False) -> list[str]:
+        return [site.imported for site in imports_of(source, module, is_package)]
+
+    assert names("from . import rig\n", "board_agent.agent") == ["board_agent.rig"]
+    assert names("from . import rig\n", "board_agent", is_package=True) == ["board_agent.rig"]
+    assert names("from .rig import RigClient\n", "board_agent.sub.agent") == [
+        "board_agent.sub.rig.RigClient"
+    ]
+    assert names("from ..turn import x\n", "board_agent.sub.agent") == ["board_agent.turn.x"]
+    assert names("from .. import turn\n", "board_agent.sub", is_package=True) == [
+        "board_agent.turn"
+    ]
+    assert names("from ..signaling import protocol\n", "board_agent.agent") == [
+        "..signaling.protocol"
+    ]
+    assert names("from ... import media\n", "board_agent.sub.agent") == ["...media"]
+    assert names("from .protocol import *\n", "signaling", is_package=True) == [
+        "signaling.protocol"
+    ]
+
+
+def test_checker_rules_for_turn_protocol_and_configlayers() -> None:
+    assert _found("import hmac, base64, time\nimport msgspec\n", "turn.credentials") == [
+        (2, "msgspec")
+    ]
+    assert _found("import msgspec\nfrom . import configlayers\n", "signaling.protocol") == [
+        (2, "signaling.configlayers")
+    ]
+    assert _found("import tomllib\nimport msgspec\n", "signaling.configlayers") == [(2, "msgspec")]
+    assert _found("from .app import create_app\n", "signaling", is_package=True) == [
+        (1, "signaling.app.create_app")
+    ]
+    # The rest of signaling is free to use media, turn and server libraries.
+    assert _found("import aiohttp, media.forwarder, turn, jwt\n", "signaling.app") == []
+
+
+def test_module_names_of_files() -> None:
+    assert module_name(ROOT / "media" / "__init__.py", ROOT) == ("media", True)
+    assert module_name(ROOT / "media" / "sfu" / "track.py", ROOT) == ("media.sfu.track", False)
