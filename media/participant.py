@@ -31,6 +31,9 @@ from signaling.protocol import CONTROL_CHANNEL_LABEL
 
 logger = logging.getLogger(__name__)
 
+#: Candidates kept for a connection whose offer is still being applied.
+MAX_EARLY_CANDIDATES = 32
+
 
 class Role(enum.Enum):
     AGENT = "agent"
@@ -99,6 +102,8 @@ class Participant:
         self.target: ForwardTarget | None = None
         self.sends_audio = False
         self._opus_payload_type = -1
+        self._early_candidates: list[RTCIceCandidate] = []
+        self._offer_applied = False
         self.limiter = RateLimiter(config.max_messages_per_second)
         self.last_refusal = 0.0
         self._closed = False
@@ -116,16 +121,24 @@ class Participant:
         except Exception as exc:  # aiortc raises many types for a bad SDP
             reason = str(exc) or type(exc).__name__
             raise BadSdpError(f"the offer could not be applied: {reason}") from exc
+        self._offer_applied = True
+        for early in self._early_candidates:
+            await self.pc.addIceCandidate(early)
+        self._early_candidates.clear()
         audio = [t for t in self.pc.getTransceivers() if t.kind == "audio"]
         if len(audio) != 1:
             raise BadSdpError(f"the offer must have exactly one audio m-line, it has {len(audio)}")
         if any(t.kind != "audio" for t in self.pc.getTransceivers()):
             raise BadSdpError("the offer may only have an audio m-line and the data channel")
         transceiver = audio[0]
-        opus = [c for c in transceiver._codecs if c.mimeType.lower() == "audio/opus"]
+        opus = [
+            c.payloadType
+            for c in transceiver._codecs
+            if c.mimeType.lower() == "audio/opus" and c.payloadType is not None
+        ]
         if not opus:
             raise BadSdpError("the offer's audio m-line must offer Opus")
-        self._opus_payload_type = opus[0].payloadType
+        self._opus_payload_type = opus[0]
         # aiortc keeps the offer's direction from our side: "recvonly" = the client sends
         ours = transceiver._offerDirection
         if ours in ("sendrecv", "recvonly"):
@@ -152,9 +165,11 @@ class Participant:
         except (ValueError, IndexError) as exc:
             raise BadSdpError(f"invalid ICE candidate: {exc}") from exc
         parsed.sdpMid = sdp_mid
-        parsed.sdpMLineIndex = index
-        if sdp_mid is None and index is None:
-            parsed.sdpMLineIndex = 0
+        parsed.sdpMLineIndex = index if index is not None or sdp_mid is not None else 0
+        if not self._offer_applied:  # trickled before the offer was applied
+            if len(self._early_candidates) < MAX_EARLY_CANDIDATES:
+                self._early_candidates.append(parsed)
+            return
         await self.pc.addIceCandidate(parsed)
 
     def transceiver(self) -> RTCRtpTransceiver | None:

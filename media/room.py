@@ -34,6 +34,8 @@ class Room:
         self._config = config
         self.agent: Participant | None = None
         self.operators: dict[str, Participant] = {}
+        #: Participants whose offer is being negotiated (trickled candidates find them here).
+        self.negotiating: dict[str, Participant] = {}
         self.rx = RtpFanout(latency=latency)
         self.tx = RtpFanout()
         self.floor = FloorControl()
@@ -43,7 +45,11 @@ class Room:
 
     @property
     def empty(self) -> bool:
-        return self.agent is None and not self.operators
+        return self.agent is None and not self.operators and not self.negotiating
+
+    def participant(self, key: str) -> Participant | None:
+        current = self.agent if key == "agent" else self.operators.get(key)
+        return self.negotiating.get(key) or current
 
     @property
     def station_online(self) -> bool:
@@ -58,6 +64,10 @@ class Room:
             on_channel_open=self._channel_open,
             on_gone=self._gone,
         )
+
+    def finish_negotiation(self, participant: Participant) -> None:
+        if self.negotiating.get(participant.key) is participant:
+            del self.negotiating[participant.key]
 
     async def admit(self, participant: Participant) -> None:
         """Make a negotiated participant part of the room, replacing its previous session."""

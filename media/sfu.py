@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from media import aiortc_hooks
 from media.config import SfuConfig
-from media.errors import BadSdpError, StationOfflineError
+from media.errors import StationOfflineError
 from media.forwarder import LatencyRecorder
 from media.participant import ParticipantIdentity, Role
 from media.room import Room
@@ -72,12 +72,15 @@ class Sfu:
     async def _connect(self, board_id: str, identity: ParticipantIdentity, offer_sdp: str) -> str:
         room = self._room(board_id)
         participant = room.new_participant(identity)
+        room.negotiating[identity.key] = participant
         try:
             answer = await participant.accept_offer(offer_sdp)
-        except BadSdpError:
+        except BaseException:
+            room.finish_negotiation(participant)
             await participant.close()
             self._forget_if_empty(room)
             raise
+        room.finish_negotiation(participant)
         await room.admit(participant)
         logger.info("%s %s joined board %s", identity.role.value, identity.callsign, board_id)
         return answer
@@ -87,9 +90,7 @@ class Sfu:
     ) -> bool:
         """Apply a trickled candidate to that one participant's connection; False if none."""
         room = self._rooms.get(board_id)
-        participant = None
-        if room is not None:
-            participant = room.agent if key == AGENT_KEY else room.operators.get(key)
+        participant = room.participant(key) if room is not None else None
         if participant is None:
             return False
         await participant.add_candidate(candidate, sdp_mid, index)
