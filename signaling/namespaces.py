@@ -59,7 +59,9 @@ class StrictNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
 
 def refuse(code: ErrorCode, message: str) -> socketio.exceptions.ConnectionRefusedError:
-    return socketio.exceptions.ConnectionRefusedError({"code": code.value, "message": message})
+    """A refusal; the client's `connect_error` gets `{message, data: {code, message}}`."""
+    body = {"code": code.value, "message": message}
+    return socketio.exceptions.ConnectionRefusedError(message, body)
 
 
 class Empty(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
