@@ -22,7 +22,7 @@ def test_every_private_attribute_the_hooks_use_exists() -> None:
 
 def test_check_hooks_notices_a_missing_attribute(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(aioice.ice.StunProtocol, "send_data")
-    with pytest.raises(HookError, match="StunProtocol.send_data"):
+    with pytest.raises(HookError, match=r"StunProtocol\.send_data"):
         aiortc_hooks.check_hooks()
 
 
