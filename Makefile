@@ -11,7 +11,7 @@ PY = $(VENV)/bin/python
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
 
 PYTEST_ARGS ?=
-DEMO_ARGS ?= --host 127.0.0.1 --port 8080
+DEMO_ARGS ?= --host 127.0.0.1 --port 8080 --data-dir .demo
 BENCH_ARGS ?= --listeners 100 --seconds 20 --json
 
 VENV_STAMP = $(VENV)/.stamp
