@@ -1,0 +1,257 @@
+"""The receiver's audio (RX) as 20 ms frames of 48 kHz mono s16: 960 samples per `av.AudioFrame`.
+
+Three sources behind one interface: `ToneSource` (a simulated receiver), `FileSource` (any file
+PyAV decodes, looped) and `DeviceSource` (a capture device: ALSA, PulseAudio when PyAV's FFmpeg
+has it). The runtime needs no numpy: a Raspberry Pi install stays small.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from abc import ABC, abstractmethod
+from array import array
+from collections.abc import Iterator
+from fractions import Fraction
+from typing import Final
+
+import av
+import av.container
+
+from .config import AudioSpec
+from .errors import AudioError
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE: Final = 48000
+SAMPLES_PER_FRAME: Final = 960
+FRAME_DURATION_S: Final = SAMPLES_PER_FRAME / SAMPLE_RATE
+TIME_BASE: Final = Fraction(1, SAMPLE_RATE)
+BYTES_PER_FRAME: Final = SAMPLES_PER_FRAME * 2  # s16 mono
+
+_AUDIO_DEVICES: Final = ("alsa", "pulse", "oss", "jack")
+
+
+def pcm_frame(pcm: bytes, pts: int) -> av.AudioFrame:
+    """A 48 kHz mono s16 frame holding `pcm` (exactly `BYTES_PER_FRAME` bytes)."""
+    frame = av.AudioFrame(format="s16", layout="mono", samples=len(pcm) // 2)
+    frame.planes[0].update(pcm)
+    frame.sample_rate = SAMPLE_RATE
+    frame.pts = pts
+    frame.time_base = TIME_BASE
+    return frame
+
+
+def frame_pcm(frame: av.AudioFrame) -> bytes:
+    """The samples of a packed (interleaved) frame, without the plane's alignment padding."""
+    size = frame.samples * len(frame.layout.channels) * frame.format.bytes
+    return bytes(frame.planes[0])[:size]
+
+
+class AudioSource(ABC):
+    """Produces consecutive 20 ms frames: 960 samples, s16, mono, 48 kHz, pts in samples."""
+
+    #: True when `read()` blocks until the device has captured the frame: the device's clock
+    #: paces the stream, so the reader must not add its own pacing (and should read off the
+    #: event loop). False for sources that produce a frame at once.
+    live: bool = False
+
+    @abstractmethod
+    def read(self) -> av.AudioFrame:
+        """The next frame; raises `AudioError` if the source failed or ended for good."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most sources hold nothing
+        """Release the file or device; `read()` must not be called afterwards."""
+
+    @staticmethod
+    def from_spec(spec: AudioSpec) -> AudioSource:
+        """Open the source an `AudioSpec` (from `AgentConfig.audio_source`) describes."""
+        if spec.kind == "tone":
+            return ToneSource(frequency_hz=spec.tone_hz)
+        if spec.kind == "file":
+            return FileSource(spec.target)
+        if spec.kind in ("alsa", "pulse"):
+            return DeviceSource(spec.target, spec.kind)
+        raise AudioError(f"{spec.kind!r} is not an audio source")
+
+
+class ToneSource(AudioSource):
+    """A simulated receiver: a steady sine tone plus a little white noise.
+
+    One second of signal is computed up front and played in a loop, so each frame costs a copy.
+    A whole-hertz frequency fits a whole number of cycles into that second, so the loop is
+    seamless.
+    """
+
+    def __init__(
+        self,
+        frequency_hz: int = 1000,
+        *,
+        amplitude: float = 0.3,
+        noise_amplitude: float = 0.01,
+        seed: int = 0,
+    ) -> None:
+        if not 0 < frequency_hz < SAMPLE_RATE // 2:
+            raise AudioError(f"tone frequency {frequency_hz} Hz is outside 1 … 23999 Hz")
+        if not 0 <= amplitude + noise_amplitude <= 1:
+            raise AudioError("tone amplitude plus noise must stay within full scale (0 … 1)")
+        self.frequency_hz = frequency_hz
+        rng = random.Random(seed)
+        step = 2 * math.pi * frequency_hz / SAMPLE_RATE
+        samples = array(
+            "h",
+            (
+                round(
+                    32767
+                    * (amplitude * math.sin(step * n) + noise_amplitude * rng.uniform(-1.0, 1.0))
+                )
+                for n in range(SAMPLE_RATE)
+            ),
+        )
+        self._table = samples.tobytes()
+        self._offset = 0
+        self._pts = 0
+
+    def read(self) -> av.AudioFrame:
+        start = self._offset
+        pcm = self._table[start : start + BYTES_PER_FRAME]
+        self._offset = (start + BYTES_PER_FRAME) % len(self._table)
+        frame = pcm_frame(pcm, self._pts)
+        self._pts += SAMPLES_PER_FRAME
+        return frame
+
+
+class _DecodingSource(AudioSource):
+    """Decode with PyAV, resample to 48 kHz mono s16, cut into 960-sample frames."""
+
+    def __init__(self) -> None:
+        self._container: av.container.InputContainer | None = None
+        self._decoded: Iterator[av.AudioFrame] = iter(())
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        # holds at most one decoded frame's worth of samples beyond the frame being cut
+        self._pending = bytearray()
+        self._pts = 0
+        self._closed = False
+
+    @abstractmethod
+    def _open_container(self) -> av.container.InputContainer:
+        """Open the file or device."""
+
+    @abstractmethod
+    def _on_end(self) -> None:
+        """The stream ended: reopen it (loop) or raise `AudioError`."""
+
+    def _start(self) -> None:
+        container = self._open_container()
+        if not container.streams.audio:
+            container.close()
+            raise AudioError(f"{self._describe()} has no audio stream")
+        self._container = container
+        self._decoded = container.decode(container.streams.audio[0])
+        # a fresh resampler per opening: decoded timestamps restart when a file loops
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+
+    def _stop(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+        self._decoded = iter(())
+
+    def _describe(self) -> str:
+        return type(self).__name__
+
+    def read(self) -> av.AudioFrame:
+        if self._closed:
+            raise AudioError(f"{self._describe()} is closed")
+        while len(self._pending) < BYTES_PER_FRAME:
+            if self._container is None:
+                self._start()
+            try:
+                decoded = next(self._decoded, None)
+            except av.FFmpegError as exc:
+                raise AudioError(f"{self._describe()}: decoding failed: {exc}") from exc
+            if decoded is None:
+                self._stop()
+                self._on_end()
+                continue
+            for frame in self._resampler.resample(decoded):
+                self._pending += frame_pcm(frame)
+        pcm = bytes(self._pending[:BYTES_PER_FRAME])
+        del self._pending[:BYTES_PER_FRAME]
+        frame = pcm_frame(pcm, self._pts)
+        self._pts += SAMPLES_PER_FRAME
+        return frame
+
+    def close(self) -> None:
+        self._closed = True
+        self._stop()
+
+
+class FileSource(_DecodingSource):
+    """Any audio file PyAV can decode, resampled to 48 kHz mono and looped at its end."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+        self._samples_this_pass = 0
+        self._start()  # fail now, at start-up, rather than on the first frame
+
+    def _describe(self) -> str:
+        return f"audio file {self.path!r}"
+
+    def _open_container(self) -> av.container.InputContainer:
+        try:
+            return av.open(self.path, mode="r")
+        except (av.FFmpegError, OSError) as exc:
+            raise AudioError(f"cannot open {self._describe()}: {exc}") from exc
+
+    def read(self) -> av.AudioFrame:
+        frame = super().read()
+        self._samples_this_pass += frame.samples
+        return frame
+
+    def _on_end(self) -> None:
+        if self._samples_this_pass == 0 and not self._pending:
+            raise AudioError(f"{self._describe()} holds no audio samples")
+        logger.debug("%s: looping", self._describe())
+        self._samples_this_pass = 0
+
+
+class DeviceSource(_DecodingSource):
+    """A capture device opened through FFmpeg's input devices, e.g. ALSA `hw:1,0`.
+
+    `read()` blocks until the device has captured 20 ms: call it off the event loop.
+    """
+
+    live = True
+
+    def __init__(self, device: str, input_format: str) -> None:
+        super().__init__()
+        if input_format not in av.formats_available:
+            devices = sorted(f for f in _AUDIO_DEVICES if f in av.formats_available)
+            raise AudioError(
+                f"this PyAV build has no {input_format!r} input device "
+                f"(audio devices it has: {', '.join(devices) or 'none'})"
+            )
+        self.device = device
+        self.input_format = input_format
+        self._start()
+
+    def _describe(self) -> str:
+        return f"{self.input_format} device {self.device!r}"
+
+    def _open_container(self) -> av.container.InputContainer:
+        # ask for the native format so no resampling is needed when the device can do it
+        options = (
+            {"sample_rate": str(SAMPLE_RATE), "channels": "1"}
+            if self.input_format in ("alsa", "pulse")
+            else {}
+        )
+        try:
+            return av.open(self.device, mode="r", format=self.input_format, options=options)
+        except (av.FFmpegError, OSError) as exc:
+            raise AudioError(f"cannot open {self._describe()}: {exc}") from exc
+
+    def _on_end(self) -> None:
+        raise AudioError(f"{self._describe()} stopped delivering audio")

@@ -1,0 +1,107 @@
+"""The agent's command line: `board_agent.cli.main(argv)` and `python -m board_agent`."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from board_agent.cli import build_parser, main
+
+BOARD = "12345678-1234-4234-8234-123456789abc"
+
+
+def test_flags_parse() -> None:
+    args = build_parser().parse_args(
+        [
+            "--config",
+            "/etc/radiocore/agent.toml",
+            "--server",
+            "https://radio.example",
+            "--board-id",
+            BOARD,
+            "--audio-source",
+            "alsa:hw:1,0",
+            "--audio-sink",
+            "raw:/tmp/tx.raw",
+            "--ice-host-address",
+            "10.0.0.2",
+            "--ice-host-address",
+            "10.0.0.3",
+            "--log-level",
+            "debug",
+        ]
+    )
+    assert args.ice_host_address == ["10.0.0.2", "10.0.0.3"]
+    assert args.log_level == "DEBUG"
+    assert args.audio_source == "alsa:hw:1,0"
+
+
+def test_there_is_no_secret_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--secret", "s3cret-s3cret-s3cret"])
+    assert info.value.code == 2
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_missing_secret_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("RADIOCORE_AGENT_SECRET", raising=False)
+    assert main(["--board-id", BOARD]) == 2
+    err = capsys.readouterr().err
+    assert "secret is required" in err and "RADIOCORE_AGENT_SECRET" in err
+
+
+def test_python_dash_m_board_agent() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "board_agent", "--board-id", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"RADIOCORE_AGENT_SECRET": "s3cret-s3cret-s3cret", "PATH": ""},
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "board_id 'nope' is not a lower-case UUID" in result.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_agent_cleanly(signum: int) -> None:
+    with socket.socket() as probe:  # a port nobody listens on: the agent keeps retrying
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "board_agent",
+            "--server",
+            f"http://127.0.0.1:{port}",
+            "--board-id",
+            BOARD,
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"RADIOCORE_AGENT_SECRET": "s3cret-s3cret-s3cret", "PATH": ""},
+        # a shell's background job may inherit SIGINT ignored; start from the default
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        assert process.stderr is not None
+        for _ in range(50):  # wait for the first failed attempt (bounded by the line count)
+            line = process.stderr.readline()
+            if "reconnecting in" in line or not line:
+                break
+        process.send_signal(signum)
+        _, rest = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, rest
+    assert "board agent stopped" in rest
+    assert "Traceback" not in rest

@@ -1,0 +1,158 @@
+"""AgentConfig: layering defaults → file → environment → flags, unknown keys, validation."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from board_agent.config import AgentConfig, AudioSpec
+from board_agent.errors import ConfigError
+
+BOARD = "12345678-1234-4234-8234-123456789abc"
+SECRET = "s3cret-s3cret-s3cret"
+
+
+def write_toml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "agent.toml"
+    path.write_text(text)
+    os.chmod(path, 0o600)
+    return path
+
+
+def test_defaults_then_file_then_env_then_flags(tmp_path: Path) -> None:
+    path = write_toml(
+        tmp_path,
+        f"""
+server_url = "https://file.example"
+board_id = "{BOARD}"
+secret = "{SECRET}"
+opus_bitrate = 32000
+status_interval_s = 2
+ice_host_addresses = ["10.0.0.5"]
+""",
+    )
+    env = {
+        "RADIOCORE_AGENT_SERVER_URL": "https://env.example",
+        "RADIOCORE_AGENT_OPUS_BITRATE": "16000",
+        "RADIOCORE_AGENT_ICE_HOST_ADDRESSES": "10.0.0.6, 10.0.0.7",
+        "UNRELATED": "ignored",
+    }
+    config = AgentConfig.load(
+        path, env=env, overrides={"server_url": "https://flag.example", "board_id": None}
+    )
+    assert config.server_url == "https://flag.example"  # flag beats env beats file
+    assert config.opus_bitrate == 16000  # env beats file
+    assert config.ice_host_addresses == ("10.0.0.6", "10.0.0.7")
+    assert config.status_interval_s == 2.0  # file beats default
+    assert config.board_id == BOARD  # a None flag does not override
+    assert config.secret == SECRET
+    assert config.reconnect_min_s == 1.0 and config.reconnect_max_s == 60.0  # defaults
+    assert config.audio_source == "tone" and config.audio_sink == "null"
+
+
+def test_secret_from_environment_only() -> None:
+    config = AgentConfig.load(
+        env={"RADIOCORE_AGENT_SECRET": SECRET, "RADIOCORE_AGENT_BOARD_ID": BOARD}
+    )
+    assert config.secret == SECRET
+
+
+def test_secret_is_refused_from_the_command_line() -> None:
+    with pytest.raises(ConfigError, match="secret must not be given on the command line"):
+        AgentConfig.load(env={"RADIOCORE_AGENT_BOARD_ID": BOARD}, overrides={"secret": SECRET})
+
+
+def test_secret_is_not_in_repr_or_str() -> None:
+    config = AgentConfig(board_id=BOARD, secret=SECRET)
+    assert SECRET not in repr(config)
+    assert SECRET not in str(config)
+    assert BOARD in repr(config)
+
+
+def test_unknown_key_in_file_is_named(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, f'board_id = "{BOARD}"\nsecert = "{SECRET}"\n')
+    with pytest.raises(ConfigError, match=r"unknown key 'secert'") as info:
+        AgentConfig.load(path)
+    assert str(path) in str(info.value)
+    assert SECRET not in str(info.value)
+
+
+def test_unknown_environment_variable_is_named() -> None:
+    with pytest.raises(ConfigError, match="RADIOCORE_AGENT_BORAD_ID"):
+        AgentConfig.load(env={"RADIOCORE_AGENT_BORAD_ID": BOARD})
+
+
+def test_unknown_flag_key_is_named() -> None:
+    with pytest.raises(ConfigError, match="unknown key 'colour'"):
+        AgentConfig.load(overrides={"colour": "blue"})
+
+
+def test_wrong_type_in_file(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, 'opus_bitrate = "fast"\n')
+    with pytest.raises(ConfigError, match="opus_bitrate must be an integer"):
+        AgentConfig.load(path)
+
+
+def test_bad_number_in_environment_does_not_echo_the_value() -> None:
+    with pytest.raises(ConfigError, match="RADIOCORE_AGENT_OPUS_BITRATE must be a int") as info:
+        AgentConfig.load(env={"RADIOCORE_AGENT_OPUS_BITRATE": "hunter2-hunter2"})
+    assert "hunter2" not in str(info.value)
+
+
+def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        AgentConfig.load(write_toml(tmp_path, "board_id = \n"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        AgentConfig.load(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"board_id": ""}, "board_id is required"),
+        ({"board_id": "not-a-uuid"}, "not a lower-case UUID"),
+        ({"secret": ""}, "secret is required"),
+        ({"secret": "short"}, "secret must be 16"),
+        ({"server_url": "ftp://x"}, "server_url"),
+        ({"server_url": "http://"}, "server_url"),
+        ({"audio_source": "microphone"}, "audio_source 'microphone'"),
+        ({"audio_source": "file:/no/such/file.ogg"}, "no such file"),
+        ({"audio_source": "tone:5"}, "tone frequency"),
+        ({"audio_sink": "raw:/no/such/dir/tx.raw"}, "directory does not exist"),
+        ({"audio_sink": "speaker"}, "audio_sink 'speaker'"),
+        ({"ice_host_addresses": ("10.0.0.300",)}, "not an IP address"),
+        ({"opus_bitrate": 100}, "opus_bitrate"),
+        ({"reconnect_min_s": 0.0}, "reconnect_min_s must be greater than 0"),
+        ({"reconnect_min_s": 10.0, "reconnect_max_s": 5.0}, "reconnect_max_s"),
+        ({"heartbeat_interval_s": -1.0}, "heartbeat_interval_s"),
+    ],
+)
+def test_validation_errors_are_clear(changes: dict[str, object], message: str) -> None:
+    values: dict[str, object] = {"board_id": BOARD, "secret": SECRET, **changes}
+    with pytest.raises(ConfigError, match=message):
+        AgentConfig(**values).validate()  # type: ignore[arg-type]
+
+
+def test_audio_specs() -> None:
+    assert AudioSpec.parse_source("tone") == AudioSpec("tone")
+    assert AudioSpec.parse_source("tone").tone_hz == 1000
+    assert AudioSpec.parse_source("tone:440").tone_hz == 440
+    assert AudioSpec.parse_source("alsa:hw:1,0") == AudioSpec("alsa", "hw:1,0")
+    assert AudioSpec.parse_source("pulse:default") == AudioSpec("pulse", "default")
+    assert AudioSpec.parse_sink("null") == AudioSpec("null")
+    assert AudioSpec.parse_sink("raw:/tmp/tx.raw") == AudioSpec("raw", "/tmp/tx.raw")
+    assert AudioSpec.parse_sink("alsa:plughw:0") == AudioSpec("alsa", "plughw:0")
+
+
+def test_a_secret_in_a_readable_file_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write_toml(tmp_path, f'board_id = "{BOARD}"\nsecret = "{SECRET}"\n')
+    AgentConfig.load(path)
+    assert not [r for r in caplog.records if "readable by other users" in r.message]
+    os.chmod(path, 0o644)
+    AgentConfig.load(path)
+    warnings = [r.getMessage() for r in caplog.records if "readable by other users" in r.message]
+    assert len(warnings) == 1 and SECRET not in warnings[0]

@@ -1,0 +1,39 @@
+"""Fixtures: a live server on loopback and a board agent process connected to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from media import aiortc_hooks
+from tests.integration.harness import (
+    AgentProcess,
+    LiveServer,
+    poll,
+    sfu_of,
+    start_server,
+    stop_server,
+)
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[LiveServer]:
+    live = await start_server(tmp_path)
+    yield live
+    await stop_server(live)
+    aiortc_hooks.set_host_addresses(())
+
+
+@pytest.fixture
+async def agent(server: LiveServer, tmp_path: Path) -> AsyncIterator[AgentProcess]:
+    process = AgentProcess(server, sink=tmp_path / "tx.raw")
+    process.start()
+    online = await poll(lambda: sfu_of(server).station_online(server.board_id), seconds=30)
+    if not online:
+        process.stop()
+        log = process.log.read_text() if process.log and process.log.exists() else ""
+        pytest.fail(f"the board agent did not come online; its log:\n{log[-3000:]}")
+    yield process
+    process.stop()

@@ -1,0 +1,310 @@
+"""A real server (in this process), a real board agent (its own process) and real aiortc
+operator peers that talk to the server the way the browser console does. Loopback only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import socketio
+from aiohttp import web
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtp import RtpPacket
+
+from media import aiortc_hooks
+from signaling import keys
+from signaling.app import create_app
+from signaling.auth import hash_board_secret, hash_password, new_board_secret
+from signaling.config import load_server_config
+from signaling.store import SqliteStore
+from tests.media.peers import TonePacketTrack
+
+SAMPLE_RATE = 48000
+
+
+async def poll(predicate: Callable[[], object], seconds: float = 15.0, step: float = 0.05) -> bool:
+    """Wait until `predicate()` is true; bounded in time and in count."""
+    for _ in range(int(seconds / step)):
+        if predicate():
+            return True
+        await asyncio.sleep(step)
+    return bool(predicate())
+
+
+def tone_of(pcm: np.ndarray) -> tuple[float, float]:
+    """(RMS, frequency of the strongest component in Hz) of 48 kHz mono samples."""
+    samples = pcm.astype(np.float64)
+    rms = float(np.sqrt(np.mean(samples**2))) if len(samples) else 0.0
+    if len(samples) < 2:
+        return rms, 0.0
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return rms, float(np.argmax(spectrum) * SAMPLE_RATE / len(samples))
+
+
+def band_energy(pcm: np.ndarray, hz: float, width: float = 20.0) -> float:
+    """Share of the signal's energy within ±width of `hz`."""
+    samples = pcm.astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples)))) ** 2
+    freqs = np.fft.rfftfreq(len(samples), 1 / SAMPLE_RATE)
+    total = float(spectrum.sum()) or 1.0
+    return float(spectrum[(freqs > hz - width) & (freqs < hz + width)].sum()) / total
+
+
+@dataclass
+class Account:
+    email: str
+    password: str
+    callsign: str
+    user_id: str = ""
+
+
+@dataclass
+class LiveServer:
+    app: web.Application
+    runner: web.AppRunner
+    url: str
+    port: int
+    board_id: str
+    board_secret: str
+    owner: Account
+    other: Account
+    other_board_id: str
+    data_dir: Path
+
+    async def token(self, account: Account) -> str:
+        async with aiohttp.ClientSession() as http:
+            reply = await http.post(
+                self.url + "api/auth/login",
+                json={"email": account.email, "password": account.password},
+            )
+            body = await reply.json()
+            return str(body["token"])
+
+
+async def seed(data_dir: Path) -> tuple[str, str, Account, Account, str]:
+    owner = Account("owner@example.org", "owner-password", "DL1OWN")
+    other = Account("other@example.org", "other-password", "DL2OTH")
+    async with SqliteStore(data_dir / "radiocore.sqlite3") as store:
+        for account in (owner, other):
+            user = await store.create_user(
+                account.email, hash_password(account.password), account.callsign
+            )
+            account.user_id = user.id
+        secret = new_board_secret()
+        board = await store.create_board(owner.user_id, "Test station", hash_board_secret(secret))
+        other_board = await store.create_board(
+            other.user_id, "Other station", hash_board_secret(new_board_secret())
+        )
+    return board.id, secret, owner, other, other_board.id
+
+
+async def start_server(data_dir: Path, port: int = 0, **seeded: Any) -> LiveServer:
+    if not seeded:
+        board_id, secret, owner, other, other_board = await seed(data_dir)
+        seeded = dict(
+            board_id=board_id,
+            board_secret=secret,
+            owner=owner,
+            other=other,
+            other_board_id=other_board,
+        )
+    config = load_server_config(
+        None,
+        {},
+        {
+            "host": "127.0.0.1",
+            "port": port,
+            "data_dir": str(data_dir),
+            "secret": "integration-" + "k" * 40,
+            "ice.host_addresses": ("127.0.0.1",),
+            "media_latency_sample_every": 1,
+        },
+    )
+    app = create_app(config)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    actual = int(runner.addresses[0][1])
+    return LiveServer(
+        app=app,
+        runner=runner,
+        url=f"http://127.0.0.1:{actual}/",
+        port=actual,
+        data_dir=data_dir,
+        **seeded,
+    )
+
+
+@dataclass
+class AgentProcess:
+    """`python -m board_agent`, as a station runs it (secret in the environment)."""
+
+    server: LiveServer
+    sink: Path
+    tone_hz: int = 1000
+    process: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+
+    def start(self) -> None:
+        env = dict(
+            os.environ,
+            RADIOCORE_AGENT_SECRET=self.server.board_secret,
+            RADIOCORE_AGENT_RECONNECT_MIN_S="0.2",
+            RADIOCORE_AGENT_RECONNECT_MAX_S="2",
+        )
+        self.log = self.sink.with_suffix(".log")
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "board_agent",
+                    "--server",
+                    self.server.url,
+                    "--board-id",
+                    self.server.board_id,
+                    "--audio-source",
+                    f"tone:{self.tone_hz}",
+                    "--audio-sink",
+                    f"raw:{self.sink}",
+                    "--ice-host-address",
+                    "127.0.0.1",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def tx_pcm(self) -> np.ndarray:
+        """The TX audio the agent played to its sink so far (s16le mono 48 kHz)."""
+        if not self.sink.exists():
+            return np.zeros(0, dtype=np.int16)
+        data = self.sink.read_bytes()
+        return np.frombuffer(data[: len(data) // 2 * 2], dtype=np.int16)
+
+
+@dataclass
+class Operator:
+    """An operator program: Socket.IO signaling + one peer connection per board."""
+
+    server: LiveServer
+    token: str
+    mic_hz: float | None = None  # None: listen only (recvonly)
+    tap: bool = False  # keep RTP packets instead of decoding
+    sio: socketio.AsyncClient = field(
+        default_factory=lambda: socketio.AsyncClient(reconnection=False)
+    )
+    pc: RTCPeerConnection | None = None
+    channel: Any = None
+    inbox: list[str] = field(default_factory=list)
+    events: list[tuple[str, Any]] = field(default_factory=list)
+    packets: list[RtpPacket] = field(default_factory=list)
+    frames: list[np.ndarray] = field(default_factory=list)
+    mic: TonePacketTrack | None = None
+    _reader: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        async def on_presence(data: Any) -> None:
+            self.events.append(("presence", data))
+
+        async def on_error(data: Any) -> None:
+            self.events.append(("error", data))
+
+        self.sio.on("presence", on_presence, namespace="/operator")
+        self.sio.on("error", on_error, namespace="/operator")
+        await self.sio.connect(
+            self.server.url,
+            namespaces=["/operator"],
+            auth={"token": self.token},
+            transports=["websocket"],
+            wait_timeout=10,
+        )
+
+    async def call(self, event: str, data: Any) -> dict[str, Any]:
+        reply: dict[str, Any] = await self.sio.call(event, data, namespace="/operator", timeout=30)
+        return reply
+
+    async def join_and_listen(self, board_id: str) -> dict[str, Any]:
+        joined = await self.call("join", {"board_id": board_id})
+        if not joined.get("ok"):
+            return joined
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        if self.mic_hz is None:
+            self.pc.addTransceiver("audio", direction="recvonly")
+        else:
+            self.mic = TonePacketTrack(frequency=self.mic_hz)
+            self.pc.addTransceiver(self.mic, direction="sendrecv")
+        self.channel = self.pc.createDataChannel("control")
+        self.channel.on("message", self.inbox.append)
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        reply = await self.call(
+            "offer", {"board_id": board_id, "type": "offer", "sdp": self.pc.localDescription.sdp}
+        )
+        if not reply.get("ok"):
+            return reply
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
+        receiver = self.pc.getTransceivers()[0].receiver
+        if self.tap:
+            aiortc_hooks.tap_receiver(receiver, self.packets.append)
+        else:
+            self._reader = asyncio.get_running_loop().create_task(self._read(receiver.track))
+        return reply
+
+    async def _read(self, track: Any) -> None:
+        with contextlib.suppress(Exception):
+            for _ in range(100_000):  # bounded: ~30 min of audio
+                frame = await track.recv()
+                pcm = frame.to_ndarray().reshape(-1, len(frame.layout.channels))[:, 0]
+                self.frames.append(pcm)
+
+    def pcm(self, last_frames: int) -> np.ndarray:
+        frames = self.frames[-last_frames:]
+        return np.concatenate(frames) if frames else np.zeros(0, dtype=np.int16)
+
+    def send(self, text: str) -> None:
+        self.channel.send(text)
+
+    def messages(self, kind: str) -> list[str]:
+        return [m for m in self.inbox if f'"type":"{kind}"' in m]
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+        if self.pc is not None:
+            await self.pc.close()
+        if self.sio.connected:
+            await self.sio.disconnect()
+
+
+async def stop_server(server: LiveServer) -> None:
+    await server.runner.cleanup()
+
+
+def sfu_of(server: LiveServer) -> Any:
+    return server.app[keys.SFU]

@@ -1,0 +1,115 @@
+"""Bad input gets a clear error and the server keeps serving everyone else."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import jwt
+import pytest
+import socketio
+
+from signaling import protocol
+from tests.integration.harness import AgentProcess, LiveServer, Operator, poll, sfu_of
+
+
+async def refused_connection(server: LiveServer, namespace: str, auth: object) -> Any:
+    client = socketio.AsyncClient(reconnection=False)
+    errors: list[Any] = []
+    client.on("connect_error", errors.append, namespace=namespace)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(
+            server.url, namespaces=[namespace], auth=auth, transports=["websocket"], wait_timeout=5
+        )
+    await client.disconnect()
+    assert errors, "the refusal carried no reason"
+    assert isinstance(errors[0], dict) and errors[0].get("message"), errors
+    return errors[0].get("data")
+
+
+async def test_forged_and_foreign_tokens_are_refused(server: LiveServer) -> None:
+    good = await server.token(server.owner)
+    claims = jwt.decode(good, options={"verify_signature": False})
+    forged = jwt.encode(claims, "not-the-server-secret-" + "x" * 20, algorithm="HS256")
+    header, payload, _ = good.split(".")
+    unsigned = jwt.encode(claims, None, algorithm="none")
+    for token in (forged, unsigned, f"{header}.{payload}.", "garbage"):
+        reason = await refused_connection(server, "/operator", {"token": token})
+        assert reason.get("code") == "unauthorized", (token, reason)
+    reason = await refused_connection(server, "/operator", None)
+    assert reason["code"] == "unauthorized"
+
+
+async def test_agent_with_a_wrong_secret_is_refused(server: LiveServer) -> None:
+    auth = {"board_id": server.board_id, "secret": "wrong-secret-but-long-enough"}
+    reason = await refused_connection(server, "/agent", auth)
+    assert reason == {"code": "unauthorized", "message": "unknown board or wrong secret"}
+    assert not sfu_of(server).station_online(server.board_id)
+
+
+async def test_bad_requests_get_clear_errors_and_listeners_keep_hearing(
+    server: LiveServer, agent: AgentProcess
+) -> None:
+    token = await server.token(server.owner)
+    listener = Operator(server, token, tap=True)
+    rogue = Operator(server, token)
+    try:
+        await listener.connect()
+        assert (await listener.join_and_listen(server.board_id))["ok"]
+        assert await poll(lambda: len(listener.packets) >= 25)
+        await rogue.connect()
+
+        async def code_of(event: str, data: Any) -> str:
+            reply = await rogue.call(event, data)
+            assert reply["ok"] is False, reply
+            assert reply["error"]["message"], reply
+            return str(reply["error"]["code"])
+
+        board = server.board_id
+        assert await code_of("offer", {"board_id": board, "type": "offer", "sdp": "v=0"}) == (
+            "not_joined"
+        )
+        assert await code_of("join", {"board_id": server.other_board_id}) == "forbidden"
+        unknown = "00000000-0000-4000-8000-000000000000"
+        assert await code_of("join", {"board_id": unknown}) == "not_found"
+        assert await code_of("join", {"board_id": "not-a-uuid"}) == "bad_request"
+        assert await code_of("join", {"board": board}) == "bad_request"
+        assert await code_of("join", ["not", "an", "object"]) == "bad_request"
+        assert await code_of("transmit_forever", {}) == "unknown_event"
+        assert await poll(lambda: any(e[0] == "error" for e in rogue.events))
+        assert (await rogue.call("join", {"board_id": board}))["ok"]
+        malformed = "v=0\r\nthis is not a session description\r\n"
+        assert await code_of("offer", {"board_id": board, "type": "offer", "sdp": malformed}) == (
+            "bad_sdp"
+        )
+        huge = "v=0\r\n" + "a=x\r\n" * 20_000
+        assert await code_of("offer", {"board_id": board, "type": "offer", "sdp": huge}) == (
+            "too_large"
+        )
+        no_audio = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+        assert await code_of("offer", {"board_id": board, "type": "offer", "sdp": no_audio}) in (
+            "bad_sdp",
+        )
+
+        # a proper peer connection, then bad data-channel messages
+        assert (await rogue.join_and_listen(board))["ok"]
+        assert await poll(lambda: rogue.channel.readyState == "open")
+        rogue.send('{"type":"mode","value":"WARP"}')
+        rogue.send('{"type":"self_destruct"}')
+        rogue.send("{not json")
+        rogue.send('{"type":"freq","value":' + "9" * 5000 + "}")
+        assert await poll(lambda: len(rogue.messages("error")) >= 4)
+        codes = [protocol.decode_server_message(m) for m in rogue.messages("error")]
+        assert [c.code.value for c in codes if isinstance(c, protocol.Error)][:4] == [
+            "bad_request",
+            "unknown_message",
+            "bad_request",
+            "too_large",
+        ]
+
+        before = len(listener.packets)
+        await asyncio.sleep(1.0)
+        assert len(listener.packets) - before >= 40, "the other listener stopped hearing"
+    finally:
+        await listener.close()
+        await rogue.close()
