@@ -76,6 +76,7 @@ class ErrorCode(enum.Enum):
     FLOOR_BUSY = "floor_busy"  # someone else holds the transmitter
     BAD_SDP = "bad_sdp"  # the session description could not be applied
     RATE_LIMITED = "rate_limited"  # too many messages
+    RIG_ERROR = "rig_error"  # the rig refused a command or did not answer
     INTERNAL = "internal"  # the server failed; nothing was changed
 
 
@@ -86,6 +87,10 @@ class ProtocolError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class _Payload(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    pass
 
 
 class _Msg(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type"):
@@ -114,7 +119,26 @@ class SetPower(_Msg, frozen=True, tag="power"):
     value: PowerPercent
 
 
-OperatorMessage: TypeAlias = Ptt | SetFrequency | SetMode | SetPower
+class Keepalive(_Msg, frozen=True, tag="keepalive"):
+    """Sent by the floor holder at least every `KEEPALIVE_INTERVAL_S` while keyed; the server
+    relays it to the station. Without it, server and station both release PTT (dead-man)."""
+
+
+OperatorMessage: TypeAlias = Ptt | SetFrequency | SetMode | SetPower | Keepalive
+
+#: How often a keyed operator sends `keepalive` (the dead-man timers are a few times longer).
+KEEPALIVE_INTERVAL_S: Final = 0.25
+
+#: Why a transmission ended (the audit log and `ptt_released` use the same words).
+TxEndReason: TypeAlias = Literal[
+    "released",  # the operator let go of PTT
+    "deadman",  # the holder's keep-alives stopped
+    "timeout",  # continuous TX reached the time-out
+    "override",  # the station owner took the floor
+    "link_lost",  # the holder's connection dropped
+    "station_lost",  # the station went offline
+    "rig_error",  # the rig failed; PTT released as the safe default
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,13 +152,42 @@ class Status(_Msg, frozen=True, tag="status"):
     smeter: int | None = None  # dBm as Hamlib reports STRENGTH (S9 = -73 dBm in the seed)
     squelch: bool | None = None  # True while the squelch is open (signal present)
     power: PowerPercent | None = None
+    rig_online: bool = True  # False while the rig (rigctld) does not answer; values are stale
 
 
 class Heartbeat(_Msg, frozen=True, tag="heartbeat"):
     timestamp: float  # station's unix time, seconds
 
 
-StationMessage: TypeAlias = Status | Heartbeat
+class Error(_Msg, frozen=True, tag="error"):
+    """A refused message (from the server), or a failed command (from the station); `ref` is the
+    `type` of the message concerned, if known."""
+
+    code: ErrorCode
+    message: str
+    ref: str | None = None
+
+
+class FrequencyRange(_Payload, frozen=True):
+    low: FrequencyHz
+    high: FrequencyHz
+
+
+class Capabilities(_Msg, frozen=True, tag="capabilities"):
+    """What the rig accepts; the server refuses other `freq`/`mode` requests before they reach
+    the station. Sent by the station when its control channel opens and when it changes."""
+
+    modes: list[RigMode]
+    freq_ranges: list[FrequencyRange]
+
+
+class TxStopped(_Msg, frozen=True, tag="tx_stopped"):
+    """The station released PTT by itself (its own dead-man or time-out, or a rig error)."""
+
+    reason: TxEndReason
+
+
+StationMessage: TypeAlias = Status | Heartbeat | Capabilities | TxStopped | Error
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,23 +200,24 @@ class Floor(_Msg, frozen=True, tag="floor"):
     holder: str | None
 
 
-class Error(_Msg, frozen=True, tag="error"):
-    """The server refused a message; `ref` is the `type` of the refused message, if known."""
+class PttReleased(_Msg, frozen=True, tag="ptt_released"):
+    """To the (former) holder: the server released your PTT, and why (`by`: who overrode)."""
 
-    code: ErrorCode
-    message: str
-    ref: str | None = None
+    reason: TxEndReason
+    by: str | None = None
 
 
-ServerMessage: TypeAlias = Floor | Error
+class TxWarning(_Msg, frozen=True, tag="tx_warning"):
+    """To the holder: the TX time-out releases PTT in `remaining_s` seconds."""
+
+    remaining_s: int
+
+
+ServerMessage: TypeAlias = Floor | Error | PttReleased | TxWarning
 
 
 # ---------------------------------------------------------------------------------------------
 # Socket.IO payloads (JSON objects, no `type` tag)
-
-
-class _Payload(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    pass
 
 
 class AgentAuth(_Payload, frozen=True):
@@ -279,9 +333,9 @@ def _tags(*types: type[_Msg]) -> frozenset[object]:
     return frozenset(t.__struct_config__.tag for t in types)
 
 
-OPERATOR_MESSAGE_TYPES: Final = _tags(Ptt, SetFrequency, SetMode, SetPower)
-STATION_MESSAGE_TYPES: Final = _tags(Status, Heartbeat)
-SERVER_MESSAGE_TYPES: Final = _tags(Floor, Error)
+OPERATOR_MESSAGE_TYPES: Final = _tags(Ptt, SetFrequency, SetMode, SetPower, Keepalive)
+STATION_MESSAGE_TYPES: Final = _tags(Status, Heartbeat, Capabilities, TxStopped, Error)
+SERVER_MESSAGE_TYPES: Final = _tags(Floor, Error, PttReleased, TxWarning)
 
 
 def _decode_tagged(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import typing
 from pathlib import Path
 
 import msgspec
@@ -60,16 +61,18 @@ def check_messages(title: str, types: tuple[type[msgspec.Struct], ...], decode: 
 def test_data_channel_messages_match() -> None:
     check_messages(
         "### operator → station",
-        (protocol.Ptt, protocol.SetFrequency, protocol.SetMode, protocol.SetPower),
+        typing.get_args(protocol.OperatorMessage),
         protocol.decode_operator_message,
     )
     check_messages(
         "### station → operators",
-        (protocol.Status, protocol.Heartbeat),
+        typing.get_args(protocol.StationMessage),
         protocol.decode_station_message,
     )
     check_messages(
-        "### server → operator", (protocol.Floor, protocol.Error), protocol.decode_server_message
+        "### server → operator",
+        typing.get_args(protocol.ServerMessage),
+        protocol.decode_server_message,
     )
 
 
