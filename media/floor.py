@@ -1,22 +1,41 @@
-"""Floor control: at most one transmitter per station."""
+"""Floor control: at most one transmitter per station, and who is told what when it changes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
 
 @dataclass(frozen=True)
 class FloorHolder:
     key: str  # participant key
     callsign: str
+    user_id: str | None
+    started_at: datetime  # UTC
+
+
+class FloorObserver(Protocol):
+    """Told of every transmission's start and end (the TX audit log implements this)."""
+
+    def tx_started(self, board_id: str, holder: FloorHolder) -> None: ...
+
+    def tx_ended(self, board_id: str, holder: FloorHolder, reason: str) -> None: ...
+
+
+class NoFloorObserver:
+    def tx_started(self, board_id: str, holder: FloorHolder) -> None:
+        pass
+
+    def tx_ended(self, board_id: str, holder: FloorHolder, reason: str) -> None:
+        pass
 
 
 class FloorControl:
-    """Who may send audio to the station's transmitter now.
+    """Who may send audio to the station's transmitter now: one holder or nobody.
 
-    This version grants the floor to the first operator with a transmit right who asks and
-    takes it back when that operator releases it or leaves; owner override, keep-alives and
-    the TX time-out build on this class.
+    Policy (who may take it, override, dead-man and time-out timers) lives in the room; this
+    class only keeps the one fact consistent.
     """
 
     def __init__(self) -> None:
@@ -26,19 +45,15 @@ class FloorControl:
     def holder(self) -> FloorHolder | None:
         return self._holder
 
-    def request(self, key: str, callsign: str) -> FloorHolder | None:
-        """Take the floor for `key`; returns None when granted, else the current holder."""
-        if self._holder is not None and self._holder.key != key:
-            return self._holder
-        self._holder = FloorHolder(key, callsign)
-        return None
+    def grant(self, holder: FloorHolder) -> None:
+        if self._holder is not None and self._holder.key != holder.key:
+            raise ValueError("the floor is held; release it first")
+        self._holder = holder
 
-    def release(self, key: str) -> bool:
-        """Release the floor if `key` holds it; True when it did."""
-        if self._holder is not None and self._holder.key == key:
-            self._holder = None
-            return True
-        return False
+    def release(self) -> FloorHolder | None:
+        """Release the floor; returns who held it."""
+        holder, self._holder = self._holder, None
+        return holder
 
     def holds(self, key: str) -> bool:
         return self._holder is not None and self._holder.key == key

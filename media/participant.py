@@ -49,6 +49,7 @@ class ParticipantIdentity:
     callsign: str
     user_id: str | None = None
     can_transmit: bool = False
+    is_owner: bool = False  # the owner may always take the floor (override)
 
 
 class SilentTrack(MediaStreamTrack):

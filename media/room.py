@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import UTC, datetime
 
 from aiortc.rtp import RtpPacket
 
 from media.config import SfuConfig
-from media.floor import FloorControl
+from media.floor import FloorControl, FloorHolder, FloorObserver, NoFloorObserver
 from media.forwarder import LatencyRecorder, RtpFanout
 from media.participant import Participant, ParticipantIdentity, Role
 from signaling import protocol
@@ -17,7 +18,9 @@ from signaling.protocol import ErrorCode, ProtocolError
 
 logger = logging.getLogger(__name__)
 
+_KEY = protocol.encode(protocol.Ptt(state=True))
 _RELEASE = protocol.encode(protocol.Ptt(state=False))
+_KEEPALIVE = protocol.encode(protocol.Keepalive())
 
 
 class Room:
@@ -27,11 +30,23 @@ class Room:
     TX: an operator's audio is forwarded to the agent only while that operator holds the floor.
     Control messages from operators are validated and, where allowed, forwarded to the agent;
     station messages are validated and forwarded to every operator.
+
+    Transmit safety, on the server side: one holder at a time (the owner may override); the
+    holder's keep-alives feed a dead-man timer; a continuous transmission ends at the time-out
+    (with a warning before); losing the holder's link or the station ends it at once. Every
+    end sends PTT off to the station, tells the holder why, and is reported to the observer.
     """
 
-    def __init__(self, board_id: str, config: SfuConfig, latency: LatencyRecorder | None) -> None:
+    def __init__(
+        self,
+        board_id: str,
+        config: SfuConfig,
+        latency: LatencyRecorder | None,
+        observer: FloorObserver | None = None,
+    ) -> None:
         self.board_id = board_id
         self._config = config
+        self._observer = observer or NoFloorObserver()
         self.agent: Participant | None = None
         self.operators: dict[str, Participant] = {}
         #: Participants whose offer is being negotiated (trickled candidates find them here).
@@ -39,6 +54,10 @@ class Room:
         self.rx = RtpFanout(latency=latency)
         self.tx = RtpFanout()
         self.floor = FloorControl()
+        self.capabilities: protocol.Capabilities | None = None
+        self._deadman: asyncio.TimerHandle | None = None
+        self._timeout: asyncio.TimerHandle | None = None
+        self._warning: asyncio.TimerHandle | None = None
         self.last_status: bytes | None = None
         self.invalid_messages = 0
         self._closing: set[asyncio.Task[None]] = set()
@@ -73,6 +92,9 @@ class Room:
         """Make a negotiated participant part of the room, replacing its previous session."""
         if participant.identity.role is Role.AGENT:
             previous = self.agent
+            if previous is not None:
+                self._end_tx("station_lost")  # the new session starts unkeyed
+                self.capabilities = None
             self.agent = participant
             self.rx.new_source()
             if participant.target is not None:
@@ -101,17 +123,15 @@ class Room:
             if self.agent is participant:
                 self.agent = None
                 self.last_status = None
-                holder = self.floor.holder
-                if holder is not None and not replaced:
-                    self.floor.release(holder.key)
-                    self._broadcast_floor()
+                self.capabilities = None
+                self._end_tx("station_lost")
             if participant.target is not None:
                 self.tx.remove(participant.target)
         else:
             if self.operators.get(participant.key) is participant:
                 del self.operators[participant.key]
                 if self.floor.holds(participant.key):
-                    self._release(participant.key)
+                    self._end_tx("link_lost")
             if participant.target is not None:
                 self.rx.remove(participant.target)
         await participant.close()
@@ -159,6 +179,13 @@ class Room:
 
     def _station_message(self, agent: Participant, data: str | bytes) -> None:
         message = protocol.decode_station_message(data)
+        if isinstance(message, protocol.Capabilities):
+            self.capabilities = message
+            return
+        if isinstance(message, protocol.TxStopped):
+            logger.info("station %s released PTT by itself: %s", self.board_id, message.reason)
+            self._end_tx(message.reason)
+            return
         encoded = protocol.encode(message)
         if isinstance(message, protocol.Status):
             self.last_status = encoded
@@ -167,34 +194,113 @@ class Room:
 
     def _operator_message(self, operator: Participant, data: str | bytes) -> None:
         message = protocol.decode_operator_message(data)
-        kind = message.__struct_config__.tag
         identity = operator.identity
+        if isinstance(message, protocol.Keepalive):
+            if self.floor.holds(operator.key):
+                self._keepalive()
+            return  # a late keep-alive after release is harmless
         if not identity.can_transmit:
             raise ProtocolError(
-                ErrorCode.FORBIDDEN, f"{identity.callsign} may not control this station"
+                ErrorCode.FORBIDDEN, f"{identity.callsign} may listen but not control this station"
             )
         agent = self.agent
         if agent is None:
             raise ProtocolError(ErrorCode.STATION_OFFLINE, "the station is offline")
         if isinstance(message, protocol.Ptt):
-            if message.state:
-                holder = self.floor.request(operator.key, identity.callsign)
-                if holder is not None:
+            if not message.state:
+                if self.floor.holds(operator.key):
+                    self._end_tx("released")
+                return
+            holder = self.floor.holder
+            if holder is not None and holder.key == operator.key:
+                self._keepalive()  # a repeated press refreshes the dead-man
+                return
+            if holder is not None:
+                if not identity.is_owner:
                     raise ProtocolError(ErrorCode.FLOOR_BUSY, f"{holder.callsign} is transmitting")
-                self.tx.new_source()
-                agent.send(protocol.encode(message))
-                self._broadcast_floor()
-            elif self.floor.holds(operator.key):
-                self._release(operator.key)
+                self._end_tx("override", by=identity.callsign)
+            self._start_tx(operator, agent)
             return
-        logger.debug("forwarding %s from %s", kind, identity.callsign)
+        self._check_capabilities(message)
         agent.send(protocol.encode(message))
 
-    def _release(self, key: str) -> None:
-        self.floor.release(key)
+    def _check_capabilities(
+        self, message: protocol.SetFrequency | protocol.SetMode | protocol.SetPower
+    ) -> None:
+        caps = self.capabilities
+        if caps is None:
+            return  # the station validates too
+        if isinstance(message, protocol.SetFrequency) and not any(
+            r.low <= message.value <= r.high for r in caps.freq_ranges
+        ):
+            ranges = ", ".join(f"{r.low / 1e6:g} to {r.high / 1e6:g} MHz" for r in caps.freq_ranges)
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST,
+                f"{message.value / 1e6:g} MHz is outside what the rig tunes ({ranges})",
+            )
+        if isinstance(message, protocol.SetMode) and message.value not in caps.modes:
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST,
+                f"the rig has no mode {message.value} (it has {', '.join(caps.modes)})",
+            )
+
+    # -- transmit safety -------------------------------------------------------------------
+
+    def _start_tx(self, operator: Participant, agent: Participant) -> None:
+        identity = operator.identity
+        holder = FloorHolder(
+            key=operator.key,
+            callsign=identity.callsign,
+            user_id=identity.user_id,
+            started_at=datetime.now(UTC),
+        )
+        self.floor.grant(holder)
+        self.tx.new_source()
+        agent.send(_KEY)
+        loop = asyncio.get_running_loop()
+        config = self._config
+        self._deadman = loop.call_later(config.deadman_s, self._end_tx, "deadman")
+        self._timeout = loop.call_later(config.tx_timeout_s, self._end_tx, "timeout")
+        if 0 < config.tx_warning_s < config.tx_timeout_s:
+            self._warning = loop.call_later(
+                config.tx_timeout_s - config.tx_warning_s, self._warn, holder.key
+            )
+        logger.info("%s keyed station %s", identity.callsign, self.board_id)
+        self._broadcast_floor()
+        self._observer.tx_started(self.board_id, holder)
+
+    def _keepalive(self) -> None:
+        if self._deadman is not None:
+            self._deadman.cancel()
+        self._deadman = asyncio.get_running_loop().call_later(
+            self._config.deadman_s, self._end_tx, "deadman"
+        )
+        if self.agent is not None:
+            self.agent.send(_KEEPALIVE)
+
+    def _warn(self, key: str) -> None:
+        holder = self.operators.get(key)
+        if holder is not None and self.floor.holds(key):
+            remaining = round(self._config.tx_warning_s)
+            holder.send(protocol.encode(protocol.TxWarning(remaining_s=remaining)))
+
+    def _end_tx(self, reason: protocol.TxEndReason, by: str | None = None) -> None:
+        """End the current transmission, if any: PTT off at the station, everyone told."""
+        for timer in (self._deadman, self._timeout, self._warning):
+            if timer is not None:
+                timer.cancel()
+        self._deadman = self._timeout = self._warning = None
+        holder = self.floor.release()
+        if holder is None:
+            return
         if self.agent is not None:
             self.agent.send(_RELEASE)
+        logger.info("%s's transmission on %s ended: %s", holder.callsign, self.board_id, reason)
+        former = self.operators.get(holder.key)
+        if former is not None and reason != "released":
+            former.send(protocol.encode(protocol.PttReleased(reason=reason, by=by)))
         self._broadcast_floor()
+        self._observer.tx_ended(self.board_id, holder, reason)
 
     def _broadcast_floor(self) -> None:
         holder = self.floor.holder

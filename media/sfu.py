@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from media import aiortc_hooks
 from media.config import SfuConfig
 from media.errors import StationOfflineError
+from media.floor import FloorObserver
 from media.forwarder import LatencyRecorder
 from media.participant import ParticipantIdentity, Role
 from media.room import Room
@@ -34,8 +35,9 @@ class SfuStats:
 class Sfu:
     """Rooms by board id. Signaling decides who may join; the SFU negotiates and forwards."""
 
-    def __init__(self, config: SfuConfig) -> None:
+    def __init__(self, config: SfuConfig, observer: FloorObserver | None = None) -> None:
         self.config = config
+        self._observer = observer
         self._rooms: dict[str, Room] = {}
         self._latency = (
             LatencyRecorder(config.latency_sample_every) if config.latency_sample_every else None
@@ -49,7 +51,9 @@ class Sfu:
     def _room(self, board_id: str) -> Room:
         room = self._rooms.get(board_id)
         if room is None:
-            room = self._rooms[board_id] = Room(board_id, self.config, self._latency)
+            room = self._rooms[board_id] = Room(
+                board_id, self.config, self._latency, self._observer
+            )
         return room
 
     def station_online(self, board_id: str) -> bool:

@@ -11,6 +11,7 @@ from aiohttp import web
 from media.config import IceServerSpec, SfuConfig
 from media.sfu import Sfu
 from signaling import keys
+from signaling.audit import TxAudit
 from signaling.auth import JwtAuthority
 from signaling.config import ServerConfig, resolve_web_root
 from signaling.namespaces import AgentNamespace, OperatorNamespace
@@ -28,6 +29,9 @@ def sfu_config(config: ServerConfig) -> SfuConfig:
         ice_servers=tuple(IceServerSpec(urls=(url,)) for url in config.ice.servers),
         listener_queue_packets=config.limits.listener_queue_packets,
         latency_sample_every=config.media_latency_sample_every,
+        deadman_s=config.floor.deadman_s,
+        tx_timeout_s=config.floor.tx_timeout_s,
+        tx_warning_s=config.floor.tx_warning_s,
     )
 
 
@@ -47,7 +51,9 @@ def create_app(config: ServerConfig) -> web.Application:
     async def resources(app: web.Application) -> AsyncIterator[None]:
         store = create_store(config.database_url, config.data_dir)
         await store.open()
-        sfu = Sfu(sfu_config(config))
+        audit = TxAudit(store)
+        audit.start()
+        sfu = Sfu(sfu_config(config), observer=audit)
         app[keys.STORE] = store
         app[keys.SFU] = sfu
         stations = StationService(store, sfu, LocalPresence(), sfu.config.ice_servers)
@@ -59,7 +65,8 @@ def create_app(config: ServerConfig) -> web.Application:
         try:
             yield
         finally:
-            await sfu.close()
+            await sfu.close()  # ends transmissions: their ends reach the audit log
+            await audit.close()
             await store.close()
 
     app.cleanup_ctx.append(resources)

@@ -89,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     _server_flags(board_add)
     board_add.add_argument("--owner", required=True, metavar="EMAIL")
     board_add.add_argument("--name", required=True)
+    board_grant = board_commands.add_parser(
+        "grant", help="let another operator listen to or transmit on a board (or revoke)"
+    )
+    _server_flags(board_grant)
+    board_grant.add_argument("--board", required=True, metavar="UUID")
+    board_grant.add_argument("--email", required=True, help="the operator's account")
+    board_grant.add_argument("--right", required=True, choices=["listen", "transmit", "none"])
 
     bench = commands.add_parser("bench", help="measure the SFU (JSON output)")
     bench_commands = bench.add_subparsers(dest="target", required=True)
@@ -124,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_demo(args, _load_config(args, demo=True))
         if args.command == "user":
             return asyncio.run(_user_add(args))
+        if args.command == "board" and args.action == "grant":
+            return asyncio.run(_board_grant(args))
         if args.command == "board":
             return asyncio.run(_board_add(args))
         if args.command == "bench":
@@ -202,6 +211,27 @@ async def _board_add(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     print(json.dumps({"board_id": board.id, "secret": secret}))
+    return 0
+
+
+async def _board_grant(args: argparse.Namespace) -> int:
+    from signaling.errors import SignalingError
+    from signaling.store import canonical_board_id, create_store
+
+    config = _load_config(args, demo=True)
+    async with create_store(config.database_url, config.data_dir) as store:
+        try:
+            board = await store.get_board(canonical_board_id(args.board))
+            user = await store.get_user_by_email(args.email)
+            if board is None or user is None:
+                raise _CliError("no such board or account")
+            if user.id == board.owner_id:
+                raise _CliError("the owner already has every right on the board")
+            right = None if args.right == "none" else args.right
+            await store.set_grant(board.id, user.id, right)
+        except SignalingError as exc:
+            raise _CliError(exc.message) from None
+    print(json.dumps({"board_id": board.id, "email": user.email, "right": right}))
     return 0
 
 

@@ -86,6 +86,18 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class FloorConfig:
+    """Transmit safety: the server's dead-man and TX time-out (the station has its own)."""
+
+    #: Seconds without a keep-alive from the holder before PTT is released.
+    deadman_s: float = 1.0
+    #: Longest continuous transmission, seconds (3 min is the usual remote default).
+    tx_timeout_s: float = 180.0
+    #: Seconds before the time-out at which the holder is warned (0: no warning).
+    tx_warning_s: float = 10.0
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """Everything the server process is configured with; build it with `load_server_config`."""
 
@@ -113,6 +125,7 @@ class ServerConfig:
     web_root: Path | None = None
     ice: IceConfig = field(default_factory=IceConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    floor: FloorConfig = field(default_factory=FloorConfig)
     #: True when `validate` generated the secret (demo mode): tokens do not survive a restart.
     #: Not configurable.
     secret_is_ephemeral: bool = field(default=False, init=False)
@@ -141,6 +154,7 @@ class ServerConfig:
             f"ice.host_addresses={','.join(self.ice.host_addresses) or '(all interfaces)'}",
             f"ice.servers={','.join(self.ice.servers) or '(none)'}",
             f"limits={self.limits}",
+            f"floor={self.floor}",
         ]
         return " ".join(parts)
 
@@ -197,6 +211,7 @@ def validate(config: ServerConfig) -> ServerConfig:
                 f"ice.servers entry {url!r} must start with one of {', '.join(ICE_URL_SCHEMES)}"
             )
     _check_limits(config.limits)
+    _check_floor(config.floor)
 
     problem = secret_problem(config.secret)
     if problem is not None and (config.secret or not config.demo):
@@ -246,6 +261,18 @@ def _check_database_url(url: str) -> None:
         raise ConfigError(
             f"database_url {redact_url(url)!r} must be empty (SQLite in data_dir), "
             "sqlite:///<path> or postgresql://…"
+        )
+
+
+def _check_floor(floor: FloorConfig) -> None:
+    if not 0.1 <= floor.deadman_s <= 60:
+        raise ConfigError(f"floor.deadman_s must be 0.1 … 60 s, not {floor.deadman_s}")
+    if not 1 <= floor.tx_timeout_s <= 86400:
+        raise ConfigError(f"floor.tx_timeout_s must be 1 … 86400 s, not {floor.tx_timeout_s}")
+    if not 0 <= floor.tx_warning_s < floor.tx_timeout_s:
+        raise ConfigError(
+            f"floor.tx_warning_s must be 0 or more and below floor.tx_timeout_s, "
+            f"not {floor.tx_warning_s}"
         )
 
 

@@ -12,6 +12,7 @@ from aiohttp import web
 from signaling import keys
 from signaling.auth import OperatorIdentity, verify_password_async
 from signaling.errors import AuthError, BadRequestError, SignalingError
+from signaling.store import canonical_board_id
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,39 @@ async def login(request: web.Request) -> web.Response:
     )
 
 
+def _bearer_identity(request: web.Request) -> OperatorIdentity:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise AuthError("send the token from /api/auth/login as 'Authorization: Bearer …'")
+    return request.app[keys.AUTHORITY].verify(token.strip())
+
+
+async def tx_log(request: web.Request) -> web.Response:
+    """`GET /api/boards/{board_id}/tx-log`: the board's transmissions, newest first (owner)."""
+    try:
+        identity = _bearer_identity(request)
+        board_id = canonical_board_id(request.match_info["board_id"])
+        sessions = await request.app[keys.STATIONS].tx_log(identity, board_id)
+    except SignalingError as exc:
+        return error_response(exc)
+    return web.json_response(
+        {
+            "board_id": board_id,
+            "sessions": [
+                {
+                    "callsign": s.callsign,
+                    "user_id": s.user_id,
+                    "started_at": s.started_at.isoformat(),
+                    "ended_at": s.ended_at.isoformat() if s.ended_at else None,
+                    "reason": s.reason,
+                }
+                for s in sessions
+            ],
+        }
+    )
+
+
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -83,6 +117,7 @@ def add_routes(app: web.Application, web_root: Path) -> None:
         [
             web.post("/api/auth/login", login),
             web.get("/health", health),
+            web.get("/api/boards/{board_id}/tx-log", tx_log),
             web.get("/api/internal/sfu", sfu_stats),
             web.get("/", console),
         ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal, TypeAlias
 
 from media.config import IceServerSpec
 from media.participant import ParticipantIdentity, Role
@@ -16,7 +17,10 @@ from signaling import protocol
 from signaling.auth import OperatorIdentity, check_board_secret
 from signaling.errors import AuthError, ForbiddenError, NotFoundError, SignalingError
 from signaling.presence import Presence
-from signaling.store import Board, Store
+from signaling.store import Board, Right, Store, TxSession
+
+#: What an operator may do on a board: its owner may do all, others what they were granted.
+Access: TypeAlias = Right | Literal["owner"]
 
 logger = logging.getLogger(__name__)
 
@@ -98,26 +102,34 @@ class StationService:
         )
 
     async def boards_for(self, operator: OperatorIdentity) -> list[protocol.BoardInfo]:
-        return [self._info(b) for b in await self._store.boards_of(operator.user_id)]
+        own = await self._store.boards_of(operator.user_id)
+        granted = [board for board, _ in await self._store.boards_granted_to(operator.user_id)]
+        return [self._info(b) for b in own + granted]
 
-    async def _usable_board(self, operator: OperatorIdentity, board_id: str) -> Board:
+    async def _access(self, operator: OperatorIdentity, board_id: str) -> tuple[Board, Access]:
+        """The board and what the operator may do there; refuses those with no access."""
         board = await self._store.get_board(board_id)
         if board is None:
             raise NotFoundError("no such board")
-        if board.owner_id != operator.user_id:
-            raise ForbiddenError("this board is not yours")
-        return board
+        if board.owner_id == operator.user_id:
+            return board, "owner"
+        right = await self._store.grant_of(board.id, operator.user_id)
+        if right is None:
+            raise ForbiddenError("you have no access to this board")
+        return board, right
 
     async def join(self, operator: OperatorIdentity, board_id: str) -> protocol.JoinReply:
-        board = await self._usable_board(operator, board_id)
+        board, access = await self._access(operator, board_id)
         return protocol.JoinReply(
-            board=self._info(board), ice_servers=self.ice_servers(), can_transmit=True
+            board=self._info(board),
+            ice_servers=self.ice_servers(),
+            can_transmit=access in ("owner", "transmit"),
         )
 
     async def operator_offer(
         self, operator: OperatorIdentity, connection_id: str, offer: protocol.OperatorOffer
     ) -> str:
-        board = await self._usable_board(operator, offer.board_id)
+        board, access = await self._access(operator, offer.board_id)
         if not self._presence.is_online(board.id):
             raise StationOfflineError()
         identity = ParticipantIdentity(
@@ -125,7 +137,8 @@ class StationService:
             role=Role.OPERATOR,
             callsign=operator.callsign,
             user_id=operator.user_id,
-            can_transmit=board.owner_id == operator.user_id,
+            can_transmit=access in ("owner", "transmit"),
+            is_owner=access == "owner",
         )
         return await self._sfu.connect_operator(board.id, identity, offer.sdp)
 
@@ -140,4 +153,13 @@ class StationService:
     async def audience_of(self, board_id: str) -> list[str]:
         """User ids who may see this board's presence."""
         board = await self._store.get_board(board_id)
-        return [board.owner_id] if board is not None else []
+        if board is None:
+            return []
+        return [board.owner_id, *await self._store.grantees(board_id)]
+
+    async def tx_log(self, operator: OperatorIdentity, board_id: str) -> list[TxSession]:
+        """The board's TX audit log; only its owner may read it."""
+        board, access = await self._access(operator, board_id)
+        if access != "owner":
+            raise ForbiddenError("only the board's owner may read its TX log")
+        return await self._store.tx_sessions(board.id)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, Literal, Self, TypeAlias
 from urllib.parse import unquote, urlsplit
 
 import aiosqlite
@@ -35,6 +35,10 @@ from signaling.errors import (
 logger = logging.getLogger(__name__)
 
 SQLITE_FILE_NAME: Final = "radiocore.sqlite3"
+
+#: What a grant lets a user do on someone else's board. The owner may do everything.
+Right: TypeAlias = Literal["listen", "transmit"]
+RIGHTS: Final = ("listen", "transmit")
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,10 @@ class Board:
 
 
 class Store(abc.ABC):
-    """Accounts and boards; use as `async with store:` or call `open()` / `close()`."""
+    """Accounts, boards, grants and the TX audit log.
+
+    Use as `async with store:` or call `open()` / `close()`.
+    """
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -116,6 +123,47 @@ class Store(abc.ABC):
     async def touch_board(self, board_id: str, when: datetime) -> None:
         """Record that the board's agent was seen at `when`; `NotFoundError` if no such board."""
 
+    @abc.abstractmethod
+    async def set_grant(self, board_id: str, user_id: str, right: Right | None) -> None:
+        """Give `user_id` a right on the board, or take it away (None)."""
+
+    @abc.abstractmethod
+    async def grant_of(self, board_id: str, user_id: str) -> Right | None: ...
+
+    @abc.abstractmethod
+    async def boards_granted_to(self, user_id: str) -> list[tuple[Board, Right]]:
+        """Boards of other owners the user has a right on."""
+
+    @abc.abstractmethod
+    async def grantees(self, board_id: str) -> list[str]:
+        """User ids with a right on the board (not the owner)."""
+
+    @abc.abstractmethod
+    async def start_tx(
+        self, board_id: str, user_id: str | None, callsign: str, started_at: datetime
+    ) -> int:
+        """Record that a transmission started; its id, for `end_tx`."""
+
+    @abc.abstractmethod
+    async def end_tx(self, tx_id: int, ended_at: datetime, reason: str) -> None: ...
+
+    @abc.abstractmethod
+    async def tx_sessions(self, board_id: str, limit: int = 100) -> list[TxSession]:
+        """The board's transmissions, newest first."""
+
+
+@dataclass(frozen=True)
+class TxSession:
+    """One transmission: who keyed the station, when, and why it ended (None while on air)."""
+
+    id: int
+    board_id: str
+    user_id: str | None
+    callsign: str
+    started_at: datetime
+    ended_at: datetime | None
+    reason: str | None
+
 
 def normalize_email(email: str) -> str:
     return email.strip().lower()
@@ -145,7 +193,7 @@ def create_store(database_url: str, data_dir: Path) -> Store:
     raise ConfigError(f"database_url scheme {parts.scheme!r} is not supported")
 
 
-_SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS users (
     id TEXT PRIMARY KEY,
@@ -165,6 +213,23 @@ CREATE TABLE IF NOT EXISTS boards (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS boards_owner ON boards (owner_id);
+CREATE TABLE IF NOT EXISTS grants (
+    board_id TEXT NOT NULL REFERENCES boards (id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    right TEXT NOT NULL CHECK (right IN ('listen', 'transmit')),
+    PRIMARY KEY (board_id, user_id)
+);
+CREATE INDEX IF NOT EXISTS grants_user ON grants (user_id);
+CREATE TABLE IF NOT EXISTS tx_sessions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    board_id TEXT NOT NULL REFERENCES boards (id) ON DELETE CASCADE,
+    user_id TEXT REFERENCES users (id) ON DELETE SET NULL,
+    callsign TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    reason TEXT
+);
+CREATE INDEX IF NOT EXISTS tx_sessions_board ON tx_sessions (board_id, started_at);
 """
 _USER_COLUMNS: Final = "id, email, password_hash, callsign, created_at"
 _BOARD_COLUMNS: Final = "id, owner_id, name, secret_hash, location, public, last_seen, created_at"
@@ -197,14 +262,14 @@ class SqliteStore(Store):
             async with db.execute("PRAGMA user_version") as cursor:
                 row = await cursor.fetchone()
             version = int(row[0]) if row is not None else 0
-            if version > _SCHEMA_VERSION:
+            if version > SCHEMA_VERSION:
                 raise SignalingError(
                     f"SQLite database {self.path} has schema version {version}, newer than "
-                    f"this server's {_SCHEMA_VERSION}"
+                    f"this server's {SCHEMA_VERSION}"
                 )
             await db.executescript(_SCHEMA)
             # PRAGMA takes no parameters; the value is our own integer constant
-            await db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
             await db.close()
             raise
@@ -321,6 +386,95 @@ class SqliteStore(Store):
             updated = cursor.rowcount
         if updated == 0:
             raise NotFoundError("no such board")
+
+    # -- grants and the TX audit log ------------------------------------------------------
+
+    async def set_grant(self, board_id: str, user_id: str, right: Right | None) -> None:
+        if right is None:
+            await self._conn.execute(
+                "DELETE FROM grants WHERE board_id = ? AND user_id = ?", (board_id, user_id)
+            )
+            return
+        if right not in RIGHTS:
+            raise BadRequestError(f"right must be one of {', '.join(RIGHTS)}")
+        try:
+            await self._conn.execute(
+                "INSERT INTO grants (board_id, user_id, right) VALUES (?, ?, ?) "
+                "ON CONFLICT (board_id, user_id) DO UPDATE SET right = excluded.right",
+                (board_id, user_id, right),
+            )
+        except sqlite3.IntegrityError as exc:
+            if exc.sqlite_errorname == "SQLITE_CONSTRAINT_FOREIGNKEY":
+                raise NotFoundError("no such board or user") from None
+            raise
+
+    async def grant_of(self, board_id: str, user_id: str) -> Right | None:
+        sql = "SELECT right FROM grants WHERE board_id = ? AND user_id = ?"
+        async with self._conn.execute(sql, (board_id, user_id)) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else _right(row["right"])
+
+    async def boards_granted_to(self, user_id: str) -> list[tuple[Board, Right]]:
+        columns = ", ".join(f"b.{c.strip()}" for c in _BOARD_COLUMNS.split(","))
+        sql = (
+            f"SELECT {columns}, g.right AS right FROM grants g JOIN boards b ON b.id = g.board_id "
+            "WHERE g.user_id = ? ORDER BY b.created_at, b.id"
+        )
+        async with self._conn.execute(sql, (user_id,)) as cursor:
+            rows = await cursor.fetchall()
+        return [(_board(row), _right(row["right"])) for row in rows]
+
+    async def grantees(self, board_id: str) -> list[str]:
+        sql = "SELECT user_id FROM grants WHERE board_id = ? ORDER BY user_id"
+        async with self._conn.execute(sql, (board_id,)) as cursor:
+            rows = await cursor.fetchall()
+        return [str(row["user_id"]) for row in rows]
+
+    async def start_tx(
+        self, board_id: str, user_id: str | None, callsign: str, started_at: datetime
+    ) -> int:
+        sql = (
+            "INSERT INTO tx_sessions (board_id, user_id, callsign, started_at) VALUES (?, ?, ?, ?)"
+        )
+        async with self._conn.execute(
+            sql, (board_id, user_id, callsign, _iso(started_at))
+        ) as cursor:
+            tx_id = cursor.lastrowid
+        if tx_id is None:
+            raise SignalingError("the TX session was not recorded")
+        return int(tx_id)
+
+    async def end_tx(self, tx_id: int, ended_at: datetime, reason: str) -> None:
+        sql = "UPDATE tx_sessions SET ended_at = ?, reason = ? WHERE id = ? AND ended_at IS NULL"
+        await self._conn.execute(sql, (_iso(ended_at), reason, tx_id))
+
+    async def tx_sessions(self, board_id: str, limit: int = 100) -> list[TxSession]:
+        sql = (
+            "SELECT id, board_id, user_id, callsign, started_at, ended_at, reason "
+            "FROM tx_sessions WHERE board_id = ? ORDER BY started_at DESC, id DESC LIMIT ?"
+        )
+        async with self._conn.execute(sql, (board_id, max(1, min(limit, 1000)))) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            TxSession(
+                id=int(row["id"]),
+                board_id=row["board_id"],
+                user_id=row["user_id"],
+                callsign=row["callsign"],
+                started_at=_from_iso(row["started_at"]),
+                ended_at=None if row["ended_at"] is None else _from_iso(row["ended_at"]),
+                reason=row["reason"],
+            )
+            for row in rows
+        ]
+
+
+def _right(value: str) -> Right:
+    if value == "listen":
+        return "listen"
+    if value == "transmit":
+        return "transmit"
+    raise SignalingError(f"unknown right {value!r} in the store")
 
 
 def _board(row: aiosqlite.Row) -> Board:

@@ -23,7 +23,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtp import RtpPacket
 
 from media import aiortc_hooks
-from signaling import keys
+from signaling import keys, protocol
 from signaling.app import create_app
 from signaling.auth import hash_board_secret, hash_password, new_board_secret
 from signaling.config import load_server_config
@@ -106,6 +106,7 @@ async def seed(data_dir: Path) -> tuple[str, str, Account, Account, str]:
         other_board = await store.create_board(
             other.user_id, "Other station", hash_board_secret(new_board_secret())
         )
+        await store.set_grant(board.id, other.user_id, "transmit")  # a guest operator
     return board.id, secret, owner, other, other_board.id
 
 
@@ -228,6 +229,7 @@ class Operator:
     frames: list[np.ndarray] = field(default_factory=list)
     mic: TonePacketTrack | None = None
     _reader: asyncio.Task[None] | None = None
+    _keepalive: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         async def on_presence(data: Any) -> None:
@@ -290,10 +292,31 @@ class Operator:
     def send(self, text: str) -> None:
         self.channel.send(text)
 
+    def key(self) -> None:
+        """Press PTT and keep it pressed, as the console does: keep-alives every 250 ms."""
+        self.send(protocol.encode(protocol.Ptt(state=True)).decode())
+
+        async def keepalives() -> None:
+            for _ in range(4 * 600):  # bounded: 10 minutes
+                await asyncio.sleep(protocol.KEEPALIVE_INTERVAL_S)
+                self.send(protocol.encode(protocol.Keepalive()).decode())
+
+        self._keepalive = asyncio.get_running_loop().create_task(keepalives())
+
+    def unkey(self, *, silently: bool = False) -> None:
+        """Release PTT; `silently`: stop the keep-alives without saying so (a hung client)."""
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
+        if not silently:
+            self.send(protocol.encode(protocol.Ptt(state=False)).decode())
+
     def messages(self, kind: str) -> list[str]:
         return [m for m in self.inbox if f'"type":"{kind}"' in m]
 
     async def close(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
         if self._reader is not None:
             self._reader.cancel()
         if self.pc is not None:

@@ -20,7 +20,6 @@ from tests.integration.harness import (
 )
 
 PTT_ON = protocol.encode(protocol.Ptt(state=True)).decode()
-PTT_OFF = protocol.encode(protocol.Ptt(state=False)).decode()
 
 
 async def test_every_listener_hears_the_station_and_gets_status(
@@ -49,9 +48,9 @@ async def test_every_listener_hears_the_station_and_gets_status(
 async def test_tx_audio_reaches_the_station_only_from_the_floor_holder(
     server: LiveServer, agent: AgentProcess
 ) -> None:
-    token = await server.token(server.owner)
-    holder = Operator(server, token, mic_hz=600.0)
-    other = Operator(server, token, mic_hz=850.0)  # the same owner in a second tab
+    guest = await server.token(server.other)  # a guest with the transmit right
+    holder = Operator(server, guest, mic_hz=600.0)
+    other = Operator(server, guest, mic_hz=850.0)  # the same guest in a second tab
     try:
         for operator in (holder, other):
             await operator.connect()
@@ -61,8 +60,8 @@ async def test_tx_audio_reaches_the_station_only_from_the_floor_holder(
         await asyncio.sleep(1.0)
         assert len(agent.tx_pcm()) < 48000 // 10, "TX audio reached the rig with PTT off"
 
-        holder.send(PTT_ON)
-        assert await poll(lambda: any('"holder":"DL1OWN"' in m for m in other.messages("floor")))
+        holder.key()
+        assert await poll(lambda: any('"holder":"DL2OTH"' in m for m in other.messages("floor")))
         other.send(PTT_ON)
         assert await poll(lambda: any("floor_busy" in m for m in other.messages("error")))
         assert await poll(lambda: len(agent.tx_pcm()) >= 2 * 48000, seconds=15)
@@ -71,7 +70,7 @@ async def test_tx_audio_reaches_the_station_only_from_the_floor_holder(
         assert rms > 500 and abs(peak - 600.0) < 15, f"station got {peak:.0f} Hz at rms {rms:.0f}"
         assert band_energy(pcm, 850.0) < 0.01, "the non-holder's voice reached the transmitter"
 
-        holder.send(PTT_OFF)
+        holder.unkey()
         assert await poll(lambda: any('"holder":null' in m for m in other.messages("floor")))
         await asyncio.sleep(0.5)
         written = len(agent.tx_pcm())

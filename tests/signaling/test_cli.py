@@ -66,3 +66,31 @@ def test_accounts_and_boards_are_created_and_secrets_printed_once(tmp_path: Path
     assert secret not in (tmp_path / "radiocore.sqlite3").read_bytes().decode("latin-1")
     nobody = radiocore("board", "add", *data, "--owner", "nobody@example.org", "--name", "X")
     assert nobody.returncode == 2 and "no account" in nobody.stderr
+
+
+def test_grants_are_given_and_taken_by_the_owner_side_tool(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path)]
+    for email, call in (("owner@example.org", "DL1OWN"), ("guest@example.org", "DL2GST")):
+        made = radiocore(
+            "user", "add", *data, "--email", email, "--callsign", call,
+            env={"RADIOCORE_PASSWORD": "a-good-password"},
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+    board = radiocore("board", "add", *data, "--owner", "owner@example.org", "--name", "Home")
+    board_id = json.loads(board.stdout)["board_id"]
+    grant = radiocore(
+        "board", "grant", *data, "--board", board_id, "--email", "guest@example.org",
+        "--right", "transmit",
+    )  # fmt: skip
+    assert grant.returncode == 0, grant.stderr
+    assert json.loads(grant.stdout)["right"] == "transmit"
+    to_owner = radiocore(
+        "board", "grant", *data, "--board", board_id, "--email", "owner@example.org",
+        "--right", "listen",
+    )  # fmt: skip
+    assert to_owner.returncode == 2 and "owner" in to_owner.stderr
+    bad = radiocore(
+        "board", "grant", *data, "--board", board_id, "--email", "guest@example.org",
+        "--right", "own",
+    )  # fmt: skip
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr

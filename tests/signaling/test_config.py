@@ -350,3 +350,19 @@ def test_generic_loader_errors_name_key_and_layer(tmp_path: Path) -> None:
             env_prefix="APP_",
             overrides={},
         )
+
+
+def test_floor_timers_are_configurable_and_checked() -> None:
+    config = load_server_config(
+        None,
+        {"RADIOCORE_FLOOR__DEADMAN_S": "0.5"},
+        {"demo": True, "floor.tx_timeout_s": 60.0},
+    )
+    assert config.floor.deadman_s == 0.5
+    assert config.floor.tx_timeout_s == 60.0
+    with pytest.raises(ConfigError, match="tx_warning_s"):
+        load_server_config(
+            None, {}, {"demo": True, "floor.tx_warning_s": 90.0, "floor.tx_timeout_s": 60.0}
+        )
+    with pytest.raises(ConfigError, match="deadman_s"):
+        load_server_config(None, {}, {"demo": True, "floor.deadman_s": 0.0})

@@ -17,7 +17,7 @@ from signaling.errors import (
     NotFoundError,
     SignalingError,
 )
-from signaling.store import Board, SqliteStore, User, create_store
+from signaling.store import SCHEMA_VERSION, Board, SqliteStore, User, create_store
 
 BOARD_ID = "3f2a6c1e-8b4d-4e0f-9a7c-5d1e2b3c4a5f"
 
@@ -129,7 +129,7 @@ async def test_data_survives_reopening_and_schema_is_idempotent(tmp_path: Path) 
         assert await store.get_board(BOARD_ID) == board
     with sqlite3.connect(path) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     raw.close()
 
 
@@ -167,3 +167,40 @@ def test_create_store_from_url(tmp_path: Path) -> None:
         create_store("postgresql://rc:pw@db/rc", tmp_path)
     with pytest.raises(ConfigError, match="not supported"):
         create_store("mysql://db/rc", tmp_path)
+
+
+async def test_grants_give_rights_on_other_owners_boards(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "db.sqlite3") as store:
+        owner = await store.create_user("owner@example.org", "h", "DL1OWN")
+        guest = await store.create_user("guest@example.org", "h", "DL2GST")
+        board = await store.create_board(owner.id, "Home", "secret-hash")
+        assert await store.grant_of(board.id, guest.id) is None
+        await store.set_grant(board.id, guest.id, "listen")
+        await store.set_grant(board.id, guest.id, "transmit")
+        assert await store.grant_of(board.id, guest.id) == "transmit"
+        granted = await store.boards_granted_to(guest.id)
+        assert [(b.id, right) for b, right in granted] == [(board.id, "transmit")]
+        assert await store.grantees(board.id) == [guest.id]
+        with pytest.raises(BadRequestError):
+            await store.set_grant(board.id, guest.id, "own")  # type: ignore[arg-type]
+        with pytest.raises(NotFoundError):
+            await store.set_grant(str(uuid.uuid4()), guest.id, "listen")
+        await store.set_grant(board.id, guest.id, None)
+        assert await store.grant_of(board.id, guest.id) is None
+
+
+async def test_tx_sessions_are_logged_newest_first(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "db.sqlite3") as store:
+        owner = await store.create_user("owner@example.org", "h", "DL1OWN")
+        board = await store.create_board(owner.id, "Home", "secret-hash")
+        start = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+        first = await store.start_tx(board.id, owner.id, "DL1OWN", start)
+        await store.end_tx(first, start + timedelta(seconds=5), "released")
+        second = await store.start_tx(board.id, owner.id, "DL1OWN", start + timedelta(minutes=1))
+        sessions = await store.tx_sessions(board.id)
+        assert [s.id for s in sessions] == [second, first]
+        assert sessions[1].reason == "released"
+        assert sessions[1].ended_at == start + timedelta(seconds=5)
+        assert sessions[0].ended_at is None and sessions[0].reason is None
+        await store.end_tx(first, start + timedelta(hours=1), "timeout")  # ended stays ended
+        assert (await store.tx_sessions(board.id))[1].reason == "released"

@@ -1,0 +1,96 @@
+"""The TX audit log: every transmission recorded with the control operator's identity.
+
+The SFU reports starts and ends synchronously (it must not wait on a database while it keys a
+transmitter); `TxAudit` queues them, bounded, and one task writes them to the store in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from media.floor import FloorHolder
+from signaling.store import Store
+
+logger = logging.getLogger(__name__)
+
+#: Starts and ends waiting to be written; far more than one station can produce.
+MAX_PENDING = 10_000
+
+
+@dataclass(frozen=True)
+class _Start:
+    board_id: str
+    holder: FloorHolder
+
+
+@dataclass(frozen=True)
+class _End:
+    board_id: str
+    holder: FloorHolder
+    reason: str
+    ended_at: datetime
+
+
+class TxAudit:
+    """A `media.floor.FloorObserver` that writes the TX audit log."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._queue: asyncio.Queue[_Start | _End] = asyncio.Queue(maxsize=MAX_PENDING)
+        self._open: dict[tuple[str, str, datetime], int] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.lost = 0
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._write())
+
+    async def close(self) -> None:
+        """Write what is queued, then stop."""
+        if self._task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), timeout=5)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    def tx_started(self, board_id: str, holder: FloorHolder) -> None:
+        self._put(_Start(board_id, holder))
+
+    def tx_ended(self, board_id: str, holder: FloorHolder, reason: str) -> None:
+        self._put(_End(board_id, holder, reason, datetime.now(UTC)))
+
+    def _put(self, event: _Start | _End) -> None:
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.lost += 1
+            logger.error("TX audit queue full; a record of %s was lost", event.holder.callsign)
+
+    async def _write(self) -> None:
+        while True:
+            event = await self._queue.get()
+            try:
+                key = (event.board_id, event.holder.key, event.holder.started_at)
+                if isinstance(event, _Start):
+                    self._open[key] = await self._store.start_tx(
+                        event.board_id,
+                        event.holder.user_id,
+                        event.holder.callsign,
+                        event.holder.started_at,
+                    )
+                else:
+                    tx_id = self._open.pop(key, None)
+                    if tx_id is not None:
+                        await self._store.end_tx(tx_id, event.ended_at, event.reason)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("writing the TX audit log failed")
+            finally:
+                self._queue.task_done()

@@ -1,0 +1,202 @@
+"""Transmit safety in the SFU: one holder, owner override, dead-man, time-out, link loss,
+validation against the rig's capabilities, and an audit of every transmission.
+Timers are shortened through the SFU's config."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiortc import RTCPeerConnection
+
+from media import aiortc_hooks
+from media.config import SfuConfig
+from media.floor import FloorHolder
+from media.participant import ParticipantIdentity, Role
+from media.sfu import Sfu
+from signaling import protocol
+from tests.media.peers import apply_answer, offer_sdp, peer, wait_for
+
+BOARD = "0e8f5b8a-1b0c-4c3e-9d7e-2f1a3b4c5d6e"
+PTT_ON = protocol.encode(protocol.Ptt(state=True)).decode()
+PTT_OFF = protocol.encode(protocol.Ptt(state=False)).decode()
+KEEPALIVE = protocol.encode(protocol.Keepalive()).decode()
+
+
+@dataclass
+class Log:
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def tx_started(self, board_id: str, holder: FloorHolder) -> None:
+        self.events.append(("start", holder.callsign, ""))
+
+    def tx_ended(self, board_id: str, holder: FloorHolder, reason: str) -> None:
+        self.events.append(("end", holder.callsign, reason))
+
+
+@dataclass
+class Client:
+    pc: RTCPeerConnection
+    channel: Any
+    inbox: list[str]
+
+    def send(self, text: str) -> None:
+        self.channel.send(text)
+
+    def got(self, kind: str) -> list[Any]:
+        decode = protocol.decode_server_message
+        return [decode(m) for m in self.inbox if f'"type":"{kind}"' in m]
+
+
+@dataclass
+class Station:
+    sfu: Sfu
+    log: Log
+    agent: Client
+    clients: list[Client] = field(default_factory=list)
+
+    async def operator(self, key: str, *, owner: bool = False, transmit: bool = True) -> Client:
+        identity = ParticipantIdentity(
+            key=key,
+            role=Role.OPERATOR,
+            callsign=key.upper(),
+            user_id=key,
+            can_transmit=transmit or owner,
+            is_owner=owner,
+        )
+        client = await connect(peer(), lambda sdp: self.sfu.connect_operator(BOARD, identity, sdp))
+        self.clients.append(client)
+        return client
+
+    def agent_saw(self, text: str) -> int:
+        return sum(1 for m in self.agent.inbox if m == text)
+
+
+async def connect(pc: RTCPeerConnection, negotiate: Any) -> Client:
+    pc.addTransceiver("audio", direction="sendrecv")
+    channel = pc.createDataChannel("control")
+    inbox: list[str] = []
+    channel.on("message", inbox.append)
+    await apply_answer(pc, await negotiate(await offer_sdp(pc)))
+    assert await wait_for(lambda: channel.readyState == "open")
+    return Client(pc, channel, inbox)
+
+
+@pytest.fixture
+async def station() -> AsyncIterator[Station]:
+    log = Log()
+    config = SfuConfig(
+        ice_host_addresses=("127.0.0.1",), deadman_s=0.4, tx_timeout_s=2.0, tx_warning_s=1.0
+    )
+    sfu = Sfu(config, observer=log)
+    agent = await connect(peer(), lambda sdp: sfu.connect_agent(BOARD, "Station", sdp))
+    caps = protocol.Capabilities(
+        modes=["USB", "LSB", "CW"],
+        freq_ranges=[protocol.FrequencyRange(low=1_800_000, high=29_700_000)],
+    )
+    agent.send(protocol.encode(caps).decode())
+    setup = Station(sfu, log, agent)
+    yield setup
+    for client in [*setup.clients, agent]:
+        await client.pc.close()
+    await sfu.close()
+    aiortc_hooks.set_host_addresses(())
+
+
+async def test_owner_overrides_and_the_previous_holder_is_told(station: Station) -> None:
+    guest = await station.operator("guest")
+    owner = await station.operator("owner", owner=True)
+    guest.send(PTT_ON)
+    assert await wait_for(lambda: station.agent_saw(PTT_ON) == 1)
+    owner.send(PTT_ON)
+    assert await wait_for(lambda: guest.got("ptt_released"))
+    assert guest.got("ptt_released")[0] == protocol.PttReleased(reason="override", by="OWNER")
+    assert await wait_for(lambda: station.agent_saw(PTT_ON) == 2)
+    assert station.agent_saw(PTT_OFF) == 1  # the guest's key was dropped before the owner's
+    assert await wait_for(lambda: protocol.Floor(holder="OWNER") in guest.got("floor"))
+    guest.send(PTT_ON)  # a guest cannot take it back
+    assert await wait_for(lambda: any(e.code.value == "floor_busy" for e in guest.got("error")))
+    owner.send(PTT_OFF)
+    assert await wait_for(lambda: station.agent_saw(PTT_OFF) == 2)
+    assert station.log.events == [
+        ("start", "GUEST", ""),
+        ("end", "GUEST", "override"),
+        ("start", "OWNER", ""),
+        ("end", "OWNER", "released"),
+    ]
+
+
+async def test_deadman_releases_when_keepalives_stop(station: Station) -> None:
+    holder = await station.operator("op")
+    holder.send(PTT_ON)
+    for _ in range(8):  # 0.8 s of keep-alives: twice the dead-man time, still keyed
+        await asyncio.sleep(0.1)
+        holder.send(KEEPALIVE)
+    assert station.agent_saw(PTT_OFF) == 0
+    assert await wait_for(lambda: station.agent_saw(protocol.encode(protocol.Keepalive()).decode()))
+    loop = asyncio.get_running_loop()
+    stopped = loop.time()
+    assert await wait_for(lambda: station.agent_saw(PTT_OFF) == 1, seconds=3)
+    assert loop.time() - stopped < 1.0
+    assert await wait_for(lambda: holder.got("ptt_released"))
+    assert holder.got("ptt_released")[0].reason == "deadman"
+    assert ("end", "OP", "deadman") in station.log.events
+
+
+async def test_tx_timeout_warns_then_releases(station: Station) -> None:
+    holder = await station.operator("op")
+    holder.send(PTT_ON)
+    for _ in range(30):  # keep-alives for up to 3 s: only the time-out can end it
+        await asyncio.sleep(0.1)
+        holder.send(KEEPALIVE)
+        if holder.got("ptt_released"):
+            break
+    assert holder.got("tx_warning") == [protocol.TxWarning(remaining_s=1)]
+    assert holder.got("ptt_released") == [protocol.PttReleased(reason="timeout")]
+    assert station.agent_saw(PTT_OFF) == 1
+
+
+async def test_listeners_cannot_key_and_nothing_reaches_the_rig(station: Station) -> None:
+    listener = await station.operator("listener", transmit=False)
+    listener.send(PTT_ON)
+    listener.send(protocol.encode(protocol.SetFrequency(value=7_100_000)).decode())
+    assert await wait_for(lambda: len(listener.got("error")) == 2)
+    assert {e.code.value for e in listener.got("error")} == {"forbidden"}
+    await asyncio.sleep(0.2)
+    assert station.agent.inbox == []
+
+
+async def test_requests_outside_the_rigs_capabilities_are_refused(station: Station) -> None:
+    op = await station.operator("op")
+    op.send(protocol.encode(protocol.SetFrequency(value=144_300_000)).decode())
+    op.send(protocol.encode(protocol.SetMode(value="FM")).decode())
+    op.send(protocol.encode(protocol.SetFrequency(value=14_205_000)).decode())
+    assert await wait_for(lambda: len(op.got("error")) == 2)
+    assert [e.code.value for e in op.got("error")] == ["bad_request", "bad_request"]
+    assert "144.3 MHz" in op.got("error")[0].message
+    assert await wait_for(lambda: len(station.agent.inbox) == 1)
+    assert station.agent.inbox == ['{"type":"freq","value":14205000}']
+
+
+async def test_holder_link_lost_unkeys_at_once(station: Station) -> None:
+    holder = await station.operator("op")
+    holder.send(PTT_ON)
+    assert await wait_for(lambda: station.agent_saw(PTT_ON) == 1)
+    await station.sfu.disconnect(BOARD, "op")  # what signaling does when the socket drops
+    assert await wait_for(lambda: station.agent_saw(PTT_OFF) == 1, seconds=1)
+    assert station.log.events[-1] == ("end", "OP", "link_lost")
+
+
+async def test_station_stopping_tx_by_itself_tells_the_holder(station: Station) -> None:
+    holder = await station.operator("op")
+    watcher = await station.operator("watcher")
+    holder.send(PTT_ON)
+    assert await wait_for(lambda: station.agent_saw(PTT_ON) == 1)
+    station.agent.send(protocol.encode(protocol.TxStopped(reason="rig_error")).decode())
+    assert await wait_for(lambda: holder.got("ptt_released"))
+    assert holder.got("ptt_released")[0].reason == "rig_error"
+    assert await wait_for(lambda: protocol.Floor(holder=None) in watcher.got("floor")[1:])
+    assert station.log.events[-1] == ("end", "OP", "rig_error")
