@@ -16,14 +16,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import contextlib
 import hashlib
 import json
 import multiprocessing
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -31,38 +26,19 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-BENCH_EMAIL = "bench@radiocore.local"
-BENCH_PASSWORD = "bench-password"
+from signaling.benchtools import (
+    login,
+    seed,
+    start_server,
+    stop_process,
+    use_loopback_ice,
+)
+
 SETTLE_S = 2.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _digest(payload: bytes) -> bytes:
     return hashlib.blake2b(payload, digest_size=8).digest()
-
-
-async def _seed(data_dir: Path) -> tuple[str, str]:
-    from signaling.auth import hash_board_secret, hash_password_async, new_board_secret
-    from signaling.store import SqliteStore
-
-    async with SqliteStore(data_dir / "radiocore.sqlite3") as store:
-        user = await store.create_user(
-            BENCH_EMAIL, await hash_password_async(BENCH_PASSWORD), "BENCH"
-        )
-        secret = new_board_secret()
-        board = await store.create_board(user.id, "Bench station", hash_board_secret(secret))
-    return board.id, secret
-
-
-def _use_loopback_ice() -> None:
-    from media.aiortc_hooks import set_host_addresses
-
-    set_host_addresses(["127.0.0.1"])
 
 
 # -- publisher process --------------------------------------------------------------------------
@@ -79,7 +55,7 @@ async def _publish(url: str, board_id: str, secret: str, pipe: Connection) -> No
     from board_agent.audio_source import ToneSource
     from board_agent.opus_track import OpusPacketTrack
 
-    _use_loopback_ice()
+    use_loopback_ice()
     sent: list[tuple[float, bytes]] = []
 
     class RecordingTrack(OpusPacketTrack):
@@ -124,7 +100,7 @@ async def _listen(url: str, token: str, board_id: str, count: int, pipe: Connect
 
     from media.aiortc_hooks import tap_receiver
 
-    _use_loopback_ice()
+    use_loopback_ice()
     received: list[list[tuple[float, bytes]]] = []
     peers: list[tuple[Any, Any]] = []
 
@@ -170,33 +146,12 @@ async def _listen(url: str, token: str, board_id: str, count: int, pipe: Connect
 # -- driver -------------------------------------------------------------------------------------
 
 
-def _login(url: str) -> str:
-    request = urllib.request.Request(
-        url + "api/auth/login",
-        data=json.dumps({"email": BENCH_EMAIL, "password": BENCH_PASSWORD}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return str(json.load(response)["token"])
-
-
 def _sfu_stats(url: str, reset: bool = False) -> dict[str, Any]:
     with urllib.request.urlopen(
         url + "api/internal/sfu" + ("?reset=1" if reset else ""), timeout=10
     ) as response:
         result: dict[str, Any] = json.load(response)
         return result
-
-
-def _wait_http(url: str, process: subprocess.Popen[bytes], seconds: float = 30.0) -> None:
-    for _ in range(int(seconds / 0.1)):
-        if process.poll() is not None:
-            raise RuntimeError("the server exited during start-up")
-        with contextlib.suppress(OSError):
-            urllib.request.urlopen(url + "health", timeout=1).close()
-            return
-        time.sleep(0.1)
-    raise RuntimeError("the server did not answer in time")
 
 
 def run_sfu_bench(args: argparse.Namespace) -> int:
@@ -206,23 +161,14 @@ def run_sfu_bench(args: argparse.Namespace) -> int:
     processes = max(1, min(args.listener_processes, listeners))
     with tempfile.TemporaryDirectory(prefix="radiocore-bench-") as tmp:
         data_dir = Path(tmp)
-        board_id, secret = asyncio.run(_seed(data_dir))
-        port = _free_port()
-        config = data_dir / "server.toml"
-        config.write_text(
-            f'host = "127.0.0.1"\nport = {port}\ndata_dir = "{data_dir}"\n'
-            f'secret = "{os.urandom(32).hex()}"\nlog_level = "WARNING"\n'
-            'media_latency_sample_every = 1\n[ice]\nhost_addresses = ["127.0.0.1"]\n'
-        )
-        url = f"http://127.0.0.1:{port}/"
-        server = subprocess.Popen(
-            [sys.executable, "-m", "signaling.cli", "serve", "--config", str(config)]
+        board_id, secret = asyncio.run(seed(data_dir))
+        url, server = start_server(
+            data_dir, 'media_latency_sample_every = 1\n[ice]\nhost_addresses = ["127.0.0.1"]\n'
         )
         ctx = multiprocessing.get_context("spawn")
         children: list[Any] = []
         try:
-            _wait_http(url, server)
-            token = _login(url)
+            token = login(url)
             pub_pipe, pub_child = ctx.Pipe()
             publisher = ctx.Process(target=_publisher, args=(url, board_id, secret, pub_child))
             publisher.start()
@@ -265,11 +211,7 @@ def run_sfu_bench(args: argparse.Namespace) -> int:
                 child_proc.join(timeout=20)
                 if child_proc.is_alive():
                     child_proc.kill()
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_process(server)
 
     # a packet counts when the publisher sent it inside the window, leaving 0.5 s at the end
     # for it to arrive

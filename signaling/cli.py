@@ -106,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--listener-processes", type=int, default=2, help="processes the listeners run in"
     )
     sfu.add_argument("--json", action="store_true", help="print only the JSON result")
+    control = bench_commands.add_parser(
+        "control", help="PTT, tuning and dead-man timing through the dummy rig (rigctld)"
+    )
+    control.add_argument("--rounds", type=int, default=20, help="key/release/tune cycles")
+    control.add_argument("--json", action="store_true", help="print only the JSON result")
     return parser
 
 
@@ -135,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_board_grant(args))
         if args.command == "board":
             return asyncio.run(_board_add(args))
+        if args.command == "bench" and args.target == "control":
+            from signaling.bench_control import run_control_bench
+
+            return run_control_bench(args)
         if args.command == "bench":
             from signaling.bench_sfu import run_sfu_bench
 

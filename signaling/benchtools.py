@@ -1,0 +1,92 @@
+"""What the `radiocore bench` commands share: a seeded server on loopback, logins, ports."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+BENCH_EMAIL = "bench@radiocore.local"
+BENCH_PASSWORD = "bench-password"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def seed(data_dir: Path) -> tuple[str, str]:
+    from signaling.auth import hash_board_secret, hash_password_async, new_board_secret
+    from signaling.store import SqliteStore
+
+    async with SqliteStore(data_dir / "radiocore.sqlite3") as store:
+        user = await store.create_user(
+            BENCH_EMAIL, await hash_password_async(BENCH_PASSWORD), "BENCH"
+        )
+        secret = new_board_secret()
+        board = await store.create_board(user.id, "Bench station", hash_board_secret(secret))
+    return board.id, secret
+
+
+def use_loopback_ice() -> None:
+    from media.aiortc_hooks import set_host_addresses
+
+    set_host_addresses(["127.0.0.1"])
+
+
+def login(url: str) -> str:
+    request = urllib.request.Request(
+        url + "api/auth/login",
+        data=json.dumps({"email": BENCH_EMAIL, "password": BENCH_PASSWORD}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return str(json.load(response)["token"])
+
+
+def wait_http(url: str, process: subprocess.Popen[bytes], seconds: float = 30.0) -> None:
+    for _ in range(int(seconds / 0.1)):
+        if process.poll() is not None:
+            raise RuntimeError("the server exited during start-up")
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(url + "health", timeout=1).close()
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the server did not answer in time")
+
+
+def start_server(data_dir: Path, extra_config: str = "") -> tuple[str, subprocess.Popen[bytes]]:
+    """`radiocore serve` on a free loopback port with a seeded SQLite store; (url, process)."""
+    port = free_port()
+    config = data_dir / "server.toml"
+    config.write_text(
+        f'host = "127.0.0.1"\nport = {port}\ndata_dir = "{data_dir}"\n'
+        f'secret = "{os.urandom(32).hex()}"\nlog_level = "WARNING"\n' + extra_config
+    )
+    url = f"http://127.0.0.1:{port}/"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "signaling.cli", "serve", "--config", str(config)]
+    )
+    try:
+        wait_http(url, server)
+    except BaseException:
+        stop_process(server)
+        raise
+    return url, server
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
