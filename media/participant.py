@@ -199,10 +199,17 @@ class Participant:
             return
         self.channel = channel
         channel.on("message", lambda message: self._on_message(self, message))
+        # without its control channel a participant can neither key safely nor be told
+        # anything: its session is over (a holder's transmission ends with "link_lost")
+        channel.on("close", self._channel_closed)
         if channel.readyState == "open":
             self._on_channel_open(self)
         else:
             channel.on("open", lambda: self._on_channel_open(self))
+
+    def _channel_closed(self) -> None:
+        if not self._closed:
+            self._on_gone(self)
 
     async def _state_changed(self) -> None:
         state = self.pc.connectionState

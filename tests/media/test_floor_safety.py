@@ -200,3 +200,12 @@ async def test_station_stopping_tx_by_itself_tells_the_holder(station: Station) 
     assert holder.got("ptt_released")[0].reason == "rig_error"
     assert await wait_for(lambda: protocol.Floor(holder=None) in watcher.got("floor")[1:])
     assert station.log.events[-1] == ("end", "OP", "rig_error")
+
+
+async def test_holder_closing_its_control_channel_unkeys(station: Station) -> None:
+    holder = await station.operator("op")
+    holder.send(PTT_ON)
+    assert await wait_for(lambda: station.agent_saw(PTT_ON) == 1)
+    holder.channel.close()
+    assert await wait_for(lambda: station.agent_saw(PTT_OFF) == 1, seconds=2)
+    assert station.log.events[-1] == ("end", "OP", "link_lost")
