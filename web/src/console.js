@@ -1,10 +1,22 @@
-// RadioCore operator console: sign in, list stations, listen to one over WebRTC.
+// RadioCore operator console: sign in, list stations, listen to one over WebRTC and, where the
+// operator may, transmit (microphone + push to talk with keep-alives) and tune the rig.
 //
 // Follows docs/protocol.md: Socket.IO namespace `/operator` for signaling (every event has an
 // ack `{ok: true, ...}` or `{ok: false, error: {code, message}}`), and the `control` data
-// channel for station status, floor and error messages. No framework; bundled by esbuild.
+// channel for station status, floor, control and error messages. No framework; bundled by
+// esbuild.
 
 import { io } from "socket.io-client";
+import {
+  PttController,
+  availableModes,
+  describeRanges,
+  describeRelease,
+  describeStationStop,
+  formatKhz,
+  frequencyFromInput,
+  parseCapabilities,
+} from "./control.js";
 import { formatFrequency, formatPower, formatSMeter, formatSquelch } from "./format.js";
 
 const OPERATOR_NAMESPACE = "/operator";
@@ -15,6 +27,18 @@ const OFFER_TIMEOUT_MS = 20_000;
 // ICE declares `failed` only after about a minute: tell the operator much sooner.
 const MEDIA_CONNECT_TIMEOUT_MS = 20_000;
 const MAX_SHOWN_ERRORS = 5;
+/** A control the operator just changed is not overwritten by station status for this long. */
+const USER_EDIT_HOLD_MS = 2000;
+/** PTT changes kept in `radiocore.pttLog`. */
+const PTT_LOG_LENGTH = 20;
+/** The microphone as a voice input: the browser's echo canceller keeps the RX audio out. */
+/** How long joining waits for the microphone before it starts listening without it. */
+const MIC_WAIT_MS = 1500;
+const MIC_PENDING = Symbol("microphone pending");
+const MIC_CONSTRAINTS = {
+  audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+  video: false,
+};
 
 const STATE_LABELS = {
   "signed-out": "signed out",
@@ -59,6 +83,26 @@ const radiocore = {
   boardId: null,
   /** @type {string | null} callsign of the operator holding the transmitter */
   floor: null,
+  /** @type {string | null} this operator's callsign, from sign-in */
+  callsign: null,
+  /** the join reply's `can_transmit` */
+  canTransmit: false,
+  /** @type {"none" | "pending" | "ready" | "refused" | "ended"} the microphone for TX */
+  mic: "none",
+  /** local push-to-talk: true from the press until the release (or a server/safety release) */
+  ptt: false,
+  /** @type {{reason: string, by: string | null} | null} the last `ptt_released` */
+  lastReleased: null,
+  /** @type {{remaining_s: number, at: number} | null} the last `tx_warning` (at: Date.now()) */
+  lastWarning: null,
+  /** @type {{modes: string[], freq_ranges: {low: number, high: number}[]} | null} */
+  capabilities: null,
+  /** keep-alives sent since the page loaded */
+  keepalivesSent: 0,
+  /** @type {string | null} why the page itself last released PTT (hidden, blur, …) */
+  lastLocalRelease: null,
+  /** @type {{keyed: boolean, why: string, at: number}[]} the last PTT changes (at: ms) */
+  pttLog: [],
 };
 window.radiocore = radiocore;
 
@@ -100,6 +144,21 @@ const els = {
   statusCount: byId("status-count"),
   audio: /** @type {HTMLAudioElement} */ (byId("rx-audio")),
   leave: /** @type {HTMLButtonElement} */ (byId("leave")),
+  rigOffline: byId("rig-offline"),
+  transmit: byId("transmit"),
+  ptt: /** @type {HTMLButtonElement} */ (byId("ptt")),
+  pttHint: byId("ptt-hint"),
+  micStatus: byId("mic-status"),
+  txWarning: byId("tx-warning"),
+  txNotice: byId("tx-notice"),
+  tuning: /** @type {HTMLFieldSetElement} */ (byId("tuning")),
+  freqForm: /** @type {HTMLFormElement} */ (byId("freq-form")),
+  freqInput: /** @type {HTMLInputElement} */ (byId("freq-input")),
+  freqHint: byId("freq-hint"),
+  freqError: byId("freq-error"),
+  modeSelect: /** @type {HTMLSelectElement} */ (byId("mode-select")),
+  powerInput: /** @type {HTMLInputElement} */ (byId("power-input")),
+  powerOutput: /** @type {HTMLOutputElement} */ (byId("power-output")),
 };
 
 /** @type {import("socket.io-client").Socket | null} */
@@ -117,6 +176,11 @@ const boardItems = new Map();
  *   offerSent: boolean,
  *   pendingCandidates: object[],
  *   connectTimer: number | undefined,
+ *   canTransmit: boolean,
+ *   channel: RTCDataChannel | null,
+ *   mic: MediaStream | null,
+ *   micTrack: MediaStreamTrack | null,
+ *   ptt: PttController,
  * }} BoardSession
  * @type {BoardSession | null}
  */
@@ -381,18 +445,65 @@ async function joinBoard(boardId) {
   try {
     const joined = await request("join", { board_id: boardId });
     if (!current()) return; // the operator moved on meanwhile
-    setText(els.access, joined.can_transmit ? "may transmit" : "listen only");
+    const canTransmit = joined.can_transmit === true;
+    radiocore.canTransmit = canTransmit;
+    setText(els.access, canTransmit ? "may transmit" : "listen only");
+
+    // The microphone first, so the offer can carry it; but if the browser is still asking the
+    // operator for permission, start listening without it and attach it when it comes.
+    const micPromise = canTransmit ? openMicrophone(current) : Promise.resolve(null);
+    const early = await Promise.race([
+      micPromise,
+      new Promise((resolve) => window.setTimeout(() => resolve(MIC_PENDING), MIC_WAIT_MS)),
+    ]);
+    const micPending = early === MIC_PENDING;
+    if (!current()) {
+      void micPromise.then(stopMicrophone);
+      return;
+    }
+    const mic = micPending ? null : /** @type {MediaStream | null} */ (early);
+    const micTrack = mic?.getAudioTracks()[0] ?? null;
+    if (micPending) setText(els.micStatus, "Microphone: waiting for your permission…");
 
     const pc = new RTCPeerConnection({ iceServers: toRtcIceServers(joined.ice_servers) });
-    mine = { boardId, pc, offerSent: false, pendingCandidates: [], connectTimer: undefined };
+    /** @type {BoardSession} */
+    const created = {
+      boardId,
+      pc,
+      offerSent: false,
+      pendingCandidates: [],
+      connectTimer: undefined,
+      canTransmit,
+      channel: null,
+      mic,
+      micTrack,
+      ptt: new PttController({
+        send: (message) => sendControl(created, message),
+        onChange: (keyed, why) => onPttChange(created, keyed, why),
+      }),
+    };
+    mine = created;
     session = mine;
     radiocore.pc = pc;
     setState("negotiating");
     wirePeerConnection(mine);
 
-    pc.addTransceiver("audio", { direction: "recvonly" });
+    if (mic !== null && micTrack !== null) {
+      // Muted until PTT: `enabled` false sends silence, so no voice leaves while released
+      // (and the server forwards audio only from the floor holder anyway).
+      micTrack.enabled = false;
+      micTrack.addEventListener("ended", () => onMicrophoneEnded(created));
+      pc.addTransceiver(micTrack, { direction: "sendrecv", streams: [mic] });
+    } else if (micPending) {
+      // Sends nothing until the track is attached (no renegotiation needed for that).
+      const transceiver = pc.addTransceiver("audio", { direction: "sendrecv" });
+      void micPromise.then((stream) => attachLateMicrophone(created, transceiver, stream));
+    } else {
+      pc.addTransceiver("audio", { direction: "recvonly" });
+    }
     // Ordered and reliable (the defaults), as the protocol requires.
     wireControlChannel(mine, pc.createDataChannel(CONTROL_CHANNEL_LABEL));
+    renderTransmit();
 
     await pc.setLocalDescription(await pc.createOffer());
     const sdp = /** @type {RTCSessionDescription} */ (pc.localDescription).sdp;
@@ -452,9 +563,15 @@ function wirePeerConnection(mine) {
     setState(pc.connectionState);
     if (pc.connectionState === "connected") {
       window.clearTimeout(mine.connectTimer);
-    } else if (pc.connectionState === "failed") {
-      showError("ice_failed", "The audio connection to the station failed.");
+    } else {
+      // An interrupted link cannot carry keep-alives or voice: unkey now rather than let the
+      // server's dead-man do it.
+      safetyRelease(mine, "the connection to the server was interrupted", "link");
+      if (pc.connectionState === "failed") {
+        showError("ice_failed", "The audio connection to the station failed.");
+      }
     }
+    renderTransmit();
   });
 
   pc.addEventListener("track", (event) => {
@@ -483,17 +600,46 @@ function sendCandidate(mine, payload) {
  * @param {RTCDataChannel} channel
  */
 function wireControlChannel(mine, channel) {
+  mine.channel = channel;
   channel.binaryType = "arraybuffer";
   channel.addEventListener("message", (event) => {
     if (session !== mine) return;
     const text =
       typeof event.data === "string" ? event.data : new TextDecoder().decode(event.data);
-    handleControlMessage(text);
+    handleControlMessage(mine, text);
+  });
+  channel.addEventListener("open", () => {
+    if (session === mine) renderTransmit();
+  });
+  channel.addEventListener("close", () => {
+    if (session !== mine) return;
+    safetyRelease(mine, "the control channel closed", "channel_closed");
+    renderTransmit();
   });
 }
 
-/** @param {string} text */
-function handleControlMessage(text) {
+/**
+ * Sends one control message on the session's data channel; false when it cannot go out.
+ * @param {BoardSession} mine
+ * @param {{type: string}} message
+ */
+function sendControl(mine, message) {
+  const channel = mine.channel;
+  if (session !== mine || channel === null || channel.readyState !== "open") return false;
+  try {
+    channel.send(JSON.stringify(message));
+  } catch {
+    return false;
+  }
+  if (message.type === "keepalive") radiocore.keepalivesSent += 1;
+  return true;
+}
+
+/**
+ * @param {BoardSession} mine
+ * @param {string} text
+ */
+function handleControlMessage(mine, text) {
   let message;
   try {
     message = JSON.parse(text);
@@ -511,13 +657,43 @@ function handleControlMessage(text) {
     case "floor":
       renderFloor(typeof message.holder === "string" ? message.holder : null);
       break;
-    case "error":
+    case "capabilities": {
+      const capabilities = parseCapabilities(message);
+      if (capabilities === null) {
+        console.warn("control channel: malformed capabilities ignored", message);
+      } else {
+        radiocore.capabilities = capabilities;
+        renderCapabilities();
+      }
+      break;
+    }
+    case "ptt_released":
+      onPttReleased(mine, message);
+      break;
+    case "tx_warning":
+      if (Number.isSafeInteger(message.remaining_s)) onTxWarning(mine, message.remaining_s);
+      break;
+    case "tx_stopped": {
+      const reason = typeof message.reason === "string" ? message.reason : "unknown";
+      showNotice(describeStationStop(reason));
+      // The station is no longer transmitting: give the floor back too.
+      if (mine.ptt.keyed) mine.ptt.release(`station_${reason}`);
+      break;
+    }
+    case "error": {
+      const ref = typeof message.ref === "string" ? message.ref : null;
       showError(
         typeof message.code === "string" ? message.code : "error",
         typeof message.message === "string" ? message.message : "The server refused a message.",
-        typeof message.ref === "string" ? message.ref : null,
+        ref,
       );
+      // A refused `ptt` or keep-alive (floor_busy, forbidden, rig_error, …): we are not
+      // transmitting. Releasing also hands back a floor the server may still count as ours.
+      if ((ref === "ptt" || ref === "keepalive") && mine.ptt.keyed) {
+        mine.ptt.release(`refused_${message.code}`);
+      }
       break;
+    }
     default:
       console.warn("control channel: unknown message type ignored", message?.type);
   }
@@ -533,13 +709,14 @@ function isStatus(m) {
     typeof m.mode === "string" &&
     optional(m.smeter, "number") &&
     optional(m.squelch, "boolean") &&
-    optional(m.power, "number")
+    optional(m.power, "number") &&
+    optional(m.rig_online, "boolean")
   );
 }
 
 /**
  * @param {{ptt: boolean, freq: number, mode: string, smeter?: number | null,
- *          squelch?: boolean | null, power?: number | null}} status
+ *          squelch?: boolean | null, power?: number | null, rig_online?: boolean}} status
  */
 function renderStatus(status) {
   radiocore.statusCount += 1;
@@ -556,18 +733,41 @@ function renderStatus(status) {
   els.txIndicator.classList.toggle("rx", !status.ptt);
   els.txIndicator.setAttribute("aria-label", status.ptt ? "transmitting" : "receiving");
   setText(els.statusCount, String(radiocore.statusCount));
+  const rigOffline = status.rig_online === false;
+  els.rigOffline.hidden = !rigOffline;
+  if (rigOffline && session !== null) safetyRelease(session, "the rig is offline", "rig_offline");
+  syncTuning(status);
+  renderTransmit();
 }
 
 /** @param {string | null} holder */
 function renderFloor(holder) {
   radiocore.floor = holder;
-  setText(els.floor, holder ?? "nobody");
+  const mine = holder !== null && holder === radiocore.callsign && radiocore.ptt;
+  setText(els.floor, holder === null ? "nobody" : mine ? `${holder} (you)` : holder);
+  renderTransmit();
 }
 
 function resetStationView() {
   radiocore.statusCount = 0;
   radiocore.lastStatus = null;
   radiocore.floor = null;
+  radiocore.canTransmit = false;
+  radiocore.mic = "none";
+  radiocore.ptt = false;
+  radiocore.lastReleased = null;
+  radiocore.lastWarning = null;
+  radiocore.capabilities = null;
+  radiocore.lastLocalRelease = null;
+  els.rigOffline.hidden = true;
+  setText(els.micStatus, "Microphone: —");
+  showNotice("");
+  clearWarning();
+  els.freqInput.value = "";
+  setFreqError("");
+  els.modeSelect.replaceChildren();
+  renderCapabilities();
+  renderTransmit();
   for (const element of [els.freq, els.mode, els.squelch, els.power, els.access, els.smeter]) {
     setText(element, "—");
   }
@@ -583,13 +783,17 @@ function resetStationView() {
 function closeSession() {
   const mine = session;
   if (mine === null) return null;
+  // Unkey while the channel can still say so, then mute and let go of the microphone.
+  mine.ptt.release("left");
   session = null;
+  stopMicrophone(mine.mic);
   window.clearTimeout(mine.connectTimer);
   mine.pc.close();
   if (radiocore.pc === mine.pc) radiocore.pc = null;
   els.audio.pause();
   els.audio.srcObject = null;
   setState("closed");
+  renderTransmit();
   return mine;
 }
 
@@ -615,6 +819,402 @@ async function leaveBoard({ keepPanel = false } = {}) {
     }
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Transmitting: microphone, push to talk, keep-alives, floor, tuning
+
+/**
+ * The microphone as a voice input, or null (with the reason shown) when there is none.
+ * @param {() => boolean} isCurrent false once the join that asked is over (then it shows nothing)
+ * @returns {Promise<MediaStream | null>}
+ */
+async function openMicrophone(isCurrent) {
+  radiocore.mic = "pending";
+  setText(els.micStatus, "Microphone: asking the browser…");
+  if (!navigator.mediaDevices?.getUserMedia) {
+    // Browsers offer getUserMedia only in a secure context (HTTPS or localhost).
+    micUnavailable("this page has no microphone access (it needs HTTPS)");
+    return null;
+  }
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia(MIC_CONSTRAINTS);
+    if (!isCurrent()) return stream; // the caller stops it
+    if (stream.getAudioTracks().length === 0) {
+      stopMicrophone(stream);
+      micUnavailable("the browser gave no audio track");
+      return null;
+    }
+    radiocore.mic = "ready";
+    setText(els.micStatus, "Microphone: ready, muted until you press PTT.");
+    return stream;
+  } catch (err) {
+    if (!isCurrent()) return null;
+    const name = err instanceof Error ? err.name : "";
+    const why =
+      name === "NotAllowedError"
+        ? "access was refused"
+        : name === "NotFoundError"
+          ? "no microphone was found"
+          : name === "NotReadableError"
+            ? "the microphone is in use or failed"
+            : `it could not be opened (${err instanceof Error ? err.message || name : err})`;
+    micUnavailable(why);
+    return null;
+  }
+}
+
+/**
+ * The microphone the operator allowed after listening had started: muted, onto the sender.
+ * @param {BoardSession} mine
+ * @param {RTCRtpTransceiver} transceiver
+ * @param {MediaStream | null} stream
+ */
+async function attachLateMicrophone(mine, transceiver, stream) {
+  const track = stream?.getAudioTracks()[0] ?? null;
+  if (session !== mine || track === null) {
+    if (session !== mine) stopMicrophone(stream);
+    renderTransmit(); // refused: openMicrophone said so; the sender stays without a track
+    return;
+  }
+  track.enabled = false;
+  try {
+    await transceiver.sender.replaceTrack(track);
+  } catch (err) {
+    stopMicrophone(stream);
+    if (session === mine) micUnavailable(`it could not be attached (${err})`);
+    return;
+  }
+  if (session !== mine) {
+    stopMicrophone(stream);
+    return;
+  }
+  mine.mic = stream;
+  mine.micTrack = track;
+  track.addEventListener("ended", () => onMicrophoneEnded(mine));
+  renderTransmit();
+}
+
+/** @param {string} why */
+function micUnavailable(why) {
+  radiocore.mic = "refused";
+  setText(els.micStatus, `Microphone: ${why}. Listening only: transmitting is off.`);
+}
+
+/** @param {MediaStream | null} stream */
+function stopMicrophone(stream) {
+  for (const track of stream?.getTracks() ?? []) track.stop();
+}
+
+/** @param {BoardSession} mine */
+function onMicrophoneEnded(mine) {
+  if (session !== mine) return;
+  mine.micTrack = null;
+  safetyRelease(mine, "the microphone stopped", "mic_ended");
+  radiocore.mic = "ended";
+  setText(els.micStatus, "Microphone: disconnected. Transmitting is off; rejoin to use it.");
+  renderTransmit();
+}
+
+/** How PTT was pressed: "pointer", "key", or null when not pressed by the operator. */
+/** @type {"pointer" | "key" | null} */
+let pttSource = null;
+
+/**
+ * @param {BoardSession} mine
+ * @param {boolean} keyed
+ * @param {string} why
+ */
+function onPttChange(mine, keyed, why) {
+  // The voice flows only while keyed: enabled once `ptt` true went out, disabled on release
+  // before `ptt` false goes out (and the server forwards audio only from the floor holder).
+  if (mine.micTrack !== null) mine.micTrack.enabled = keyed;
+  if (session !== mine) return;
+  if (mine.micTrack !== null) {
+    setText(
+      els.micStatus,
+      keyed ? "Microphone: live." : "Microphone: ready, muted until you press PTT.",
+    );
+  }
+  radiocore.ptt = keyed;
+  radiocore.pttLog.push({ keyed, why, at: Math.round(performance.now()) });
+  if (radiocore.pttLog.length > PTT_LOG_LENGTH) radiocore.pttLog.shift();
+  if (keyed) {
+    showNotice("");
+    radiocore.lastLocalRelease = null;
+  } else {
+    pttSource = null;
+    clearWarning();
+    if (why === "keepalive_failed") {
+      radiocore.lastLocalRelease = why;
+      showNotice("PTT released: a keep-alive could not be sent.");
+    }
+  }
+  renderFloor(radiocore.floor);
+}
+
+/**
+ * Unkeys (telling the server if the channel is still open) because the page can no longer
+ * be sure the operator is there or the link works; says so.
+ * @param {BoardSession} mine
+ * @param {string} what
+ * @param {string} code
+ */
+function safetyRelease(mine, what, code) {
+  if (!mine.ptt.keyed) return;
+  mine.ptt.release(code);
+  radiocore.lastLocalRelease = code;
+  showNotice(`PTT released: ${what}.`);
+}
+
+/**
+ * @param {BoardSession} mine
+ * @param {any} message
+ */
+function onPttReleased(mine, message) {
+  const reason = typeof message.reason === "string" ? message.reason : "unknown";
+  const by = typeof message.by === "string" ? message.by : null;
+  radiocore.lastReleased = { reason, by };
+  // The server has already released the floor: nothing to send, and the operator must press
+  // again (an auto-repeating space bar does not re-key: repeats are ignored).
+  mine.ptt.drop(`server_${reason}`);
+  showNotice(describeRelease(reason, by));
+}
+
+/** @type {number | undefined} */
+let warningTimer;
+
+/**
+ * @param {BoardSession} mine
+ * @param {number} remaining
+ */
+function onTxWarning(mine, remaining) {
+  radiocore.lastWarning = { remaining_s: remaining, at: Date.now() };
+  if (!mine.ptt.keyed) return;
+  showNotice(`TX time-out in ${remaining} s: finish the transmission (key again to go on).`);
+  const deadline = Date.now() + remaining * 1000;
+  const tick = () => {
+    const left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
+    setText(els.txWarning, `TX time-out in ${left} s`);
+    if (left === 0) window.clearInterval(warningTimer);
+  };
+  window.clearInterval(warningTimer);
+  tick();
+  els.txWarning.hidden = false;
+  warningTimer = window.setInterval(tick, 250);
+}
+
+function clearWarning() {
+  window.clearInterval(warningTimer);
+  warningTimer = undefined;
+  els.txWarning.hidden = true;
+  setText(els.txWarning, "");
+}
+
+/** @param {string} text an announcement about transmitting (assertive live region) */
+function showNotice(text) {
+  setText(els.txNotice, text);
+}
+
+/** Enables, labels and describes the PTT button and the tuning controls from the state. */
+function renderTransmit() {
+  const mine = session;
+  const canTransmit = mine !== null && mine.canTransmit;
+  els.transmit.hidden = !canTransmit;
+  const keyed = mine !== null && mine.ptt.keyed;
+  const channelOpen = mine?.channel?.readyState === "open";
+  const rigOffline = radiocore.lastStatus?.rig_online === false;
+  const holder = radiocore.floor;
+  const otherHolder = holder !== null && !keyed && holder !== radiocore.callsign;
+
+  /** @type {string} */
+  let hint;
+  let usable = false;
+  if (!canTransmit) hint = "Listening only.";
+  else if (mine.micTrack === null && radiocore.mic === "pending") {
+    hint = "Waiting for permission to use the microphone…";
+  } else if (mine.micTrack === null) hint = "No microphone: transmitting is off.";
+  else if (!channelOpen) hint = "Waiting for the connection to the station…";
+  else if (rigOffline) hint = "The rig is offline.";
+  else if (otherHolder) hint = `${holder} is transmitting.`;
+  else {
+    usable = true;
+    hint = keyed
+      ? "ON AIR: release the button (or the space bar) to stop."
+      : "Hold the button, or hold the space bar, to talk.";
+  }
+  // Never disable under a held pointer without unkeying first (every path above that makes
+  // PTT unusable releases it); keep the button usable while keyed.
+  els.ptt.disabled = !usable && !keyed;
+  els.ptt.setAttribute("aria-pressed", String(keyed));
+  setText(els.ptt, keyed ? "ON AIR" : "Push to talk");
+  setText(els.pttHint, hint);
+  els.tuning.disabled = !canTransmit || !channelOpen || rigOffline;
+}
+
+function renderCapabilities() {
+  const capabilities = radiocore.capabilities;
+  const modes = availableModes(capabilities);
+  const current = els.modeSelect.value || radiocore.lastStatus?.mode;
+  const options = modes.map((mode) => new Option(mode, mode));
+  els.modeSelect.replaceChildren(...options);
+  if (current) setSelectedMode(current);
+  const ranges = capabilities?.freq_ranges ?? [];
+  setText(
+    els.freqHint,
+    ranges.length > 0
+      ? `The station accepts ${describeRanges(ranges)}.`
+      : "1 Hz steps, e.g. 14205.000",
+  );
+}
+
+/** @param {string} mode selects it, adding it when the list lacks it (the rig is in it) */
+function setSelectedMode(mode) {
+  if (![...els.modeSelect.options].some((o) => o.value === mode)) {
+    els.modeSelect.append(new Option(mode, mode));
+  }
+  els.modeSelect.value = mode;
+}
+
+/** When the operator last changed each control (status updates leave it alone meanwhile). */
+const editedAt = new WeakMap();
+let powerDragging = false;
+
+/** @param {Element} element */
+function recentlyEdited(element) {
+  return Date.now() - (editedAt.get(element) ?? 0) < USER_EDIT_HOLD_MS;
+}
+
+/** @param {{freq: number, mode: string, power?: number | null}} status */
+function syncTuning(status) {
+  if (document.activeElement !== els.freqInput && !recentlyEdited(els.freqInput)) {
+    els.freqInput.value = formatKhz(status.freq);
+  }
+  if (!recentlyEdited(els.modeSelect)) setSelectedMode(status.mode);
+  if (typeof status.power === "number" && !powerDragging && !recentlyEdited(els.powerInput)) {
+    els.powerInput.value = String(status.power);
+    setText(els.powerOutput, formatPower(status.power));
+  }
+}
+
+/** @param {string} message */
+function setFreqError(message) {
+  setText(els.freqError, message);
+  if (message) els.freqInput.setAttribute("aria-invalid", "true");
+  else els.freqInput.removeAttribute("aria-invalid");
+}
+
+/** @param {{type: string, value: number | string}} message */
+function sendTuning(message) {
+  const mine = session;
+  if (mine === null || !mine.canTransmit) return;
+  if (!sendControl(mine, message)) {
+    showError("not_connected", `Not connected to the station: “${message.type}” was not sent.`);
+  }
+}
+
+/** @param {"pointer" | "key"} source */
+function pressPtt(source) {
+  const mine = session;
+  if (mine === null || els.ptt.disabled || mine.ptt.keyed) return;
+  if (mine.micTrack === null) return;
+  pttSource = source;
+  // The mic is enabled in onPttChange before `ptt` true is sent.
+  if (!mine.ptt.press()) pttSource = null;
+}
+
+/**
+ * @param {"pointer" | "key"} source
+ * @param {string} how the event that released it
+ */
+function releasePtt(source, how) {
+  if (pttSource !== source) return;
+  pttSource = null;
+  session?.ptt.release(how);
+}
+
+/** @param {EventTarget | null} target */
+function isTypingTarget(target) {
+  if (!(target instanceof HTMLElement)) return false;
+  return target.isContentEditable || target.closest("input, textarea, select") !== null;
+}
+
+/** @param {KeyboardEvent} event */
+function isPttKey(event) {
+  return (
+    event.code === "Space" &&
+    !event.ctrlKey &&
+    !event.altKey &&
+    !event.metaKey &&
+    !isTypingTarget(event.target)
+  );
+}
+
+els.ptt.addEventListener("pointerdown", (event) => {
+  if (event.pointerType === "mouse" && event.button !== 0) return;
+  event.preventDefault(); // no text selection, no focus juggling, no emulated mouse events
+  pressPtt("pointer");
+});
+for (const type of ["pointerup", "pointercancel", "pointerleave"]) {
+  els.ptt.addEventListener(type, () => releasePtt("pointer", type));
+}
+// A release anywhere counts (the pointer may come up outside the window's content).
+window.addEventListener("pointerup", () => releasePtt("pointer", "pointerup"));
+window.addEventListener("pointercancel", () => releasePtt("pointer", "pointercancel"));
+els.ptt.addEventListener("contextmenu", (event) => event.preventDefault()); // long touch
+
+window.addEventListener("keydown", (event) => {
+  if (!isPttKey(event) || session === null || !session.canTransmit) return;
+  event.preventDefault(); // no scrolling, no activation of a focused button
+  if (event.repeat) return; // auto-repeat: never re-keys after a server release
+  pressPtt("key");
+});
+window.addEventListener("keyup", (event) => {
+  if (event.code !== "Space" || pttSource !== "key") return;
+  event.preventDefault();
+  releasePtt("key", "keyup");
+});
+
+// The operator may no longer be at the controls: unkey.
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden && session !== null) safetyRelease(session, "the page was hidden", "hidden");
+});
+window.addEventListener("blur", () => {
+  if (session !== null) safetyRelease(session, "the window lost focus", "blur");
+});
+
+els.freqForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const result = frequencyFromInput(els.freqInput.value, radiocore.capabilities);
+  if ("error" in result) {
+    setFreqError(result.error);
+    return;
+  }
+  setFreqError("");
+  editedAt.delete(els.freqInput);
+  sendTuning({ type: "freq", value: result.hz });
+});
+els.freqInput.addEventListener("input", () => {
+  editedAt.set(els.freqInput, Date.now());
+  if (els.freqError.textContent) setFreqError("");
+});
+els.modeSelect.addEventListener("change", () => {
+  editedAt.set(els.modeSelect, Date.now());
+  sendTuning({ type: "mode", value: els.modeSelect.value });
+});
+els.powerInput.addEventListener("pointerdown", () => {
+  powerDragging = true;
+});
+window.addEventListener("pointerup", () => {
+  powerDragging = false;
+});
+els.powerInput.addEventListener("input", () => {
+  editedAt.set(els.powerInput, Date.now());
+  setText(els.powerOutput, formatPower(Number(els.powerInput.value)));
+});
+els.powerInput.addEventListener("change", () => {
+  editedAt.set(els.powerInput, Date.now());
+  sendTuning({ type: "power", value: Number(els.powerInput.value) });
+});
 
 // ---------------------------------------------------------------------------------------------
 // Signing in and out
@@ -650,7 +1250,8 @@ async function onLoginSubmit(event) {
       return;
     }
     els.password.value = "";
-    setText(els.callsign, typeof body.callsign === "string" ? body.callsign : email);
+    radiocore.callsign = typeof body.callsign === "string" ? body.callsign : null;
+    setText(els.callsign, radiocore.callsign ?? email);
     els.whoami.hidden = false;
     els.login.hidden = true;
     els.console.hidden = false;
@@ -674,6 +1275,7 @@ function signOut(message = "") {
   sock?.disconnect(); // the server forgets our joins with the connection
   boards.clear();
   renderBoards();
+  radiocore.callsign = null;
   els.console.hidden = true;
   els.whoami.hidden = true;
   els.login.hidden = false;
