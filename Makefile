@@ -58,9 +58,10 @@ $(WEB_BUNDLE): $(NODE_STAMP) $(WEB_SOURCES)
 system-packages:
 	PYTHON="$(PYTHON)" bash deploy/install-system-packages.sh
 
-lint: venv
+lint: venv web
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	npm test --silent
 
 typecheck: venv
 	$(VENV)/bin/mypy

@@ -158,6 +158,8 @@ class Room:
             participant.send(
                 protocol.encode(protocol.Floor(holder=holder.callsign if holder else None))
             )
+            if self.capabilities is not None:
+                participant.send(protocol.encode(self.capabilities))
             if self.last_status is not None:
                 participant.send(self.last_status)
 
@@ -180,8 +182,7 @@ class Room:
     def _station_message(self, agent: Participant, data: str | bytes) -> None:
         message = protocol.decode_station_message(data)
         if isinstance(message, protocol.Capabilities):
-            self.capabilities = message
-            return
+            self.capabilities = message  # kept to refuse bad requests, and passed on
         if isinstance(message, protocol.TxStopped):
             logger.info("station %s released PTT by itself: %s", self.board_id, message.reason)
             self._end_tx(message.reason)

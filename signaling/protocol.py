@@ -253,6 +253,7 @@ class JoinReply(_Payload, frozen=True):
     board: BoardInfo
     ice_servers: list[IceServer]
     can_transmit: bool
+    is_owner: bool  # the owner may take the floor from anyone (override)
 
 
 class BoardListReply(_Payload, frozen=True):

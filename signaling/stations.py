@@ -124,6 +124,7 @@ class StationService:
             board=self._info(board),
             ice_servers=self.ice_servers(),
             can_transmit=access in ("owner", "transmit"),
+            is_owner=access == "owner",
         )
 
     async def operator_offer(

@@ -171,6 +171,8 @@ async def test_listeners_cannot_key_and_nothing_reaches_the_rig(station: Station
 
 async def test_requests_outside_the_rigs_capabilities_are_refused(station: Station) -> None:
     op = await station.operator("op")
+    # an operator whose channel opens is told what the rig accepts (the console checks input)
+    assert await wait_for(lambda: any('"type":"capabilities"' in m for m in op.inbox))
     op.send(protocol.encode(protocol.SetFrequency(value=144_300_000)).decode())
     op.send(protocol.encode(protocol.SetMode(value="FM")).decode())
     op.send(protocol.encode(protocol.SetFrequency(value=14_205_000)).decode())

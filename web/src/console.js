@@ -87,6 +87,8 @@ const radiocore = {
   callsign: null,
   /** the join reply's `can_transmit` */
   canTransmit: false,
+  /** the join reply's `is_owner`: the owner may take over from whoever transmits */
+  isOwner: false,
   /** @type {"none" | "pending" | "ready" | "refused" | "ended"} the microphone for TX */
   mic: "none",
   /** local push-to-talk: true from the press until the release (or a server/safety release) */
@@ -447,6 +449,7 @@ async function joinBoard(boardId) {
     if (!current()) return; // the operator moved on meanwhile
     const canTransmit = joined.can_transmit === true;
     radiocore.canTransmit = canTransmit;
+    radiocore.isOwner = joined.is_owner === true;
     setText(els.access, canTransmit ? "may transmit" : "listen only");
 
     // The microphone first, so the offer can carry it; but if the browser is still asking the
@@ -753,6 +756,7 @@ function resetStationView() {
   radiocore.lastStatus = null;
   radiocore.floor = null;
   radiocore.canTransmit = false;
+  radiocore.isOwner = false;
   radiocore.mic = "none";
   radiocore.ptt = false;
   radiocore.lastReleased = null;
@@ -1035,12 +1039,12 @@ function renderTransmit() {
   } else if (mine.micTrack === null) hint = "No microphone: transmitting is off.";
   else if (!channelOpen) hint = "Waiting for the connection to the station…";
   else if (rigOffline) hint = "The rig is offline.";
-  else if (otherHolder) hint = `${holder} is transmitting.`;
+  else if (otherHolder && !radiocore.isOwner) hint = `${holder} is transmitting.`;
   else {
     usable = true;
-    hint = keyed
-      ? "ON AIR: release the button (or the space bar) to stop."
-      : "Hold the button, or hold the space bar, to talk.";
+    if (keyed) hint = "ON AIR: release the button (or the space bar) to stop.";
+    else if (otherHolder) hint = `${holder} is transmitting; as the owner you can take over.`;
+    else hint = "Hold the button, or hold the space bar, to talk.";
   }
   // Never disable under a held pointer without unkeying first (every path above that makes
   // PTT unusable releases it); keep the button usable while keyed.
