@@ -177,6 +177,10 @@ class Participant:
         audio = [t for t in self.pc.getTransceivers() if t.kind == "audio"]
         return audio[0] if audio else None
 
+    @property
+    def channel_open(self) -> bool:
+        return self.channel is not None and self.channel.readyState == "open"
+
     def send(self, data: bytes) -> bool:
         """Send a data-channel message; False when the channel is closed or backed up."""
         channel = self.channel

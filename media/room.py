@@ -205,7 +205,7 @@ class Room:
                 ErrorCode.FORBIDDEN, f"{identity.callsign} may listen but not control this station"
             )
         agent = self.agent
-        if agent is None:
+        if agent is None or not agent.channel_open:  # a command now would be lost
             raise ProtocolError(ErrorCode.STATION_OFFLINE, "the station is offline")
         if isinstance(message, protocol.Ptt):
             if not message.state:

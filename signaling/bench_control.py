@@ -50,6 +50,11 @@ class RigReader:
     def freq(self) -> int:
         return int(float(self._ask("f")))
 
+    def mode(self) -> str:
+        mode = self._ask("m")
+        self._file.readline()  # the passband
+        return mode
+
     def wait_until(self, predicate: Any, seconds: float = 10.0) -> float | None:
         """time.time() when `predicate(self)` first held, or None after `seconds`."""
         for _ in range(int(seconds / POLL_S)):
@@ -85,6 +90,8 @@ async def _operate(url: str, token: str, board_id: str, pipe: Connection) -> Non
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTransceiver("audio", direction="recvonly")
     channel = pc.createDataChannel("control")
+    station_ready = asyncio.Event()  # the first status proves the station's channel is up
+    channel.on("message", lambda m: station_ready.set() if '"type":"status"' in m else None)
     await pc.setLocalDescription(await pc.createOffer())
     for _ in range(300):  # until the station is online: at most a minute
         reply = await sio.call(
@@ -97,10 +104,7 @@ async def _operate(url: str, token: str, board_id: str, pipe: Connection) -> Non
             break
         await asyncio.sleep(0.2)
     await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
-    for _ in range(500):
-        if channel.readyState == "open":
-            break
-        await asyncio.sleep(0.02)
+    await asyncio.wait_for(station_ready.wait(), timeout=60)
     keepalive: asyncio.Task[None] | None = None
 
     async def keep() -> None:
