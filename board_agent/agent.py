@@ -4,9 +4,12 @@ A session is: Socket.IO connect to `/agent` (board id + secret) → `hello` (the
 use) → one RTCPeerConnection with a sendrecv audio transceiver (RX audio out as pre-encoded Opus,
 the floor holder's TX audio in) and the `control` data channel → `offer`/answer → connected.
 While connected, control messages are applied to the station and `status`/`heartbeat` messages
-go back. Whatever ends a session (server gone, refused credentials, ICE failure, a closed data
-channel) tears everything down, releases PTT, and one loop reconnects with exponential backoff.
+go back (`StationControl`, which also enforces the agent's own dead-man and TX time-out).
+Whatever ends a session (server gone, refused credentials, ICE failure, a closed data channel)
+releases PTT at once, tears everything down, and one loop reconnects with exponential backoff.
 python-socketio's own reconnection is disabled so that this loop is the only one.
+
+The station (simulated, or a rig through rigctld) lives as long as the agent, across sessions.
 """
 
 from __future__ import annotations
@@ -44,11 +47,9 @@ from signaling.protocol import (
     ErrorBody,
     ErrorCode,
     Heartbeat,
-    OperatorMessage,
     ProtocolError,
-    Ptt,
+    StationMessage,
     Status,
-    decode_operator_message,
     decode_payload,
     encode,
     to_builtins,
@@ -58,20 +59,19 @@ from .audio_sink import AudioSink
 from .audio_source import AudioSource
 from .backoff import Backoff
 from .config import AgentConfig, AudioSpec
-from .errors import AgentError, AudioError, SessionError, StationError
+from .errors import AudioError, SessionError
+from .hamlib_station import HamlibStation
 from .opus_track import OpusPacketTrack
 from .station import SimulatedStation, StationDriver
+from .station_control import StationControl
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Control messages waiting for the rig. Each sets a state, so when the queue is full the oldest
-#: is dropped and the newest wins.
-CONTROL_QUEUE_SIZE: Final = 32
 #: Status and heartbeats are skipped rather than queued behind a stalled data channel.
 MAX_CHANNEL_BUFFERED_BYTES: Final = 64 * 1024
-#: Bound on releasing PTT and on closing the peer connection and the socket at teardown.
+#: Bound on closing the peer connection and the socket at teardown.
 TEARDOWN_STEP_TIMEOUT_S: Final = 5.0
 #: Longest server refusal text the agent parses and logs.
 MAX_REFUSAL_CHARS: Final = 1024
@@ -101,9 +101,10 @@ def use_ice_host_addresses(addresses: Sequence[str]) -> None:
 class BoardAgent:
     """Keeps the station connected to the server until `stop()`; see the module docstring.
 
-    Owns `station` and `audio_sink` (closes them when `run()` ends) and each session's audio
-    source (made by `audio_source_factory`, opened anew per connection). By default the station
-    is simulated and source and sink come from `config`.
+    Owns `station` (opens it when `run()` starts, closes it when `run()` ends), `audio_sink`
+    (closes it) and each session's audio source (made by `audio_source_factory`, opened anew
+    per connection). By default the station is the config's `rig` and source and sink come
+    from `config`.
     """
 
     def __init__(
@@ -116,7 +117,8 @@ class BoardAgent:
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
-        self.station = station if station is not None else SimulatedStation()
+        self.station = station if station is not None else create_station(config)
+        self.control = StationControl(self.station, config)
         source_spec = AudioSpec.parse_source(config.audio_source)
         self._source_factory = audio_source_factory or (lambda: AudioSource.from_spec(source_spec))
         self.audio_sink = (
@@ -128,8 +130,6 @@ class BoardAgent:
         self._stopping = asyncio.Event()
         self._connected = asyncio.Event()
         self._reached_connected = False
-        self._ptt = False  # what the agent last keyed or released
-        self._tx_timer: asyncio.TimerHandle | None = None
         #: The current session's RX track (for its counters), None between sessions.
         self.rx_track: OpusPacketTrack | None = None
         #: Sessions that reached the connected state.
@@ -156,9 +156,13 @@ class BoardAgent:
             use_ice_host_addresses(self.config.ice_host_addresses)
             logger.info("ICE host candidates only on %s", ", ".join(self.config.ice_host_addresses))
         logger.info(
-            "board agent for board %s, server %s", self.config.board_id, self.config.server_url
+            "board agent for board %s, server %s, rig %s",
+            self.config.board_id,
+            self.config.server_url,
+            self.config.rig,
         )
         try:
+            await self._until_stopped(self.station.open())
             while not self._stopping.is_set():
                 self._reached_connected = False
                 try:
@@ -176,7 +180,7 @@ class BoardAgent:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)
         finally:
-            await self._release_ptt("the agent is stopping")
+            await self.control.release_ptt("the agent is stopping")
             await self.station.close()
             self.audio_sink.close()
             logger.info("board agent stopped")
@@ -229,7 +233,6 @@ class BoardAgent:
         )
         sio.on("error", _log_server_error, namespace=AGENT_NAMESPACE)
 
-        control: asyncio.Queue[OperatorMessage] = asyncio.Queue(maxsize=CONTROL_QUEUE_SIZE)
         pc: RTCPeerConnection | None = None
         track: OpusPacketTrack | None = None
         try:
@@ -256,7 +259,7 @@ class BoardAgent:
                     channel_open = asyncio.Event()
                     channel.on("open", channel_open.set)
                     channel.on("close", lambda: lose("the control channel closed"))
-                    channel.on("message", lambda data: self._on_control_message(data, control))
+                    channel.on("message", self.control.receive)
                     self._watch_peer_connection(pc, lose, spawn)
 
                     await pc.setLocalDescription(await pc.createOffer())
@@ -276,26 +279,42 @@ class BoardAgent:
             self.sessions_connected += 1
             self._connected.set()
             logger.info("connected: RX audio and the control channel are up")
-            status_changed = asyncio.Event()
-            spawn(self._control_loop(control, status_changed), "control")
-            spawn(self._status_loop(channel, status_changed), "status")
+            spawn(self.control.serve(lambda message: _send(channel, message)), "station-control")
             spawn(self._heartbeat_loop(channel), "heartbeat")
             await link_lost.wait()
             raise SessionError(f"connection lost: {lost_reasons[0]}")
         finally:
             self._connected.clear()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            self._cancel_tx_timer()
-            # dead-man: the transmitter must not stay keyed without a control link
-            await self._release_ptt("the control link is down")
-            if track is not None:
-                track.stop()
-            self.rx_track = None
-            if pc is not None:
-                await _bounded("closing the peer connection", pc.close())
-            await _bounded("closing the server connection", sio.disconnect())
+            # a `stop()` arriving meanwhile must not cut the teardown short: PTT, the peer
+            # connection and the socket are released whatever happens
+            teardown = asyncio.ensure_future(self._end_session(tasks, track, pc, sio))
+            try:
+                await asyncio.shield(teardown)
+            except asyncio.CancelledError:
+                await teardown
+                raise
+
+    async def _end_session(
+        self,
+        tasks: set[asyncio.Task[None]],
+        track: OpusPacketTrack | None,
+        pc: RTCPeerConnection | None,
+        sio: socketio.AsyncClient,
+    ) -> None:
+        for task in tasks:
+            task.cancel()
+        # the transmitter must not stay keyed without a control link: unkey at once, not after
+        # the other tasks' teardown (a TX audio write may be finishing)
+        await asyncio.gather(
+            self.control.release_ptt("the control link is down"),
+            asyncio.gather(*tasks, return_exceptions=True),
+        )
+        if track is not None:
+            track.stop()
+        self.rx_track = None
+        if pc is not None:
+            await _bounded("closing the peer connection", pc.close())
+        await _bounded("closing the server connection", sio.disconnect())
 
     async def _connect_socket(self, sio: socketio.AsyncClient, refusals: list[object]) -> None:
         auth = to_builtins(AgentAuth(board_id=self.config.board_id, secret=self.config.secret))
@@ -387,77 +406,6 @@ class BoardAgent:
     # -----------------------------------------------------------------------------------------
     # Control, status, heartbeat, TX audio
 
-    def _on_control_message(self, data: object, queue: asyncio.Queue[OperatorMessage]) -> None:
-        if not isinstance(data, str | bytes):
-            return
-        try:
-            message = decode_operator_message(data)
-        except ProtocolError as exc:
-            logger.warning("ignored a control message (%s): %s", exc.code.value, exc.message)
-            return
-        if queue.full():
-            queue.get_nowait()
-            logger.warning("control queue full: dropped the oldest message")
-        queue.put_nowait(message)
-
-    async def _control_loop(
-        self, queue: asyncio.Queue[OperatorMessage], status_changed: asyncio.Event
-    ) -> None:
-        while True:
-            message = await queue.get()
-            try:
-                await self.station.apply(message)
-            except StationError as exc:
-                logger.warning("the station refused %s: %s", encode(message).decode(), exc)
-            else:
-                if isinstance(message, Ptt):
-                    self._note_ptt(message.state, queue)
-            status_changed.set()
-
-    def _note_ptt(self, state: bool, queue: asyncio.Queue[OperatorMessage]) -> None:
-        if state and not self._ptt:
-            self._tx_timer = asyncio.get_running_loop().call_later(
-                self.config.tx_timeout_s, self._tx_timed_out, queue
-            )
-        elif not state:
-            self._cancel_tx_timer()
-        self._ptt = state
-
-    def _tx_timed_out(self, queue: asyncio.Queue[OperatorMessage]) -> None:
-        self._tx_timer = None
-        logger.warning("TX time-out: releasing PTT after %g s keyed", self.config.tx_timeout_s)
-        if queue.full():
-            queue.get_nowait()
-        queue.put_nowait(Ptt(state=False))
-
-    def _cancel_tx_timer(self) -> None:
-        if self._tx_timer is not None:
-            self._tx_timer.cancel()
-            self._tx_timer = None
-
-    async def _release_ptt(self, reason: str) -> None:
-        try:
-            async with asyncio.timeout(TEARDOWN_STEP_TIMEOUT_S):
-                status = await self.station.status()
-                if status.ptt or self._ptt:
-                    logger.warning("releasing PTT: %s", reason)
-                    await self.station.apply(Ptt(state=False))
-        except (AgentError, TimeoutError) as exc:
-            logger.error("could not release PTT (%s): %s", reason, exc or "timed out")
-        self._ptt = False
-
-    async def _status_loop(self, channel: RTCDataChannel, status_changed: asyncio.Event) -> None:
-        while True:
-            status_changed.clear()
-            try:
-                status = await self.station.status()
-            except StationError as exc:
-                logger.warning("cannot read the station status: %s", exc)
-            else:
-                _send(channel, status)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(status_changed.wait(), self.config.status_interval_s)
-
     async def _heartbeat_loop(self, channel: RTCDataChannel) -> None:
         while True:
             _send(channel, Heartbeat(timestamp=time.time()))
@@ -474,7 +422,7 @@ class BoardAgent:
                 return
             if not isinstance(frame, av.AudioFrame):
                 continue
-            if not self._ptt:
+            if not self.control.ptt:
                 self.tx_frames_dropped += 1
                 continue
             try:
@@ -492,10 +440,22 @@ class BoardAgent:
                 return
 
 
-def _send(channel: RTCDataChannel, message: Status | Heartbeat) -> None:
+def create_station(config: AgentConfig) -> StationDriver:
+    """The station driver the config's `rig` names."""
+    if config.rig == "simulated":
+        return SimulatedStation()
+    return HamlibStation.from_config(config)
+
+
+def _send(channel: RTCDataChannel, message: StationMessage) -> None:
     if channel.readyState != "open":
         return
-    if channel.bufferedAmount > MAX_CHANNEL_BUFFERED_BYTES:
+    # status and heartbeats are refreshed anyway; capabilities, errors and tx_stopped are rare
+    # and must arrive
+    if (
+        isinstance(message, Status | Heartbeat)
+        and channel.bufferedAmount > MAX_CHANNEL_BUFFERED_BYTES
+    ):
         logger.debug("control channel backed up: skipped a %s", type(message).__name__)
         return
     channel.send(encode(message).decode())  # as text, like the browser sends

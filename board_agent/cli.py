@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 
-from .config import ENV_PREFIX, AgentConfig
+from .config import ENV_PREFIX, RIG_KINDS, AgentConfig
 from .errors import AgentError
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,36 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help="gather ICE host candidates only on this address (repeatable; default: all)",
     )
+    rig = parser.add_argument_group("rig control (Hamlib)")
+    rig.add_argument(
+        "--rig",
+        choices=RIG_KINDS,
+        help="simulated (default), rigctld (connect to a running one), hamlib (run rigctld)",
+    )
+    rig.add_argument("--rigctld-host", metavar="HOST", help="rigctld's address (default 127.0.0.1)")
+    rig.add_argument("--rigctld-port", metavar="PORT", type=int, help="rigctld's port (4532)")
+    rig.add_argument("--rigctld-path", metavar="PATH", help="the rigctld program (--rig hamlib)")
+    rig.add_argument("--rig-model", metavar="N", type=int, help="Hamlib model (1: dummy rig)")
+    rig.add_argument("--rig-device", metavar="DEVICE", help="serial device, e.g. /dev/ttyUSB0")
+    rig.add_argument("--rig-speed", metavar="BAUD", type=int, help="serial speed")
+    rig.add_argument("--rig-ptt-type", metavar="TYPE", help="rigctld -P: RIG, DTR, RTS, ...")
+    rig.add_argument("--rig-poll-hz", metavar="HZ", type=float, help="status polling rate (5)")
+    rig.add_argument(
+        "--rig-timeout", metavar="S", type=float, help="bound on each rigctld request (1.0)"
+    )
+    rig.add_argument(
+        "--rig-freq-range",
+        metavar="LOW-HIGH",
+        action="append",
+        help="allowed range in Hz, e.g. 7000000-7200000 (repeatable; default: the rig's)",
+    )
+    rig.add_argument(
+        "--rig-mode", metavar="MODE", action="append", help="allowed mode (repeatable)"
+    )
+    rig.add_argument(
+        "--deadman", metavar="S", type=float, help="release PTT without keep-alives (1.0)"
+    )
+    rig.add_argument("--tx-timeout", metavar="S", type=float, help="longest transmission (180)")
     parser.add_argument(
         "--log-level", choices=_LOG_LEVELS, default="INFO", type=str.upper, help="default INFO"
     )
@@ -67,6 +97,20 @@ def main(argv: list[str]) -> int:
         "audio_source": args.audio_source,
         "audio_sink": args.audio_sink,
         "ice_host_addresses": args.ice_host_address,
+        "rig": args.rig,
+        "rigctld_host": args.rigctld_host,
+        "rigctld_port": args.rigctld_port,
+        "rigctld_path": args.rigctld_path,
+        "rig_model": args.rig_model,
+        "rig_device": args.rig_device,
+        "rig_speed": args.rig_speed,
+        "rig_ptt_type": args.rig_ptt_type,
+        "rig_poll_hz": args.rig_poll_hz,
+        "rig_timeout_s": args.rig_timeout,
+        "rig_freq_ranges": args.rig_freq_range,
+        "rig_modes": args.rig_mode,
+        "deadman_s": args.deadman,
+        "tx_timeout_s": args.tx_timeout,
     }
     try:
         config = AgentConfig.load(args.config, env=os.environ, overrides=overrides)

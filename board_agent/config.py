@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Final, Literal, TypeAlias
 from urllib.parse import urlsplit
 
-from signaling.protocol import MAX_SECRET_CHARS
+from signaling.protocol import KEEPALIVE_INTERVAL_S, MAX_SECRET_CHARS, RIG_MODES
 
 from .errors import ConfigError
 
@@ -35,6 +35,24 @@ _SECRET_KEYS: Final = frozenset({"secret"})
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _MIN_SECRET_CHARS: Final = 16  # the server refuses shorter secrets (`AgentAuth`)
 _MAX_TONE_HZ: Final = 20_000
+
+#: Where the agent's rig is: in-process, a running rigctld, or a rigctld the agent runs.
+RIG_KINDS: Final = ("simulated", "rigctld", "hamlib")
+#: rigctld's `-P` values (Hamlib 4.5).
+HAMLIB_PTT_TYPES: Final = (
+    "RIG",
+    "RIGMICDATA",
+    "DTR",
+    "RTS",
+    "PARALLEL",
+    "CM108",
+    "GPIO",
+    "GPION",
+    "NONE",
+)
+_MAX_POLL_HZ: Final = 50
+_MAX_RIG_TIMEOUT_S: Final = 30.0
+_MAX_FREQ_HZ: Final = 300_000_000_000
 
 AudioKind: TypeAlias = Literal["tone", "file", "alsa", "pulse", "null", "raw"]
 
@@ -124,6 +142,36 @@ class AgentConfig:
     #: The agent's own transmit time-out: PTT is released after this long keyed, whatever the
     #: server says (defence in depth behind the server's time-out timer).
     tx_timeout_s: float = 180.0
+    #: The agent's own dead-man: while keyed, PTT is released when no `keepalive` (or `ptt`
+    #: on) has arrived from the server for this long.
+    deadman_s: float = 1.0
+    #: The rig: "simulated" (in-process), "rigctld" (connect to a running rigctld at
+    #: rigctld_host:rigctld_port) or "hamlib" (the agent runs rigctld itself, on 127.0.0.1).
+    rig: str = "simulated"
+    rigctld_host: str = "127.0.0.1"
+    rigctld_port: int = 4532
+    #: The rigctld program ("hamlib"): a path, or a name looked up in PATH.
+    rigctld_path: str = "rigctld"
+    #: Hamlib model number ("hamlib"; `rigctl --list`); 1 is Hamlib's dummy rig.
+    rig_model: int = 1
+    #: The rig's serial device or address ("hamlib"), e.g. /dev/ttyUSB0; the dummy needs none.
+    rig_device: str = ""
+    #: Serial speed in baud ("hamlib"); unset: the model's default.
+    rig_speed: int | None = None
+    #: Hamlib PTT type passed as `-P` ("hamlib"), e.g. RIG, DTR, RTS; unset: the model's
+    #: default. The dummy rig on Hamlib 4.5 needs RIG (else PTT answers RPRT -1).
+    rig_ptt_type: str = ""
+    #: How often the rig's state is read (status is sent when it changed).
+    rig_poll_hz: float = 5.0
+    #: Bound on each rigctld request (and on connecting to it).
+    rig_timeout_s: float = 1.0
+    #: Longest pause between attempts to reach rigctld again after it was lost.
+    rig_reconnect_max_s: float = 5.0
+    #: Frequency ranges the station may use, "LOW-HIGH" in Hz, e.g. "7000000-7200000";
+    #: intersected with the rig's own receive ranges. Empty: the rig's ranges.
+    rig_freq_ranges: tuple[str, ...] = ()
+    #: Modes the station may use (protocol spelling); empty: every mode the rig has.
+    rig_modes: tuple[str, ...] = ()
 
     @classmethod
     def load(
@@ -194,6 +242,69 @@ class AgentConfig:
                 f"reconnect_max_s ({self.reconnect_max_s}) must not be less than "
                 f"reconnect_min_s ({self.reconnect_min_s})"
             )
+        self._validate_rig()
+
+    def _validate_rig(self) -> None:
+        if self.rig not in RIG_KINDS:
+            raise ConfigError(f"rig {self.rig!r} is not one of {', '.join(RIG_KINDS)}")
+        if not self.deadman_s > KEEPALIVE_INTERVAL_S:
+            raise ConfigError(
+                f"deadman_s ({self.deadman_s}) must be longer than the operators' keep-alive "
+                f"interval ({KEEPALIVE_INTERVAL_S} s)"
+            )
+        if not 1 <= self.rig_poll_hz <= _MAX_POLL_HZ:
+            raise ConfigError(f"rig_poll_hz {self.rig_poll_hz} is outside 1 … {_MAX_POLL_HZ}")
+        if not 0 < self.rig_timeout_s <= _MAX_RIG_TIMEOUT_S:
+            raise ConfigError(
+                f"rig_timeout_s {self.rig_timeout_s} is outside 0 … {_MAX_RIG_TIMEOUT_S} s"
+            )
+        if not self.rig_reconnect_max_s > 0:
+            raise ConfigError("rig_reconnect_max_s must be greater than 0")
+        if not self.rigctld_host:
+            raise ConfigError("rigctld_host must not be empty")
+        if not 1 <= self.rigctld_port <= 65535:
+            raise ConfigError(f"rigctld_port {self.rigctld_port} is outside 1 … 65535")
+        if self.rig_model < 1:
+            raise ConfigError(f"rig_model {self.rig_model} is not a Hamlib model number")
+        if self.rig_speed is not None and self.rig_speed <= 0:
+            raise ConfigError(f"rig_speed {self.rig_speed} must be a positive baud rate")
+        if self.rig_ptt_type and self.rig_ptt_type.upper() not in HAMLIB_PTT_TYPES:
+            raise ConfigError(
+                f"rig_ptt_type {self.rig_ptt_type!r} is not one of {', '.join(HAMLIB_PTT_TYPES)}"
+            )
+        if self.rig == "hamlib":
+            if self.rigctld_host != "127.0.0.1":
+                raise ConfigError(
+                    "rig = 'hamlib' runs rigctld on 127.0.0.1 only (it has no authentication); "
+                    f"rigctld_host must be 127.0.0.1, not {self.rigctld_host!r}"
+                )
+            if self.rig_model != 1 and not self.rig_device:
+                raise ConfigError(
+                    f"rig_device is required for rig_model {self.rig_model} "
+                    "(the rig's serial device, e.g. /dev/ttyUSB0)"
+                )
+            if not self.rigctld_path:
+                raise ConfigError("rigctld_path must not be empty")
+        self.freq_ranges()
+        for mode in self.rig_modes:
+            if mode not in RIG_MODES:
+                raise ConfigError(f"rig_modes: {mode!r} is not one of {' '.join(RIG_MODES)}")
+
+    def freq_ranges(self) -> tuple[tuple[int, int], ...]:
+        """`rig_freq_ranges` as (low, high) pairs in Hz; raises `ConfigError`."""
+        ranges: list[tuple[int, int]] = []
+        for text in self.rig_freq_ranges:
+            low, sep, high = text.replace(" ", "").partition("-")
+            if not (sep and low.isdigit() and high.isdigit()):
+                raise ConfigError(
+                    f"rig_freq_ranges: {text!r} is not LOW-HIGH in Hz, e.g. 7000000-7200000"
+                )
+            if not 1 <= int(low) <= int(high) <= _MAX_FREQ_HZ:
+                raise ConfigError(
+                    f"rig_freq_ranges: {text!r} must have 1 <= LOW <= HIGH <= {_MAX_FREQ_HZ}"
+                )
+            ranges.append((int(low), int(high)))
+        return tuple(ranges)
 
 
 _FIELDS: Final = {f.name: f for f in dataclasses.fields(AgentConfig)}
@@ -201,8 +312,13 @@ _FIELDS: Final = {f.name: f for f in dataclasses.fields(AgentConfig)}
 
 def _field_kind(name: str) -> str:
     """'str', 'int', 'float' or 'tuple' (the annotation, as a string under PEP 563)."""
-    annotation = str(_FIELDS[name].type)
+    annotation = str(_FIELDS[name].type).removesuffix(" | None")
     return "tuple" if annotation.startswith("tuple") else annotation
+
+
+def _optional(name: str) -> bool:
+    """Whether the field may be None (unset); the empty environment variable unsets it."""
+    return str(_FIELDS[name].type).endswith(" | None")
 
 
 def _check_key(name: str, where: str) -> None:
@@ -264,7 +380,9 @@ def _read_env(env: Mapping[str, str]) -> dict[str, object]:
         kind = _field_kind(name)
         value: object
         try:
-            if kind == "int":
+            if _optional(name) and not text.strip():
+                value = None
+            elif kind == "int":
                 value = int(text)
             elif kind == "float":
                 value = float(text)

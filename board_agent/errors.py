@@ -19,5 +19,31 @@ class StationError(AgentError):
     """The station (rig) refused or failed to apply a control message."""
 
 
+class InvalidCommandError(StationError):
+    """The station's own checks refused a command (outside the rig's frequency ranges, a mode
+    the rig lacks, power out of 0 … 100 %); nothing was sent to the rig."""
+
+
+class RigError(StationError):
+    """rigctld answered a request with an error (`RPRT n`, n < 0); `code` is Hamlib's number
+    (negative, as on the wire), or None when the failure is not Hamlib's (see subclasses)."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class RigTimeoutError(RigError):
+    """rigctld did not complete a reply within the agent's `rig_timeout_s`."""
+
+
+class RigOfflineError(RigError):
+    """There is no usable connection to rigctld (refused, closed, or the rig is not answering)."""
+
+
+class RigctldProcessError(StationError):
+    """The rigctld process the agent starts itself could not be started."""
+
+
 class SessionError(AgentError):
     """A connection to the server could not be established or was refused."""

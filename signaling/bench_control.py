@@ -209,6 +209,10 @@ def run_control_bench(args: argparse.Namespace) -> int:
             timeout_released = rig.wait_until(lambda r: not r.ptt(), seconds=TX_TIMEOUT_S + 10)
             timeout_s = timeout_released - keyed_at if timeout_released and keyed_at else None
 
+            # a frozen operator (its connection stays up, its keep-alives stop): the dead-man
+            frozen_release = _release_after(rig, pipe, operator.pid or 0, signal.SIGSTOP)
+            os.kill(operator.pid or 0, signal.SIGCONT)
+            # a killed operator (its connection drops with it): link loss
             pipe.send(("key",))
             pipe.recv()
             if rig.wait_until(lambda r: r.ptt()) is None:
@@ -233,11 +237,24 @@ def run_control_bench(args: argparse.Namespace) -> int:
         "set_freq_ms_p50": _ms(freq_s, 50),
         "set_freq_ms_p99": _ms(freq_s, 99),
         "deadman_release_ms": round((deadman - killed) * 1000, 1) if deadman else None,
+        "deadman_frozen_release_ms": round(frozen_release * 1000, 1) if frozen_release else None,
         "tx_timeout_setting_s": TX_TIMEOUT_S,
         "tx_timeout_released_after_s": round(timeout_s, 3) if timeout_s else None,
     }
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
     return 0
+
+
+def _release_after(rig: RigReader, pipe: Connection, pid: int, signum: int) -> float | None:
+    """Key, then send `signum` to the operator; seconds until the rig is released."""
+    pipe.send(("key",))
+    pipe.recv()
+    if rig.wait_until(lambda r: r.ptt()) is None:
+        raise RuntimeError("the rig was never keyed")
+    sent = time.time()
+    os.kill(pid, signum)
+    released = rig.wait_until(lambda r: not r.ptt(), seconds=10)
+    return released - sent if released is not None else None
 
 
 def _start_agent(url: str, board_id: str, secret: str, rig_port: int) -> subprocess.Popen[bytes]:

@@ -1,8 +1,10 @@
 """`radiocore demo`: the server on its embedded defaults plus a simulated station.
 
 Seeds a demo account and board (once per data directory), starts the server, starts a board
-agent process with a simulated receiver (a tone) and rig, waits until the station is online and
-prints where to open the console. Stops both on Ctrl-C / SIGTERM.
+agent process with a simulated receiver (a tone) and a rig — Hamlib's dummy rig through a real
+`rigctld` when Hamlib is installed, else an in-process simulation with the same interface —
+waits until the station is online and prints where to open the console. Stops both on Ctrl-C
+or SIGTERM.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ from aiohttp import web
 from signaling import keys
 from signaling.app import create_app
 from signaling.auth import hash_board_secret, hash_password_async, new_board_secret
+from signaling.benchtools import free_port
 from signaling.config import ServerConfig
 from signaling.store import Store, create_store
 
@@ -78,6 +82,11 @@ def _agent_command(config: ServerConfig, url: str, board: DemoBoard, source: str
     ]
     for address in config.ice.host_addresses:
         command += ["--ice-host-address", address]
+    if shutil.which("rigctld") is not None:
+        # Hamlib's dummy rig behind a real rigctld, which the agent starts and owns; the dummy
+        # needs "-P RIG" on Hamlib 4.5 or it refuses PTT
+        command += ["--rig", "hamlib", "--rig-model", "1", "--rig-ptt-type", "RIG"]
+        command += ["--rigctld-port", str(free_port())]
     return command
 
 

@@ -9,7 +9,9 @@ import sys
 
 import pytest
 
+from board_agent import cli
 from board_agent.cli import build_parser, main
+from board_agent.config import AgentConfig
 
 BOARD = "12345678-1234-4234-8234-123456789abc"
 
@@ -38,6 +40,45 @@ def test_flags_parse() -> None:
     assert args.ice_host_address == ["10.0.0.2", "10.0.0.3"]
     assert args.log_level == "DEBUG"
     assert args.audio_source == "alsa:hw:1,0"
+
+
+def test_rig_flags_reach_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[AgentConfig] = []
+
+    async def serve(config: AgentConfig) -> None:
+        seen.append(config)
+
+    monkeypatch.setattr(cli, "_serve", serve)
+    monkeypatch.setenv("RADIOCORE_AGENT_SECRET", "s3cret-s3cret-s3cret")
+    argv = ["--board-id", BOARD, "--rig", "hamlib", "--rig-model", "3073"]
+    argv += ["--rig-device", "/dev/ttyUSB0", "--rig-speed", "19200", "--rig-ptt-type", "RTS"]
+    argv += ["--rigctld-port", "4600", "--rigctld-path", "/usr/bin/rigctld"]
+    argv += ["--rig-poll-hz", "10", "--rig-timeout", "0.5", "--deadman", "0.8"]
+    argv += ["--tx-timeout", "120", "--rig-freq-range", "7000000-7200000"]
+    argv += ["--rig-mode", "USB", "--rig-mode", "LSB"]
+    assert main(argv) == 0
+    (config,) = seen
+    assert (config.rig, config.rig_model, config.rig_device, config.rig_speed) == (
+        "hamlib",
+        3073,
+        "/dev/ttyUSB0",
+        19200,
+    )
+    assert (config.rig_ptt_type, config.rigctld_port, config.rigctld_path) == (
+        "RTS",
+        4600,
+        "/usr/bin/rigctld",
+    )
+    assert (config.rig_poll_hz, config.rig_timeout_s, config.deadman_s) == (10.0, 0.5, 0.8)
+    assert config.tx_timeout_s == 120.0
+    assert config.rig_freq_ranges == ("7000000-7200000",)
+    assert config.rig_modes == ("USB", "LSB")
+
+
+def test_a_bad_rig_flag_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--rig", "icom"])
+    assert "invalid choice: 'icom'" in capsys.readouterr().err
 
 
 def test_there_is_no_secret_flag(capsys: pytest.CaptureFixture[str]) -> None:

@@ -127,6 +127,19 @@ def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
         ({"reconnect_min_s": 0.0}, "reconnect_min_s must be greater than 0"),
         ({"reconnect_min_s": 10.0, "reconnect_max_s": 5.0}, "reconnect_max_s"),
         ({"heartbeat_interval_s": -1.0}, "heartbeat_interval_s"),
+        ({"rig": "icom"}, "rig 'icom' is not one of simulated, rigctld, hamlib"),
+        ({"rig_poll_hz": 0.5}, r"rig_poll_hz 0.5 is outside 1 … 50"),
+        ({"rig_timeout_s": 0.0}, "rig_timeout_s"),
+        ({"deadman_s": 0.2}, r"deadman_s \(0.2\) must be longer than .* \(0.25 s\)"),
+        ({"rigctld_port": 0}, "rigctld_port 0"),
+        ({"rig_model": 0}, "rig_model 0"),
+        ({"rig_speed": -9600}, "rig_speed"),
+        ({"rig_ptt_type": "FOOT"}, "rig_ptt_type 'FOOT' is not one of RIG, "),
+        ({"rig": "hamlib", "rig_model": 3073}, "rig_device is required for rig_model 3073"),
+        ({"rig": "hamlib", "rigctld_host": "0.0.0.0"}, "runs rigctld on 127.0.0.1 only"),
+        ({"rig_freq_ranges": ("7000000",)}, "'7000000' is not LOW-HIGH in Hz"),
+        ({"rig_freq_ranges": ("7200000-7000000",)}, "1 <= LOW <= HIGH"),
+        ({"rig_modes": ("USB", "SSB")}, "rig_modes: 'SSB' is not one of USB"),
     ],
 )
 def test_validation_errors_are_clear(changes: dict[str, object], message: str) -> None:
@@ -156,3 +169,51 @@ def test_a_secret_in_a_readable_file_is_warned_about(
     AgentConfig.load(path)
     warnings = [r.getMessage() for r in caplog.records if "readable by other users" in r.message]
     assert len(warnings) == 1 and SECRET not in warnings[0]
+
+
+def test_rig_keys(tmp_path: Path) -> None:
+    path = write_toml(
+        tmp_path,
+        f"""
+board_id = "{BOARD}"
+secret = "{SECRET}"
+rig = "hamlib"
+rig_model = 3073
+rig_device = "/dev/ttyUSB0"
+rig_speed = 19200
+rig_ptt_type = "DTR"
+rig_freq_ranges = ["7000000-7200000", " 14000000 - 14350000 "]
+rig_modes = ["USB", "CW"]
+""",
+    )
+    env = {"RADIOCORE_AGENT_RIG_POLL_HZ": "10", "RADIOCORE_AGENT_DEADMAN_S": "0.8"}
+    config = AgentConfig.load(path, env=env, overrides={"rigctld_port": 4600})
+    assert (config.rig, config.rig_model, config.rig_device, config.rig_speed) == (
+        "hamlib",
+        3073,
+        "/dev/ttyUSB0",
+        19200,
+    )
+    assert config.freq_ranges() == ((7_000_000, 7_200_000), (14_000_000, 14_350_000))
+    assert (config.rig_poll_hz, config.deadman_s, config.rigctld_port) == (10.0, 0.8, 4600)
+    unset = AgentConfig.load(path, env={"RADIOCORE_AGENT_RIG_SPEED": ""})
+    assert unset.rig_speed is None  # the empty variable unsets an optional key
+
+
+def test_rig_defaults() -> None:
+    config = AgentConfig(board_id=BOARD, secret=SECRET)
+    config.validate()
+    assert config.rig == "simulated"
+    assert (config.rigctld_host, config.rigctld_port, config.rigctld_path) == (
+        "127.0.0.1",
+        4532,
+        "rigctld",
+    )
+    assert (config.rig_model, config.rig_device, config.rig_speed, config.rig_ptt_type) == (
+        1,
+        "",
+        None,
+        "",
+    )
+    assert (config.rig_poll_hz, config.rig_timeout_s, config.deadman_s) == (5.0, 1.0, 1.0)
+    assert config.tx_timeout_s == 180.0

@@ -1,65 +1,74 @@
-"""BoardAgent without a server: reconnect loop, clean stop, control → station, status/heartbeat,
-TX time-out, dead-man release, TX audio gating. (The end-to-end test against the real server
-lives with the server.)"""
+"""BoardAgent without a server, on the simulated station: reconnect loop, clean stop, control →
+station, status/capabilities/heartbeat, TX time-out, dead-man release, TX audio gating. (The same
+safety against a real rigctld: test_station_control.py; against the real server: with the
+server.)"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
-import socket
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aioice.ice
 import av
+import msgspec
 import numpy as np
 import pytest
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-from board_agent.agent import (
-    CONTROL_QUEUE_SIZE,
-    BoardAgent,
-    _connect_refusal,
-    use_ice_host_addresses,
-)
+from board_agent.agent import BoardAgent, _connect_refusal, create_station, use_ice_host_addresses
 from board_agent.audio_sink import RawFileSink
-from board_agent.config import AgentConfig
+from board_agent.errors import RigOfflineError
+from board_agent.hamlib_station import HamlibStation
 from board_agent.station import SimulatedStation
+from board_agent.station_control import CONTROL_QUEUE_SIZE, StationControl
 from signaling.protocol import (
+    Capabilities,
+    Error,
+    ErrorCode,
     Heartbeat,
     OperatorMessage,
     Ptt,
+    StationMessage,
     Status,
+    TxStopped,
     decode_station_message,
+    encode,
 )
 
-BOARD = "12345678-1234-4234-8234-123456789abc"
-SECRET = "s3cret-s3cret-s3cret"
+from .configs import SECRET, make_config
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
+class Outbox:
+    """Stands in for the control channel: keeps what the agent sends, decoded strictly."""
+
+    def __init__(self) -> None:
+        self.messages: list[StationMessage] = []
+
+    def __call__(self, message: StationMessage) -> None:
+        self.messages.append(decode_station_message(encode(message)))
+
+    def of(self, kind: type[StationMessage]) -> list[StationMessage]:
+        return [m for m in self.messages if isinstance(m, kind)]
 
 
-def make_config(**changes: object) -> AgentConfig:
-    values: dict[str, object] = {
-        "server_url": f"http://127.0.0.1:{closed_port()}",
-        "board_id": BOARD,
-        "secret": SECRET,
-        "reconnect_min_s": 0.02,
-        "reconnect_max_s": 0.1,
-        "status_interval_s": 0.05,
-        "heartbeat_interval_s": 0.05,
-        "connect_timeout_s": 2.0,
-        **changes,
-    }
-    config = AgentConfig(**values)  # type: ignore[arg-type]
-    config.validate()
-    return config
+@contextlib.asynccontextmanager
+async def serving(control: StationControl) -> AsyncIterator[Outbox]:
+    """One session of `control` (its station opened), ended as the agent ends one."""
+    await control.station.open()
+    outbox = Outbox()
+    task = asyncio.create_task(control.serve(outbox))
+    try:
+        yield outbox
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await control.release_ptt("the test is over")
+        await control.station.close()
 
 
 async def test_retries_an_unreachable_server_and_stops_cleanly(
@@ -105,21 +114,18 @@ class ObservedStation(SimulatedStation):
             await self._ptt_changed.wait_for(lambda: self.ptt is state)
 
 
-def feed(agent: BoardAgent, queue: asyncio.Queue[OperatorMessage], *raw: str | bytes) -> None:
+def feed(control: StationControl, *raw: str | bytes) -> None:
     for data in raw:
-        agent._on_control_message(data, queue)
+        control.receive(data)
 
 
 async def test_control_messages_reach_the_station_invalid_ones_are_ignored(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     station = ObservedStation()
-    agent = BoardAgent(make_config(), station=station)
-    queue: asyncio.Queue[OperatorMessage] = asyncio.Queue(maxsize=CONTROL_QUEUE_SIZE)
-    changed = asyncio.Event()
+    control = BoardAgent(make_config(), station=station).control
     feed(
-        agent,
-        queue,
+        control,
         '{"type":"freq","value":7074000}',
         "not json",
         '{"type":"mode","value":"LSB"}',
@@ -127,58 +133,171 @@ async def test_control_messages_reach_the_station_invalid_ones_are_ignored(
         '{"type":"launch","value":1}',
         b'{"type":"power","value":10}',
         '{"type":"ptt","state":true,"extra":1}',
+        '{"type":"keepalive"}',
         '{"type":"ptt","state":true}',
     )
-    assert queue.qsize() == 4
-    loop_task = asyncio.create_task(agent._control_loop(queue, changed))
-    try:
+    assert control._queue.qsize() == 4  # the keep-alive is not queued
+    async with serving(control):
         await asyncio.wait_for(station.wait_ptt(True), 2)
-    finally:
-        loop_task.cancel()
-        await asyncio.gather(loop_task, return_exceptions=True)
-        agent._cancel_tx_timer()
-    status = await station.status()
+        status = await station.status()
     assert (status.freq, status.mode, status.power, status.ptt) == (7_074_000, "LSB", 10, True)
-    assert changed.is_set()
     ignored = [r.message for r in caplog.records if "ignored a control message" in r.message]
     assert len(ignored) == 4
     assert any("unknown_message" in m for m in ignored)
 
 
 async def test_full_control_queue_keeps_the_newest() -> None:
-    agent = BoardAgent(make_config())
-    queue: asyncio.Queue[OperatorMessage] = asyncio.Queue(maxsize=CONTROL_QUEUE_SIZE)
+    control = BoardAgent(make_config()).control
     for n in range(CONTROL_QUEUE_SIZE + 5):
-        feed(agent, queue, f'{{"type":"freq","value":{1000 + n}}}')
-    assert queue.qsize() == CONTROL_QUEUE_SIZE
-    items = [queue.get_nowait() for _ in range(CONTROL_QUEUE_SIZE)]
+        feed(control, f'{{"type":"freq","value":{1000 + n}}}')
+    assert control._queue.qsize() == CONTROL_QUEUE_SIZE
+    items = [control._queue.get_nowait() for _ in range(CONTROL_QUEUE_SIZE)]
     assert getattr(items[-1], "value", None) == 1000 + CONTROL_QUEUE_SIZE + 4
 
 
-async def test_tx_time_out_releases_ptt(caplog: pytest.LogCaptureFixture) -> None:
+async def test_keepalives_hold_the_dead_man_the_tx_time_out_still_ends_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     station = ObservedStation()
-    agent = BoardAgent(make_config(tx_timeout_s=0.2), station=station)
-    queue: asyncio.Queue[OperatorMessage] = asyncio.Queue(maxsize=CONTROL_QUEUE_SIZE)
-    loop_task = asyncio.create_task(agent._control_loop(queue, asyncio.Event()))
-    try:
-        feed(agent, queue, '{"type":"ptt","state":true}')
+    control = BoardAgent(make_config(tx_timeout_s=0.6, deadman_s=0.3), station=station).control
+    loop = asyncio.get_running_loop()
+    async with serving(control) as outbox:
+        feed(control, '{"type":"ptt","state":true}')
         await asyncio.wait_for(station.wait_ptt(True), 2)
-        keyed_at = asyncio.get_running_loop().time()
-        await asyncio.wait_for(station.wait_ptt(False), 2)
-        keyed_for = asyncio.get_running_loop().time() - keyed_at
-    finally:
-        loop_task.cancel()
-        await asyncio.gather(loop_task, return_exceptions=True)
-    assert 0.15 <= keyed_for <= 0.5
+        keyed_at = loop.time()
+        while station.ptt and loop.time() - keyed_at < 2:  # keep-alives well within 0.3 s
+            feed(control, '{"type":"keepalive"}')
+            await asyncio.sleep(0.05)
+        keyed_for = loop.time() - keyed_at
+    assert 0.55 <= keyed_for <= 0.8
+    assert control.tx_stops == ["timeout"] and not control.ptt
+    assert TxStopped(reason="timeout") in outbox.messages
     assert any("TX time-out" in r.message for r in caplog.records)
 
 
-async def test_dead_man_releases_ptt() -> None:
+async def test_dead_man_releases_ptt_without_keepalives() -> None:
+    station = ObservedStation()
+    control = BoardAgent(make_config(deadman_s=0.3), station=station).control
+    loop = asyncio.get_running_loop()
+    async with serving(control) as outbox:
+        feed(control, '{"type":"ptt","state":true}')
+        await asyncio.wait_for(station.wait_ptt(True), 2)
+        keyed_at = loop.time()
+        await asyncio.wait_for(station.wait_ptt(False), 2)
+        keyed_for = loop.time() - keyed_at
+    assert 0.25 <= keyed_for <= 0.5
+    assert outbox.of(TxStopped) == [TxStopped(reason="deadman")]
+
+
+async def test_losing_the_link_releases_ptt() -> None:
     station = SimulatedStation(rng=random.Random(0))
-    agent = BoardAgent(make_config(), station=station)
+    control = BoardAgent(make_config(), station=station).control
+    feed(control, '{"type":"freq","value":7074000}')
     await station.apply(Ptt(state=True))
-    await agent._release_ptt("the control link is down")
+    await control.release_ptt("the control link is down")
     assert (await station.status()).ptt is False
+    assert control._queue.empty()  # a dead session's commands are never applied
+
+
+async def test_refused_commands_are_reported_with_their_type() -> None:
+    control = BoardAgent(make_config()).control
+    async with serving(control) as outbox:
+        feed(control, '{"type":"freq","value":2000000000}', '{"type":"freq","value":7074000}')
+        for _ in range(100):
+            if (await control.station.status()).freq == 7_074_000:
+                break
+            await asyncio.sleep(0.01)
+    (error,) = outbox.of(Error)
+    assert isinstance(error, Error)
+    assert (error.code, error.ref) == (ErrorCode.BAD_REQUEST, "freq")
+    assert "outside the rig's frequency ranges" in error.message
+
+
+class FailingPttStation(SimulatedStation):
+    """A station whose rig fails PTT commands of the given state (counting every attempt)."""
+
+    def __init__(self, failing: bool) -> None:
+        super().__init__(rng=random.Random(0))
+        self.failing = failing
+        self.attempts: list[bool] = []
+
+    async def apply(self, message: OperatorMessage) -> None:
+        if isinstance(message, Ptt):
+            self.attempts.append(message.state)
+            if message.state is self.failing:
+                raise RigOfflineError("the rig is offline (rigctld does not answer)")
+        await super().apply(message)
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    for _ in range(200):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met within 2 s")
+
+
+async def test_a_failed_release_counts_as_released_and_is_reported() -> None:
+    station = FailingPttStation(failing=False)
+    control = BoardAgent(make_config(), station=station).control
+    async with serving(control) as outbox:
+        feed(control, '{"type":"ptt","state":true}', '{"type":"ptt","state":false}')
+        await wait_until(lambda: bool(outbox.of(TxStopped)))
+        assert not control.ptt  # tried: the station unkeys as soon as the rig answers
+    assert outbox.of(TxStopped) == [TxStopped(reason="rig_error")]
+    (error,) = outbox.of(Error)
+    assert isinstance(error, Error) and (error.code, error.ref) == (ErrorCode.RIG_ERROR, "ptt")
+
+
+async def test_a_failed_keying_is_reported_and_unkeyed() -> None:
+    station = FailingPttStation(failing=True)
+    control = BoardAgent(make_config(), station=station).control
+    async with serving(control) as outbox:
+        feed(control, '{"type":"ptt","state":true}')
+        await wait_until(lambda: bool(outbox.of(TxStopped)))
+        assert not control.ptt
+    assert station.attempts[:2] == [True, False]  # the unkey is attempted at once
+    assert outbox.of(TxStopped) == [TxStopped(reason="rig_error")]
+    assert [(e.code, e.ref) for e in outbox.of(Error) if isinstance(e, Error)] == [
+        (ErrorCode.RIG_ERROR, "ptt")
+    ]
+
+
+class SteadyStation(SimulatedStation):
+    """A simulated station whose S-meter does not move: its status changes only on command."""
+
+    async def status(self) -> Status:
+        return msgspec.structs.replace(await super().status(), smeter=-73)
+
+
+async def test_capabilities_first_then_status_on_change_and_as_a_refresh() -> None:
+    config = make_config(status_interval_s=0.3, rig_poll_hz=10.0)
+    control = BoardAgent(config, station=SteadyStation()).control
+    async with serving(control) as outbox:
+        await asyncio.sleep(0.45)  # statuses at 0 and 0.3 s; polls every 0.1 s
+        before = len(outbox.of(Status))
+        feed(control, '{"type":"freq","value":7074000}')
+        await asyncio.sleep(0.05)
+        after = outbox.of(Status)
+    assert isinstance(outbox.messages[0], Capabilities)
+    assert isinstance(outbox.messages[1], Status)
+    assert len(outbox.of(Capabilities)) == 1  # unchanged: sent once
+    assert before == 2
+    assert len(after) == 3 and isinstance(after[-1], Status) and after[-1].freq == 7_074_000
+
+
+async def test_heartbeats_periodically() -> None:
+    agent = BoardAgent(make_config(heartbeat_interval_s=0.1))
+    channel = RecordingChannel()
+    task = asyncio.create_task(agent._heartbeat_loop(channel))  # type: ignore[arg-type]
+    try:
+        await asyncio.sleep(0.35)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    heartbeats = [decode_station_message(m) for m in channel.sent]
+    assert 3 <= len(heartbeats) <= 5 and all(isinstance(m, Heartbeat) for m in heartbeats)
+    assert all(isinstance(m, str) for m in channel.sent)  # text frames, like a browser's
 
 
 class RecordingChannel:
@@ -194,31 +313,14 @@ class RecordingChannel:
         self.sent.append(data)
 
 
-async def test_status_on_change_and_periodically_heartbeats_periodically() -> None:
-    agent = BoardAgent(make_config(status_interval_s=0.1, heartbeat_interval_s=0.1))
-    channel = RecordingChannel()
-    changed = asyncio.Event()
-    tasks = [
-        asyncio.create_task(agent._status_loop(channel, changed)),  # type: ignore[arg-type]
-        asyncio.create_task(agent._heartbeat_loop(channel)),  # type: ignore[arg-type]
-    ]
-    try:
-        await asyncio.sleep(0.35)
-        before = len(channel.sent)
-        changed.set()  # a control message was applied
-        await asyncio.sleep(0.02)
-        after_change = len(channel.sent)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    messages = [decode_station_message(m) for m in channel.sent]
-    statuses = [m for m in messages if isinstance(m, Status)]
-    heartbeats = [m for m in messages if isinstance(m, Heartbeat)]
-    assert 4 <= len(statuses) <= 7  # t = 0, 0.1, 0.2, 0.3 and one on the change
-    assert 3 <= len(heartbeats) <= 6
-    assert after_change == before + 1  # the change was reported at once
-    assert all(isinstance(m, str) for m in channel.sent)  # text frames, like a browser's
+def test_the_config_chooses_the_station() -> None:
+    assert isinstance(create_station(make_config()), SimulatedStation)
+    station = create_station(make_config(rig="rigctld", rigctld_port=4999, rig_timeout_s=0.5))
+    assert isinstance(station, HamlibStation)
+    assert (station.client.port, station.client.timeout_s, station.process) == (4999, 0.5, None)
+    hamlib = create_station(make_config(rig="hamlib", rigctld_port=4998, rig_ptt_type="rig"))
+    assert isinstance(hamlib, HamlibStation) and hamlib.process is not None
+    assert hamlib.process.args == ["-m1", "-P", "RIG", "-T", "127.0.0.1", "-t", "4998"]
 
 
 class FrameTrack(MediaStreamTrack):
@@ -243,7 +345,7 @@ async def test_tx_audio_reaches_the_sink_only_while_ptt_is_on(tmp_path: Path) ->
     agent = BoardAgent(make_config(), audio_sink=RawFileSink(str(path)))
     await agent._play_tx_audio(FrameTrack(5))  # PTT off: dropped
     assert path.stat().st_size == 0 and agent.tx_frames_dropped == 5
-    agent._ptt = True
+    agent.control._ptt = True
     await agent._play_tx_audio(FrameTrack(3))
     pcm = np.frombuffer(path.read_bytes(), dtype="<i2")
     assert len(pcm) == 3 * 960 and np.all(pcm == 1234)

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from media import aiortc_hooks
 from signaling import keys, protocol
 from signaling.app import create_app
 from signaling.auth import hash_board_secret, hash_password, new_board_secret
+from signaling.bench_control import RigReader
 from signaling.config import load_server_config
 from signaling.store import SqliteStore
 from tests.media.peers import TonePacketTrack
@@ -110,7 +112,9 @@ async def seed(data_dir: Path) -> tuple[str, str, Account, Account, str]:
     return board.id, secret, owner, other, other_board.id
 
 
-async def start_server(data_dir: Path, port: int = 0, **seeded: Any) -> LiveServer:
+async def start_server(
+    data_dir: Path, port: int = 0, floor: dict[str, float] | None = None, **seeded: Any
+) -> LiveServer:
     if not seeded:
         board_id, secret, owner, other, other_board = await seed(data_dir)
         seeded = dict(
@@ -130,6 +134,7 @@ async def start_server(data_dir: Path, port: int = 0, **seeded: Any) -> LiveServ
             "secret": "integration-" + "k" * 40,
             "ice.host_addresses": ("127.0.0.1",),
             "media_latency_sample_every": 1,
+            **{f"floor.{key}": value for key, value in (floor or {}).items()},
         },
     )
     app = create_app(config)
@@ -155,6 +160,7 @@ class AgentProcess:
     server: LiveServer
     sink: Path
     tone_hz: int = 1000
+    extra_args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
 
@@ -182,6 +188,7 @@ class AgentProcess:
                     f"raw:{self.sink}",
                     "--ice-host-address",
                     "127.0.0.1",
+                    *self.extra_args,
                 ],
                 env=env,
                 stdout=log,
@@ -331,3 +338,30 @@ async def stop_server(server: LiveServer) -> None:
 
 def sfu_of(server: LiveServer) -> Any:
     return server.app[keys.SFU]
+
+
+@dataclass
+class Rigctld:
+    """Hamlib's dummy rig behind a real rigctld on a loopback port."""
+
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["rigctld", "-m", "1", "-P", "RIG", "-T", "127.0.0.1", "-t", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def reader(self) -> RigReader:
+        for _ in range(100):
+            with contextlib.suppress(OSError):
+                return RigReader(self.port)
+            time.sleep(0.05)
+        raise RuntimeError("rigctld does not answer")

@@ -1,0 +1,320 @@
+"""Station control that is safe, end to end: operators -> server -> board agent -> a real
+`rigctld -m 1 -P RIG`. The rig's state is read back from rigctld on its own connection, never
+from what our code believes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from media import aiortc_hooks
+from signaling import keys, protocol
+from signaling.bench_control import RigReader, _operator
+from signaling.benchtools import free_port, login, seed, stop_process
+from signaling.benchtools import start_server as start_server_process
+from tests.integration.harness import (
+    AgentProcess,
+    LiveServer,
+    Operator,
+    Rigctld,
+    poll,
+    sfu_of,
+    start_server,
+    stop_server,
+)
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("rigctld") is None, reason="needs Hamlib's rigctld (Debian libhamlib-utils)"
+)
+
+PTT_ON = protocol.encode(protocol.Ptt(state=True)).decode()
+
+
+def send(operator: Operator, message: protocol.OperatorMessage) -> None:
+    operator.send(protocol.encode(message).decode())
+
+
+def spawn_agent(url: str, board_id: str, secret: str, args: list[str]) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, RADIOCORE_AGENT_SECRET=secret)
+    return subprocess.Popen(
+        [sys.executable, "-m", "board_agent", "--server", url, "--board-id", board_id,
+         "--ice-host-address", "127.0.0.1", *args],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def rig_args(rig: Rigctld) -> list[str]:
+    return ["--rig", "rigctld", "--rigctld-port", str(rig.port)]
+
+
+@pytest.fixture
+def rig() -> Iterator[Rigctld]:
+    daemon = Rigctld(free_port())
+    daemon.start()
+    daemon.reader().close()
+    yield daemon
+    daemon.stop()
+
+
+@pytest.fixture
+async def controlled(tmp_path: Path) -> AsyncIterator[LiveServer]:
+    live = await start_server(tmp_path, floor={"tx_timeout_s": 3.0, "tx_warning_s": 1.0})
+    yield live
+    await stop_server(live)
+    aiortc_hooks.set_host_addresses(())
+
+
+@pytest.fixture
+async def rig_agent(controlled: LiveServer, rig: Rigctld, tmp_path: Path) -> AsyncIterator[Any]:
+    agent = AgentProcess(controlled, sink=tmp_path / "tx.raw", extra_args=rig_args(rig))
+    agent.start()
+    online = await poll(lambda: sfu_of(controlled).station_online(controlled.board_id), 30)
+    room = sfu_of(controlled).room(controlled.board_id)
+    assert online and await poll(lambda: room is not None and room.capabilities is not None), (
+        agent.log.read_text()[-3000:] if agent.log else "agent did not start"
+    )
+    yield agent
+    agent.stop()
+
+
+@contextlib.asynccontextmanager
+async def watching(rig: Rigctld, *operators: Operator) -> AsyncIterator[RigReader]:
+    """A reader of the rig's real state; closes it and the operators afterwards."""
+    reader = rig.reader()
+    try:
+        yield reader
+    finally:
+        reader.close()
+        for op in operators:
+            await op.close()
+
+
+async def keyed_operator_process(url: str, token: str, board_id: str) -> Any:
+    """An operator in a process of its own (so it can be killed hard) that has pressed PTT."""
+    ctx = multiprocessing.get_context("spawn")
+    pipe, child_end = ctx.Pipe()
+    holder = ctx.Process(target=_operator, args=(url, token, board_id, child_end))
+    holder.start()
+    assert await asyncio.to_thread(pipe.poll, 60) and pipe.recv() == "ready"
+    pipe.send(("key",))
+    await asyncio.to_thread(pipe.recv)
+    return holder
+
+
+async def tx_log(server: LiveServer, token: str) -> list[dict[str, Any]]:
+    async with aiohttp.ClientSession() as http:
+        reply = await http.get(
+            server.url + f"api/boards/{server.board_id}/tx-log",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert reply.status == 200, await reply.text()
+        body = await reply.json()
+        return list(body["sessions"])
+
+
+async def operator(server: LiveServer, account: Any) -> Operator:
+    op = Operator(server, await server.token(account), tap=True)
+    await op.connect()
+    reply = await op.join_and_listen(server.board_id)
+    assert reply["ok"], reply
+    assert await poll(lambda: op.channel.readyState == "open")
+    return op
+
+
+async def test_operator_tunes_and_keys_the_real_rig(
+    controlled: LiveServer, rig: Rigctld, rig_agent: AgentProcess
+) -> None:
+    reader = rig.reader()
+    owner = await operator(controlled, controlled.owner)
+    try:
+        send(owner, protocol.SetFrequency(value=7_100_000))
+        send(owner, protocol.SetMode(value="LSB"))
+        assert await poll(lambda: reader.freq() == 7_100_000)
+        assert await poll(lambda: reader.mode() == "LSB")
+        owner.key()
+        assert await poll(lambda: reader.ptt(), seconds=5)
+        owner.unkey()
+        assert await poll(lambda: not reader.ptt(), seconds=5)
+        statuses = lambda: [  # noqa: E731
+            protocol.decode_station_message(m) for m in owner.messages("status")
+        ]
+        assert await poll(
+            lambda: any(
+                isinstance(s, protocol.Status) and s.freq == 7_100_000 and s.smeter is not None
+                for s in statuses()
+            )
+        ), "the rig's state (with its S-meter) did not reach the operator"
+    finally:
+        reader.close()
+        await owner.close()
+
+
+async def test_two_operators_race_for_ptt_and_exactly_one_wins(
+    controlled: LiveServer, rig: Rigctld, rig_agent: AgentProcess
+) -> None:
+    first = await operator(controlled, controlled.other)  # the guest, twice
+    second = await operator(controlled, controlled.other)
+    async with watching(rig, first, second) as reader:
+        first.send(PTT_ON)
+        second.send(PTT_ON)
+        busy = lambda op: any("floor_busy" in m for m in op.messages("error"))  # noqa: E731
+        assert await poll(lambda: busy(first) or busy(second))
+        await asyncio.sleep(0.3)
+        assert busy(first) != busy(second), "both or neither got the floor"
+        assert reader.ptt()
+
+
+async def test_owner_takes_over_and_the_guest_is_told(
+    controlled: LiveServer, rig: Rigctld, rig_agent: AgentProcess
+) -> None:
+    guest = await operator(controlled, controlled.other)
+    owner = await operator(controlled, controlled.owner)
+    async with watching(rig, guest, owner) as reader:
+        guest.key()
+        assert await poll(lambda: reader.ptt(), seconds=5)
+        owner.key()
+        assert await poll(lambda: guest.messages("ptt_released"))
+        released = protocol.decode_server_message(guest.messages("ptt_released")[0])
+        assert released == protocol.PttReleased(reason="override", by="DL1OWN")
+        assert await poll(lambda: any('"holder":"DL1OWN"' in m for m in guest.messages("floor")))
+        assert await poll(lambda: reader.ptt(), seconds=5)
+        owner.unkey()
+        assert await poll(lambda: not reader.ptt(), seconds=5)
+
+
+async def test_holder_killed_mid_transmission_unkeys_the_rig(
+    controlled: LiveServer, rig: Rigctld, rig_agent: AgentProcess
+) -> None:
+    token = await controlled.token(controlled.owner)
+    holder = await keyed_operator_process(controlled.url, token, controlled.board_id)
+    reader = rig.reader()
+    try:
+        assert await poll(lambda: reader.ptt(), seconds=5)
+        loop = asyncio.get_running_loop()
+        killed = loop.time()
+        os.kill(holder.pid or 0, signal.SIGKILL)
+        assert await poll(lambda: not reader.ptt(), seconds=5)
+        assert loop.time() - killed < 2.5, "the dead-man took longer than its bound"
+    finally:
+        reader.close()
+        holder.join(timeout=5)
+    sessions: list[dict[str, Any]] = []
+    for _ in range(50):  # the audit log is written a moment after the release
+        sessions = await tx_log(controlled, token)
+        if sessions and sessions[0]["reason"]:
+            break
+        await asyncio.sleep(0.1)
+    assert sessions[0]["callsign"] == "DL1OWN"
+    assert sessions[0]["reason"] in ("deadman", "link_lost"), sessions
+    guest = await controlled.token(controlled.other)
+    async with aiohttp.ClientSession() as http:
+        refused = await http.get(
+            controlled.url + f"api/boards/{controlled.board_id}/tx-log",
+            headers={"Authorization": f"Bearer {guest}"},
+        )
+        assert refused.status == 403
+
+
+async def test_tx_timeout_releases_the_rig(
+    controlled: LiveServer, rig: Rigctld, rig_agent: AgentProcess
+) -> None:
+    owner = await operator(controlled, controlled.owner)
+    async with watching(rig, owner) as reader:
+        owner.key()
+        assert await poll(lambda: reader.ptt(), seconds=5)
+        loop = asyncio.get_running_loop()
+        keyed = loop.time()
+        assert await poll(lambda: not reader.ptt(), seconds=8)
+        assert 2.0 < loop.time() - keyed < 4.5, "the 3 s time-out was not honoured within 1 s"
+        assert owner.messages("tx_warning"), "no warning before the time-out"
+        assert any('"reason":"timeout"' in m for m in owner.messages("ptt_released"))
+
+
+async def test_invalid_commands_get_errors_and_never_reach_the_rig(
+    controlled: LiveServer, rig: Rigctld, rig_agent: AgentProcess
+) -> None:
+    owner = await operator(controlled, controlled.owner)
+    async with watching(rig, owner) as reader:
+        before = reader.freq()
+        send(owner, protocol.SetFrequency(value=50_000))  # below the dummy's 150 kHz
+        send(owner, protocol.SetMode(value="PKTUSB"))  # the dummy has no packet modes
+        owner.send('{"type":"mode","value":"WARP"}')
+        owner.send('{"type":"freq","value":-5}')
+        assert await poll(lambda: len(owner.messages("error")) >= 4)
+        codes = [protocol.decode_server_message(m) for m in owner.messages("error")]
+        assert all(isinstance(c, protocol.Error) and c.code.value == "bad_request" for c in codes)
+        await asyncio.sleep(0.5)
+        assert reader.freq() == before
+        assert reader.mode() != "PKTUSB"
+        assert not reader.ptt()
+
+
+async def test_listener_cannot_key(
+    controlled: LiveServer, rig: Rigctld, rig_agent: AgentProcess
+) -> None:
+    await controlled.app[keys.STORE].set_grant(
+        controlled.board_id, controlled.other.user_id, "listen"
+    )
+    listener = await operator(controlled, controlled.other)
+    async with watching(rig, listener) as reader:
+        listener.send(PTT_ON)
+        assert await poll(lambda: any("forbidden" in m for m in listener.messages("error")))
+        await asyncio.sleep(0.5)
+        assert not reader.ptt()
+
+
+async def test_rigctld_dying_is_reported_and_recovered(
+    controlled: LiveServer, rig: Rigctld, rig_agent: AgentProcess
+) -> None:
+    owner = await operator(controlled, controlled.owner)
+    try:
+        rig.stop()
+        offline = lambda: any('"rig_online":false' in m for m in owner.messages("status"))  # noqa: E731
+        assert await poll(offline, seconds=10), "the operator was not told the rig is offline"
+        assert rig_agent.process is not None and rig_agent.process.poll() is None
+        count = len(owner.messages("status"))
+        rig.start()
+        assert await poll(
+            lambda: any('"rig_online":true' in m for m in owner.messages("status")[count:]),
+            seconds=20,
+        ), "the agent did not recover when rigctld came back"
+    finally:
+        await owner.close()
+
+
+async def test_agent_unkeys_when_the_server_dies(rig: Rigctld, tmp_path: Path) -> None:
+    board_id, secret = await seed(tmp_path)
+    url, server = await asyncio.to_thread(
+        start_server_process, tmp_path, '[ice]\nhost_addresses = ["127.0.0.1"]\n'
+    )
+    agent = spawn_agent(url, board_id, secret, rig_args(rig))
+    token = await asyncio.to_thread(login, url)
+    holder = await keyed_operator_process(url, token, board_id)
+    reader = rig.reader()
+    try:
+        assert await poll(lambda: reader.ptt(), seconds=5)
+        loop = asyncio.get_running_loop()
+        killed = loop.time()
+        server.send_signal(signal.SIGKILL)
+        assert await poll(lambda: not reader.ptt(), seconds=5), "the rig stayed keyed"
+        assert loop.time() - killed < 2.5
+        assert agent.poll() is None, "the agent died with the server"
+    finally:
+        reader.close()
+        holder.kill()
+        holder.join(timeout=5)
+        stop_process(agent)
+        stop_process(server)
