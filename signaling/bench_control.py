@@ -36,13 +36,28 @@ class RigReader:
     """Reads the dummy rig's state directly from rigctld (default protocol, one line each)."""
 
     def __init__(self, port: int) -> None:
-        self._sock = socket.create_connection(("127.0.0.1", port), timeout=2)
+        self._port = port
+        self._connect()
+
+    def _connect(self) -> None:
+        self._sock = socket.create_connection(("127.0.0.1", self._port), timeout=2)
         self._file = self._sock.makefile("rw", newline="\n")
 
     def _ask(self, command: str) -> str:
-        self._file.write(command + "\n")
-        self._file.flush()
-        return self._file.readline().strip()
+        for attempt in range(2):
+            try:
+                self._file.write(command + "\n")
+                self._file.flush()
+                line = self._file.readline()
+            except OSError:
+                line = ""
+            if line:
+                return line.strip()
+            # rigctld 4.5 sometimes closes a connection it has just accepted: once more, anew
+            self._sock.close()
+            if attempt == 0:
+                self._connect()
+        raise ConnectionError(f"rigctld on port {self._port} closed the connection")
 
     def ptt(self) -> bool:
         return self._ask("t") == "1"

@@ -102,8 +102,9 @@ async def watching(rig: Rigctld, *operators: Operator) -> AsyncIterator[RigReade
             await op.close()
 
 
-async def keyed_operator_process(url: str, token: str, board_id: str) -> Any:
-    """An operator in a process of its own (so it can be killed hard) that has pressed PTT."""
+async def keyed_operator_process(url: str, token: str, board_id: str) -> tuple[Any, Any]:
+    """An operator in a process of its own (so it can be killed hard) that has pressed PTT,
+    and the pipe that commands it (keep it: the process ends when its pipe closes)."""
     ctx = multiprocessing.get_context("spawn")
     pipe, child_end = ctx.Pipe()
     holder = ctx.Process(target=_operator, args=(url, token, board_id, child_end))
@@ -111,7 +112,7 @@ async def keyed_operator_process(url: str, token: str, board_id: str) -> Any:
     assert await asyncio.to_thread(pipe.poll, 60) and pipe.recv() == "ready"
     pipe.send(("key",))
     await asyncio.to_thread(pipe.recv)
-    return holder
+    return holder, pipe
 
 
 async def tx_log(server: LiveServer, token: str) -> list[dict[str, Any]]:
@@ -199,7 +200,7 @@ async def test_holder_killed_mid_transmission_unkeys_the_rig(
     controlled: LiveServer, rig: Rigctld, rig_agent: AgentProcess
 ) -> None:
     token = await controlled.token(controlled.owner)
-    holder = await keyed_operator_process(controlled.url, token, controlled.board_id)
+    holder, _pipe = await keyed_operator_process(controlled.url, token, controlled.board_id)
     reader = rig.reader()
     try:
         assert await poll(lambda: reader.ptt(), seconds=5)
@@ -302,7 +303,7 @@ async def test_agent_unkeys_when_the_server_dies(rig: Rigctld, tmp_path: Path) -
     )
     agent = spawn_agent(url, board_id, secret, rig_args(rig))
     token = await asyncio.to_thread(login, url)
-    holder = await keyed_operator_process(url, token, board_id)
+    holder, _pipe = await keyed_operator_process(url, token, board_id)
     reader = rig.reader()
     try:
         assert await poll(lambda: reader.ptt(), seconds=5)
