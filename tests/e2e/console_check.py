@@ -619,15 +619,16 @@ def check_tuning(page: Page, result: dict[str, Any]) -> None:
 
 
 def check_refused_tuning(page: Page, result: dict[str, Any]) -> None:
-    """A frequency inside the protocol's bounds but outside the demo rig's ranges (40 MHz, the
-    simulated rig has 0.1-30, 50-54 and 144-148 MHz): refused by the page (if the station's
-    capabilities reached it) or by the server/station, shown either way, and never tuned."""
+    """A frequency inside the protocol's bounds but outside the demo rig's ranges (2 GHz: the
+    simulated rig has 0.1-30, 50-54 and 144-148 MHz, Hamlib's dummy 0.15-1500 MHz): refused by
+    the page (if the station's capabilities reached it) or by the server/station, shown either
+    way, and never tuned."""
     refused: dict[str, Any] = {}
     result["refused_tuning"] = refused
     before = page.evaluate("window.radiocore.lastStatus.freq")
     errors_before = len(_error_list(page))
     freq_input = page.get_by_label("Frequency (kHz)")
-    freq_input.fill("40000")
+    freq_input.fill("2000000")
     freq_input.press("Enter")
     with contextlib.suppress(PlaywrightError):  # judged by the test from what is shown
         page.wait_for_function(
