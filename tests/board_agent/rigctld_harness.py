@@ -16,15 +16,12 @@ import time
 from pathlib import Path
 from typing import Final
 
+from signaling.benchtools import free_port
+
+__all__ = ["RigctldServer", "free_port", "raw_query", "rigctld_missing"]
+
 RIGCTLD: Final = "/usr/bin/rigctld"
 MISSING_REASON: Final = f"rigctld (Hamlib) is not installed at {RIGCTLD} (Debian: libhamlib-utils)"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def rigctld_missing() -> bool:

@@ -30,6 +30,7 @@ from signaling.auth import hash_board_secret, hash_password, new_board_secret
 from signaling.bench_control import RigReader
 from signaling.config import load_server_config
 from signaling.store import SqliteStore
+from tests.board_agent.rigctld_harness import RigctldServer
 from tests.media.peers import TonePacketTrack
 
 SAMPLE_RATE = 48000
@@ -340,24 +341,8 @@ def sfu_of(server: LiveServer) -> Any:
     return server.app[keys.SFU]
 
 
-@dataclass
-class Rigctld:
-    """Hamlib's dummy rig behind a real rigctld on a loopback port."""
-
-    port: int
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["rigctld", "-m", "1", "-P", "RIG", "-T", "127.0.0.1", "-t", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+class Rigctld(RigctldServer):
+    """Hamlib's dummy rig behind a real rigctld on a loopback port, and readers of its state."""
 
     def reader(self) -> RigReader:
         for _ in range(100):

@@ -61,10 +61,9 @@ def rig_args(rig: Rigctld) -> list[str]:
 
 
 @pytest.fixture
-def rig() -> Iterator[Rigctld]:
-    daemon = Rigctld(free_port())
+def rig(tmp_path: Path) -> Iterator[Rigctld]:
+    daemon = Rigctld(free_port(), tmp_path / "rigctld.log")
     daemon.start()
-    daemon.reader().close()
     yield daemon
     daemon.stop()
 
@@ -282,7 +281,7 @@ async def test_rigctld_dying_is_reported_and_recovered(
 ) -> None:
     owner = await operator(controlled, controlled.owner)
     try:
-        rig.stop()
+        rig.kill()
         offline = lambda: any('"rig_online":false' in m for m in owner.messages("status"))  # noqa: E731
         assert await poll(offline, seconds=10), "the operator was not told the rig is offline"
         assert rig_agent.process is not None and rig_agent.process.poll() is None
