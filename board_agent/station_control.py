@@ -18,6 +18,7 @@ when the rig's state is unknown, bounded in time, and `ptt` turns false only onc
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import math
@@ -45,9 +46,59 @@ from .station import StationDriver
 
 logger = logging.getLogger(__name__)
 
-#: Control messages waiting for the rig. Each sets a state, so when the queue is full the oldest
-#: is dropped and the newest wins.
+#: Control messages waiting for the rig. Each sets a state, so when the queue is full an old one
+#: is dropped and the newest wins — but never a release of PTT (see `ControlQueue`).
 CONTROL_QUEUE_SIZE: Final = 32
+
+
+class ControlQueue:
+    """Bounded FIFO of control messages. When full it drops the oldest tuning message; if there
+    is none, the oldest key-up; only if it holds nothing but releases, the oldest release (a
+    duplicate). So a backlog behind a slow rig can never swallow a `ptt` false."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._items: collections.deque[OperatorMessage] = collections.deque()
+        self._maxsize = maxsize
+        self._ready = asyncio.Event()
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def put_nowait(self, message: OperatorMessage) -> OperatorMessage | None:
+        """Queue `message`; returns the message dropped to make room, if any."""
+        dropped = None
+        if len(self._items) >= self._maxsize:
+            dropped = self._drop_one()
+        self._items.append(message)
+        self._ready.set()
+        return dropped
+
+    def _drop_one(self) -> OperatorMessage:
+        victim: OperatorMessage | None = next(
+            (m for m in self._items if not isinstance(m, Ptt)), None
+        )  # tuning first
+        if victim is None:
+            victim = next((m for m in self._items if isinstance(m, Ptt) and m.state), None)
+        if victim is None:
+            return self._items.popleft()  # only releases: this one is a duplicate
+        self._items.remove(victim)
+        return victim
+
+    def get_nowait(self) -> OperatorMessage:
+        return self._items.popleft()
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    async def get(self) -> OperatorMessage:
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        return self._items.popleft()
+
 
 Send = Callable[[StationMessage], None]
 
@@ -63,7 +114,7 @@ class StationControl:
     def __init__(self, station: StationDriver, config: AgentConfig) -> None:
         self.station = station
         self._config = config
-        self._queue: asyncio.Queue[OperatorMessage] = asyncio.Queue(maxsize=CONTROL_QUEUE_SIZE)
+        self._queue = ControlQueue(CONTROL_QUEUE_SIZE)
         self._send: Send | None = None
         self._ptt = False
         self._keyed_at = 0.0
@@ -96,10 +147,9 @@ class StationControl:
             return
         if isinstance(message, Ptt) and message.state:
             self._last_keepalive = asyncio.get_running_loop().time()
-        if self._queue.full():
-            self._queue.get_nowait()
-            logger.warning("control queue full: dropped the oldest message")
-        self._queue.put_nowait(message)
+        dropped = self._queue.put_nowait(message)
+        if dropped is not None:
+            logger.warning("control queue full: dropped a %s message", _message_type(dropped))
 
     async def serve(self, send: Send) -> None:
         """Run for one session, until cancelled: `capabilities` and `status` first, then apply
@@ -116,8 +166,7 @@ class StationControl:
     async def release_ptt(self, reason: str) -> None:
         """The link to the server is gone (or the agent stops): forget queued commands and
         unkey at once. Always attempts the unkey, whatever the agent believes the state is."""
-        while not self._queue.empty():
-            self._queue.get_nowait()
+        self._queue.clear()
         async with self._apply_lock:
             if self._ptt:
                 logger.warning("releasing PTT: %s", reason)

@@ -155,6 +155,18 @@ async def test_full_control_queue_keeps_the_newest() -> None:
     assert getattr(items[-1], "value", None) == 1000 + CONTROL_QUEUE_SIZE + 4
 
 
+async def test_a_full_control_queue_never_drops_a_release() -> None:
+    control = BoardAgent(make_config()).control
+    feed(control, '{"type":"ptt","state":true}')
+    feed(control, '{"type":"ptt","state":false}')
+    for n in range(CONTROL_QUEUE_SIZE + 5):  # a flood of tuning behind a slow rig
+        feed(control, f'{{"type":"freq","value":{1000 + n}}}')
+    items = [control._queue.get_nowait() for _ in range(control._queue.qsize())]
+    assert len(items) == CONTROL_QUEUE_SIZE
+    assert items[:2] == [Ptt(state=True), Ptt(state=False)], "PTT changes were dropped"
+    assert getattr(items[-1], "value", None) == 1000 + CONTROL_QUEUE_SIZE + 4
+
+
 async def test_keepalives_hold_the_dead_man_the_tx_time_out_still_ends_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
