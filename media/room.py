@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from aiortc.rtp import RtpPacket
@@ -43,10 +44,12 @@ class Room:
         config: SfuConfig,
         latency: LatencyRecorder | None,
         observer: FloorObserver | None = None,
+        on_empty: Callable[[Room], None] | None = None,
     ) -> None:
         self.board_id = board_id
         self._config = config
         self._observer = observer or NoFloorObserver()
+        self._on_empty = on_empty
         self.agent: Participant | None = None
         self.operators: dict[str, Participant] = {}
         #: Participants whose offer is being negotiated (trickled candidates find them here).
@@ -105,20 +108,25 @@ class Room:
             if participant.target is not None:
                 self.rx.add(participant.target)
         if previous is not None and previous is not participant:
-            await self._drop(previous, replaced=True)
+            await self._drop(previous)
 
     async def remove(self, key: str) -> None:
         participant = self.agent if key == "agent" else self.operators.get(key)
         if participant is not None:
-            await self._drop(participant, replaced=False)
+            await self._drop(participant)
 
     async def close(self) -> None:
         for participant in [*self.operators.values(), *([self.agent] if self.agent else [])]:
-            await self._drop(participant, replaced=False)
+            await self._drop(participant)
         for task in list(self._closing):
             await task
 
-    async def _drop(self, participant: Participant, *, replaced: bool) -> None:
+    async def _drop_gone(self, participant: Participant) -> None:
+        await self._drop(participant)
+        if self.empty and self._on_empty is not None:
+            self._on_empty(self)
+
+    async def _drop(self, participant: Participant) -> None:
         if participant.identity.role is Role.AGENT:
             if self.agent is participant:
                 self.agent = None
@@ -138,7 +146,7 @@ class Room:
 
     def _gone(self, participant: Participant) -> None:
         """The participant's peer connection failed or closed by itself."""
-        task = asyncio.get_running_loop().create_task(self._drop(participant, replaced=False))
+        task = asyncio.get_running_loop().create_task(self._drop_gone(participant))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 

@@ -52,7 +52,7 @@ class Sfu:
         room = self._rooms.get(board_id)
         if room is None:
             room = self._rooms[board_id] = Room(
-                board_id, self.config, self._latency, self._observer
+                board_id, self.config, self._latency, self._observer, self._forget_if_empty
             )
         return room
 

@@ -211,3 +211,10 @@ async def test_holder_closing_its_control_channel_unkeys(station: Station) -> No
     holder.channel.close()
     assert await wait_for(lambda: station.agent_saw(PTT_OFF) == 1, seconds=2)
     assert station.log.events[-1] == ("end", "OP", "link_lost")
+
+
+async def test_a_room_whose_peers_all_went_away_is_forgotten(station: Station) -> None:
+    op = await station.operator("op")
+    await op.pc.close()
+    await station.agent.pc.close()
+    assert await wait_for(lambda: station.sfu.room(BOARD) is None, seconds=5)
