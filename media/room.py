@@ -162,10 +162,7 @@ class Room:
 
     def _channel_open(self, participant: Participant) -> None:
         if participant.identity.role is Role.OPERATOR:
-            holder = self.floor.holder
-            participant.send(
-                protocol.encode(protocol.Floor(holder=holder.callsign if holder else None))
-            )
+            participant.send(self._floor_for(participant))
             if self.capabilities is not None:
                 participant.send(protocol.encode(self.capabilities))
             if self.last_status is not None:
@@ -311,11 +308,16 @@ class Room:
         self._broadcast_floor()
         self._observer.tx_ended(self.board_id, holder, reason)
 
-    def _broadcast_floor(self) -> None:
+    def _floor_for(self, operator: Participant) -> bytes:
         holder = self.floor.holder
-        message = protocol.encode(protocol.Floor(holder=holder.callsign if holder else None))
+        if holder is None:
+            return protocol.encode(protocol.Floor(holder=None))
+        you = holder.key == operator.key
+        return protocol.encode(protocol.Floor(holder=holder.callsign, you=you))
+
+    def _broadcast_floor(self) -> None:
         for operator in self.operators.values():
-            operator.send(message)
+            operator.send(self._floor_for(operator))
 
     def _refuse(
         self, participant: Participant, code: ErrorCode, message: str, ref: str | None

@@ -12,6 +12,7 @@ import msgspec
 import socketio
 
 from media.errors import MediaError
+from media.ratelimit import RateLimiter
 from signaling import protocol
 from signaling.auth import JwtAuthority, OperatorIdentity
 from signaling.errors import SignalingError
@@ -22,16 +23,28 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[str, Any], Awaitable[msgspec.Struct | None]]
 
+#: Socket.IO events one connection may send per second (the seed's 1000 messages/s).
+MAX_EVENTS_PER_SECOND = 1000
+
 
 class StrictNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
-    """Dispatches events from a table of (payload type, handler); refuses anything else."""
+    """Dispatches events from a table of (payload type, handler); refuses anything else, and
+    more than `MAX_EVENTS_PER_SECOND` events a second from one connection."""
 
     events: dict[str, tuple[type[msgspec.Struct], Handler]]
+    _limits: dict[str, RateLimiter]
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         if event in ("connect", "disconnect"):
+            if event == "disconnect" and args:
+                self._limits.pop(args[0], None)
             return await super().trigger_event(event, *args)
         sid = args[0]
+        limiter = self._limits.get(sid)
+        if limiter is None:
+            limiter = self._limits[sid] = RateLimiter(MAX_EVENTS_PER_SECOND)
+        if not limiter.allow():
+            return protocol.failure(ErrorCode.RATE_LIMITED, "too many events; slow down")
         entry = self.events.get(event)
         if entry is None:
             message = f"unknown event {event[:64]!r}"
@@ -73,6 +86,7 @@ class AgentNamespace(StrictNamespace):
 
     def __init__(self, service: StationService, operators: OperatorNamespace) -> None:
         super().__init__(protocol.AGENT_NAMESPACE)
+        self._limits = {}
         self._service = service
         self._operators = operators
         self._sessions: dict[str, AgentSession] = {}
@@ -129,6 +143,7 @@ class OperatorNamespace(StrictNamespace):
 
     def __init__(self, service: StationService, authority: JwtAuthority) -> None:
         super().__init__(protocol.OPERATOR_NAMESPACE)
+        self._limits = {}
         self._service = service
         self._authority = authority
         self._identities: dict[str, OperatorIdentity] = {}

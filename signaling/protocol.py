@@ -195,9 +195,11 @@ StationMessage: TypeAlias = Status | Heartbeat | Capabilities | TxStopped | Erro
 
 
 class Floor(_Msg, frozen=True, tag="floor"):
-    """Who transmits now (callsign), or nobody (`null`); sent to every operator on change."""
+    """Who transmits now (callsign), or nobody (`null`); sent to every operator on change.
+    `you` is true for the holder's own connection (the same account may have several)."""
 
     holder: str | None
+    you: bool = False
 
 
 class PttReleased(_Msg, frozen=True, tag="ptt_released"):

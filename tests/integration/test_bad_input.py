@@ -113,3 +113,20 @@ async def test_bad_requests_get_clear_errors_and_listeners_keep_hearing(
     finally:
         await listener.close()
         await rogue.close()
+
+
+async def test_an_event_flood_is_rate_limited_and_the_server_keeps_answering(
+    server: LiveServer,
+) -> None:
+    flooder = Operator(server, await server.token(server.owner))
+    try:
+        await flooder.connect()
+        replies = await asyncio.gather(*(flooder.call("list_boards", {}) for _ in range(1300)))
+        limited = [r for r in replies if not r["ok"]]
+        assert limited, "1300 events at once were all served"
+        assert {r["error"]["code"] for r in limited} == {"rate_limited"}
+        assert sum(r["ok"] for r in replies) >= 900
+        await asyncio.sleep(1.1)  # the bucket refills
+        assert (await flooder.call("list_boards", {}))["ok"]
+    finally:
+        await flooder.close()

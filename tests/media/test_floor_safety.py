@@ -117,6 +117,7 @@ async def test_owner_overrides_and_the_previous_holder_is_told(station: Station)
     assert await wait_for(lambda: station.agent_saw(PTT_ON) == 2)
     assert station.agent_saw(PTT_OFF) == 1  # the guest's key was dropped before the owner's
     assert await wait_for(lambda: protocol.Floor(holder="OWNER") in guest.got("floor"))
+    assert await wait_for(lambda: protocol.Floor(holder="OWNER", you=True) in owner.got("floor"))
     guest.send(PTT_ON)  # a guest cannot take it back
     assert await wait_for(lambda: any(e.code.value == "floor_busy" for e in guest.got("error")))
     owner.send(PTT_OFF)

@@ -83,6 +83,8 @@ const radiocore = {
   boardId: null,
   /** @type {string | null} callsign of the operator holding the transmitter */
   floor: null,
+  /** the last `floor` said this connection holds it */
+  floorIsMine: false,
   /** @type {string | null} this operator's callsign, from sign-in */
   callsign: null,
   /** the join reply's `can_transmit` */
@@ -658,7 +660,7 @@ function handleControlMessage(mine, text) {
     case "heartbeat":
       break; // the station is alive; status messages already show it
     case "floor":
-      renderFloor(typeof message.holder === "string" ? message.holder : null);
+      renderFloor(typeof message.holder === "string" ? message.holder : null, message.you === true);
       break;
     case "capabilities": {
       const capabilities = parseCapabilities(message);
@@ -743,10 +745,14 @@ function renderStatus(status) {
   renderTransmit();
 }
 
-/** @param {string | null} holder */
-function renderFloor(holder) {
+/**
+ * @param {string | null} holder
+ * @param {boolean} [you] true when this connection holds the floor (not another tab)
+ */
+function renderFloor(holder, you = false) {
   radiocore.floor = holder;
-  const mine = holder !== null && holder === radiocore.callsign && radiocore.ptt;
+  radiocore.floorIsMine = holder !== null && you;
+  const mine = radiocore.floorIsMine;
   setText(els.floor, holder === null ? "nobody" : mine ? `${holder} (you)` : holder);
   renderTransmit();
 }
@@ -755,6 +761,7 @@ function resetStationView() {
   radiocore.statusCount = 0;
   radiocore.lastStatus = null;
   radiocore.floor = null;
+  radiocore.floorIsMine = false;
   radiocore.canTransmit = false;
   radiocore.isOwner = false;
   radiocore.mic = "none";
@@ -1028,7 +1035,7 @@ function renderTransmit() {
   const channelOpen = mine?.channel?.readyState === "open";
   const rigOffline = radiocore.lastStatus?.rig_online === false;
   const holder = radiocore.floor;
-  const otherHolder = holder !== null && !keyed && holder !== radiocore.callsign;
+  const otherHolder = holder !== null && !keyed && !radiocore.floorIsMine;
 
   /** @type {string} */
   let hint;
