@@ -15,7 +15,6 @@ from aiortc import (
     RTCIceCandidate,
     RTCIceServer,
     RTCPeerConnection,
-    RTCRtpTransceiver,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError
@@ -33,6 +32,10 @@ logger = logging.getLogger(__name__)
 
 #: Candidates kept for a connection whose offer is still being applied.
 MAX_EARLY_CANDIDATES = 32
+
+
+#: The participant key of a room's board agent (operators are keyed by their connection).
+AGENT_KEY = "agent"
 
 
 class Role(enum.Enum):
@@ -101,7 +104,6 @@ class Participant:
         self.pc = RTCPeerConnection(rtc_configuration(config))
         self.channel: RTCDataChannel | None = None
         self.target: ForwardTarget | None = None
-        self.sends_audio = False
         self._opus_payload_type = -1
         self._early_candidates: list[RTCIceCandidate] = []
         self._offer_applied = False
@@ -143,7 +145,6 @@ class Participant:
         # aiortc keeps the offer's direction from our side: "recvonly" = the client sends
         ours = transceiver._offerDirection
         if ours in ("sendrecv", "recvonly"):
-            self.sends_audio = True
             aiortc_hooks.tap_receiver(transceiver.receiver, self._packet)
         if ours in ("sendrecv", "sendonly"):
             self.pc.addTrack(SilentTrack())
@@ -172,10 +173,6 @@ class Participant:
                 self._early_candidates.append(parsed)
             return
         await self.pc.addIceCandidate(parsed)
-
-    def transceiver(self) -> RTCRtpTransceiver | None:
-        audio = [t for t in self.pc.getTransceivers() if t.kind == "audio"]
-        return audio[0] if audio else None
 
     @property
     def channel_open(self) -> bool:

@@ -13,7 +13,7 @@ from aiortc.rtp import RtpPacket
 from media.config import SfuConfig
 from media.floor import FloorControl, FloorHolder, FloorObserver, NoFloorObserver
 from media.forwarder import LatencyRecorder, RtpFanout
-from media.participant import Participant, ParticipantIdentity, Role
+from media.participant import AGENT_KEY, Participant, ParticipantIdentity, Role
 from signaling import protocol
 from signaling.protocol import ErrorCode, ProtocolError
 
@@ -70,8 +70,11 @@ class Room:
         return self.agent is None and not self.operators and not self.negotiating
 
     def participant(self, key: str) -> Participant | None:
-        current = self.agent if key == "agent" else self.operators.get(key)
-        return self.negotiating.get(key) or current
+        """The participant `key`, its negotiating session first (trickled candidates)."""
+        return self.negotiating.get(key) or self._admitted(key)
+
+    def _admitted(self, key: str) -> Participant | None:
+        return self.agent if key == AGENT_KEY else self.operators.get(key)
 
     @property
     def station_online(self) -> bool:
@@ -111,7 +114,7 @@ class Room:
             await self._drop(previous)
 
     async def remove(self, key: str) -> None:
-        participant = self.agent if key == "agent" else self.operators.get(key)
+        participant = self._admitted(key)
         if participant is not None:
             await self._drop(participant)
 

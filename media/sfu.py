@@ -11,12 +11,10 @@ from media.config import SfuConfig
 from media.errors import StationOfflineError
 from media.floor import FloorObserver
 from media.forwarder import LatencyRecorder
-from media.participant import ParticipantIdentity, Role
+from media.participant import AGENT_KEY, ParticipantIdentity, Role
 from media.room import Room
 
 logger = logging.getLogger(__name__)
-
-AGENT_KEY = "agent"
 
 
 @dataclass(frozen=True)

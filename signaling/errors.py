@@ -77,6 +77,22 @@ class ConflictError(SignalingError):
     default_message = "already exists"
 
 
+class StationOfflineError(SignalingError):
+    """The board's agent is not connected."""
+
+    code = ErrorCode.STATION_OFFLINE
+    http_status = 409
+    default_message = "the station is offline"
+
+
+class NotJoinedError(SignalingError):
+    """The event needs a prior `join` of the board."""
+
+    code = ErrorCode.NOT_JOINED
+    http_status = 409
+    default_message = "join the board first"
+
+
 class ConfigError(SignalingError):
     """The server's configuration is unusable; raised at start-up, never sent to a client."""
 

@@ -15,9 +15,9 @@ from media.errors import MediaError
 from media.ratelimit import RateLimiter
 from signaling import protocol
 from signaling.auth import JwtAuthority, OperatorIdentity
-from signaling.errors import SignalingError
+from signaling.errors import NotJoinedError, SignalingError
 from signaling.protocol import ErrorCode, ProtocolError
-from signaling.stations import AgentSession, NotJoinedError, StationService
+from signaling.stations import AgentSession, StationService
 
 logger = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 from typing import Literal, TypeAlias
 
 from media.config import IceServerSpec
-from media.participant import ParticipantIdentity, Role
-from media.sfu import AGENT_KEY, Sfu
+from media.participant import AGENT_KEY, ParticipantIdentity, Role
+from media.sfu import Sfu
 from signaling import protocol
 from signaling.auth import OperatorIdentity, check_board_secret
-from signaling.errors import AuthError, ForbiddenError, NotFoundError, SignalingError
+from signaling.errors import AuthError, ForbiddenError, NotFoundError, StationOfflineError
 from signaling.presence import Presence
 from signaling.store import Board, Right, Store, TxSession
 
@@ -23,18 +23,6 @@ from signaling.store import Board, Right, Store, TxSession
 Access: TypeAlias = Right | Literal["owner"]
 
 logger = logging.getLogger(__name__)
-
-
-class StationOfflineError(SignalingError):
-    code = protocol.ErrorCode.STATION_OFFLINE
-    http_status = 409
-    default_message = "the station is offline"
-
-
-class NotJoinedError(SignalingError):
-    code = protocol.ErrorCode.NOT_JOINED
-    http_status = 409
-    default_message = "join the board first"
 
 
 @dataclass(frozen=True)
