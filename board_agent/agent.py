@@ -37,7 +37,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
-from signaling.protocol import (
+from radiocore_protocol import (
     AGENT_NAMESPACE,
     CONTROL_CHANNEL_LABEL,
     AgentAuth,

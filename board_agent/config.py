@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Final, Literal, TypeAlias
 from urllib.parse import urlsplit
 
-from signaling.protocol import KEEPALIVE_INTERVAL_S, MAX_SECRET_CHARS, RIG_MODES
+from radiocore_protocol import KEEPALIVE_INTERVAL_S, MAX_SECRET_CHARS, RIG_MODES
 
 from .errors import ConfigError
 
@@ -149,6 +149,7 @@ class AgentConfig:
     #: rigctld_host:rigctld_port) or "hamlib" (the agent runs rigctld itself, on 127.0.0.1).
     rig: str = "simulated"
     rigctld_host: str = "127.0.0.1"
+    #: 0 with rig = "hamlib": the agent picks a free port for the rigctld it runs.
     rigctld_port: int = 4532
     #: The rigctld program ("hamlib"): a path, or a name looked up in PATH.
     rigctld_path: str = "rigctld"
@@ -262,8 +263,10 @@ class AgentConfig:
             raise ConfigError("rig_reconnect_max_s must be greater than 0")
         if not self.rigctld_host:
             raise ConfigError("rigctld_host must not be empty")
-        if not 1 <= self.rigctld_port <= 65535:
-            raise ConfigError(f"rigctld_port {self.rigctld_port} is outside 1 … 65535")
+        if not 0 <= self.rigctld_port <= 65535:
+            raise ConfigError(f"rigctld_port {self.rigctld_port} is outside 0 … 65535")
+        if self.rigctld_port == 0 and self.rig != "hamlib":
+            raise ConfigError("rigctld_port 0 (a free port) is only for rig = 'hamlib'")
         if self.rig_model < 1:
             raise ConfigError(f"rig_model {self.rig_model} is not a Hamlib model number")
         if self.rig_speed is not None and self.rig_speed <= 0:

@@ -26,7 +26,7 @@ from typing import Final, TypeVar
 
 import msgspec
 
-from signaling.protocol import (
+from radiocore_protocol import (
     RIG_MODES,
     Capabilities,
     FrequencyRange,
@@ -44,7 +44,7 @@ from .backoff import Backoff
 from .config import AgentConfig
 from .errors import RigError, RigOfflineError, RigTimeoutError, StationError
 from .rigctld import UNREACHABLE_CODES, RigCaps, RigClient
-from .rigctld_process import RigctldProcess
+from .rigctld_process import RigctldProcess, free_loopback_port
 from .station import S9_DBM, StationDriver, validate_command
 
 logger = logging.getLogger(__name__)
@@ -107,18 +107,21 @@ class HamlibStation(StationDriver):
     def from_config(cls, config: AgentConfig) -> HamlibStation:
         """The station for `rig = "rigctld"` or `"hamlib"` (which also runs rigctld)."""
         process = None
+        port = config.rigctld_port
         if config.rig == "hamlib":
+            if port == 0:
+                port = free_loopback_port()
             process = RigctldProcess(
                 path=config.rigctld_path,
                 model=config.rig_model,
-                port=config.rigctld_port,
+                port=port,
                 device=config.rig_device,
                 speed=config.rig_speed,
                 ptt_type=config.rig_ptt_type,
             )
         host = process.host if process is not None else config.rigctld_host
         return cls(
-            RigClient(host, config.rigctld_port, timeout_s=config.rig_timeout_s),
+            RigClient(host, port, timeout_s=config.rig_timeout_s),
             process=process,
             freq_ranges=config.freq_ranges(),
             modes=config.rig_modes,

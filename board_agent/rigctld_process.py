@@ -18,6 +18,7 @@ import ctypes
 import logging
 import shutil
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from typing import Final
@@ -37,6 +38,13 @@ RESTART_MAX_S: Final = 30.0
 #: rigctld's last stderr lines kept for error messages.
 _STDERR_LINES: Final = 20
 _PR_SET_PDEATHSIG: Final = 1
+
+
+def free_loopback_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for `rigctld_port = 0`)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _parent_death_signal() -> Callable[[], None] | None:

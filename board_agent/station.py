@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Final
 
-from signaling.protocol import (
+from radiocore_protocol import (
     RIG_MODES,
     Capabilities,
     FrequencyRange,

@@ -25,7 +25,7 @@ import math
 from collections.abc import Callable
 from typing import Final
 
-from signaling.protocol import (
+from radiocore_protocol import (
     Capabilities,
     Error,
     ErrorCode,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from signaling.protocol import ErrorCode
+from radiocore_protocol import ErrorCode
 
 
 class MediaError(Exception):

@@ -26,7 +26,7 @@ from media.config import SfuConfig
 from media.errors import BadSdpError
 from media.forwarder import ForwardTarget
 from media.ratelimit import RateLimiter
-from signaling.protocol import CONTROL_CHANNEL_LABEL
+from radiocore_protocol import CONTROL_CHANNEL_LABEL
 
 logger = logging.getLogger(__name__)
 

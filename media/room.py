@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 
 from aiortc.rtp import RtpPacket
 
+import radiocore_protocol as protocol
 from media.config import SfuConfig
 from media.floor import FloorControl, FloorHolder, FloorObserver, NoFloorObserver
 from media.forwarder import LatencyRecorder, RtpFanout
 from media.participant import AGENT_KEY, Participant, ParticipantIdentity, Role
-from signaling import protocol
-from signaling.protocol import ErrorCode, ProtocolError
+from radiocore_protocol import ErrorCode, ProtocolError
 
 logger = logging.getLogger(__name__)
 

@@ -28,6 +28,7 @@ def sfu_config(config: ServerConfig) -> SfuConfig:
         ice_host_addresses=config.ice.host_addresses,
         ice_servers=tuple(IceServerSpec(urls=(url,)) for url in config.ice.servers),
         listener_queue_packets=config.limits.listener_queue_packets,
+        max_messages_per_second=config.limits.max_data_messages_per_second,
         latency_sample_every=config.media_latency_sample_every,
         deadman_s=config.floor.deadman_s,
         tx_timeout_s=config.floor.tx_timeout_s,
@@ -58,9 +59,10 @@ def create_app(config: ServerConfig) -> web.Application:
         app[keys.SFU] = sfu
         stations = StationService(store, sfu, LocalPresence(), sfu.config.ice_servers)
         app[keys.STATIONS] = stations
-        operators = OperatorNamespace(stations, app[keys.AUTHORITY])
+        rate = config.limits.max_events_per_second
+        operators = OperatorNamespace(stations, app[keys.AUTHORITY], rate)
         sio.register_namespace(operators)
-        sio.register_namespace(AgentNamespace(stations, operators))
+        sio.register_namespace(AgentNamespace(stations, operators, rate))
         logger.info("RadioCore server ready: %s", config.summary())
         try:
             yield

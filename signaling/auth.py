@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Final
 
 import jwt
 
+from radiocore_protocol import MAX_TOKEN_CHARS
 from signaling.errors import AuthError, ConfigError, SignalingError
-from signaling.protocol import MAX_TOKEN_CHARS
 
 if TYPE_CHECKING:
     from signaling.config import ServerConfig

@@ -1,7 +1,7 @@
 """The signaling server's configuration: one frozen `ServerConfig` per process.
 
 Built by `load_server_config` from defaults → TOML file → environment (`RADIOCORE_…`) →
-command-line overrides, then validated (see `signaling.configlayers` for the layering rules).
+command-line overrides, then validated (see `radiocore.configlayers` for the layering rules).
 Environment names: `RADIOCORE_<KEY>` for a top-level key, `RADIOCORE_<SECTION>__<KEY>` for a key
 of a section, e.g. `RADIOCORE_SECRET`, `RADIOCORE_PORT`, `RADIOCORE_ICE__HOST_ADDRESSES`,
 `RADIOCORE_LIMITS__MAX_SDP_CHARS`.
@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
-from signaling.configlayers import LayeredConfigError, load_layered
+from radiocore.configlayers import LayeredConfigError, load_layered
+from radiocore_protocol import MAX_DATA_MESSAGE_BYTES, MAX_MESSAGES_PER_SECOND, MAX_SDP_CHARS
 from signaling.errors import ConfigError
-from signaling.protocol import MAX_DATA_MESSAGE_BYTES, MAX_SDP_CHARS
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,10 @@ class LimitsConfig:
     #: Packets queued per listener before the oldest is dropped.
     listener_queue_packets: int = 64
     max_http_buffer_bytes: int = 1_000_000
+    #: Socket.IO events one connection may send per second; the excess gets `rate_limited`.
+    max_events_per_second: int = MAX_MESSAGES_PER_SECOND
+    #: Data-channel messages one peer may send per second; the excess gets `rate_limited`.
+    max_data_messages_per_second: int = MAX_MESSAGES_PER_SECOND
 
 
 @dataclass(frozen=True)
@@ -281,6 +285,12 @@ def _check_limits(limits: LimitsConfig) -> None:
     bounded = (
         ("max_sdp_chars", limits.max_sdp_chars, MAX_SDP_CHARS),
         ("max_data_message_bytes", limits.max_data_message_bytes, MAX_DATA_MESSAGE_BYTES),
+        ("max_events_per_second", limits.max_events_per_second, MAX_MESSAGES_PER_SECOND),
+        (
+            "max_data_messages_per_second",
+            limits.max_data_messages_per_second,
+            MAX_MESSAGES_PER_SECOND,
+        ),
     )
     for name, value, maximum in bounded:
         if not 1 <= value <= maximum:

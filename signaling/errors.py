@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from signaling.protocol import ErrorBody, ErrorCode, failure
+from radiocore_protocol import ErrorBody, ErrorCode, failure
 
 
 class SignalingError(Exception):

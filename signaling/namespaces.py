@@ -11,28 +11,29 @@ from typing import Any
 import msgspec
 import socketio
 
+import radiocore_protocol as protocol
 from media.errors import MediaError
 from media.ratelimit import RateLimiter
-from signaling import protocol
+from radiocore_protocol import ErrorCode, ProtocolError
 from signaling.auth import JwtAuthority, OperatorIdentity
 from signaling.errors import NotJoinedError, SignalingError
-from signaling.protocol import ErrorCode, ProtocolError
 from signaling.stations import AgentSession, StationService
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[str, Any], Awaitable[msgspec.Struct | None]]
 
-#: Socket.IO events one connection may send per second (the seed's 1000 messages/s).
-MAX_EVENTS_PER_SECOND = 1000
-
 
 class StrictNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     """Dispatches events from a table of (payload type, handler); refuses anything else, and
-    more than `MAX_EVENTS_PER_SECOND` events a second from one connection."""
+    more than `max_events_per_second` events a second from one connection."""
 
     events: dict[str, tuple[type[msgspec.Struct], Handler]]
-    _limits: dict[str, RateLimiter]
+
+    def __init__(self, namespace: str, max_events_per_second: int) -> None:
+        super().__init__(namespace)
+        self._rate = max_events_per_second
+        self._limits: dict[str, RateLimiter] = {}
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         if event in ("connect", "disconnect"):
@@ -42,7 +43,7 @@ class StrictNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         sid = args[0]
         limiter = self._limits.get(sid)
         if limiter is None:
-            limiter = self._limits[sid] = RateLimiter(MAX_EVENTS_PER_SECOND)
+            limiter = self._limits[sid] = RateLimiter(self._rate)
         if not limiter.allow():
             return protocol.failure(ErrorCode.RATE_LIMITED, "too many events; slow down")
         entry = self.events.get(event)
@@ -84,9 +85,10 @@ class Empty(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class AgentNamespace(StrictNamespace):
     """`/agent`: one connection per board agent, authenticated by the board secret."""
 
-    def __init__(self, service: StationService, operators: OperatorNamespace) -> None:
-        super().__init__(protocol.AGENT_NAMESPACE)
-        self._limits = {}
+    def __init__(
+        self, service: StationService, operators: OperatorNamespace, max_events_per_second: int
+    ) -> None:
+        super().__init__(protocol.AGENT_NAMESPACE, max_events_per_second)
         self._service = service
         self._operators = operators
         self._sessions: dict[str, AgentSession] = {}
@@ -141,9 +143,10 @@ class AgentNamespace(StrictNamespace):
 class OperatorNamespace(StrictNamespace):
     """`/operator`: browsers and operator programs, authenticated by JWT."""
 
-    def __init__(self, service: StationService, authority: JwtAuthority) -> None:
-        super().__init__(protocol.OPERATOR_NAMESPACE)
-        self._limits = {}
+    def __init__(
+        self, service: StationService, authority: JwtAuthority, max_events_per_second: int
+    ) -> None:
+        super().__init__(protocol.OPERATOR_NAMESPACE, max_events_per_second)
         self._service = service
         self._authority = authority
         self._identities: dict[str, OperatorIdentity] = {}

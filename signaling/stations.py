@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, TypeAlias
 
+import radiocore_protocol as protocol
 from media.config import IceServerSpec
 from media.participant import AGENT_KEY, ParticipantIdentity, Role
 from media.sfu import Sfu
-from signaling import protocol
 from signaling.auth import OperatorIdentity, check_board_secret
 from signaling.errors import AuthError, ForbiddenError, NotFoundError, StationOfflineError
 from signaling.presence import Presence

@@ -5,21 +5,25 @@ resolved to absolute names, those inside functions and under `TYPE_CHECKING` inc
 `importlib.import_module("…")` / `__import__("…")` with a literal name is checked against the
 rule of the module that contains it. The walk does not depend on which files exist.
 
-The rules, most specific first:
+The rules, most specific first (imports flow one way: protocol ← media ← signaling; the agent
+and the server meet only in the protocol and the config loader):
 
-- `signaling.protocol`: the standard library and msgspec; nothing of the project. The browser,
-  the agent and the server share it, and the agent imports it on a Raspberry Pi.
-- `signaling.configlayers`: the standard library only (the agent uses it too).
-- `signaling` (its `__init__`): runs whenever the agent imports `signaling.protocol`, so it may
-  reach no further than the agent may: the standard library, msgspec and those two modules.
+- `radiocore_protocol`: the standard library, msgspec and itself; nothing else of the project.
+  The browser, the agent and the server share it; the agent imports it on a Raspberry Pi.
+- `radiocore` (its `__init__`) and `radiocore.configlayers`: the standard library only (the
+  agent loads its config with it). `radiocore.cli` and `radiocore.demo` start every process,
+  so they are free (and import lazily).
 - `turn`: the standard library only.
 - `media`: the standard library, itself, aiortc/aioice/av/pylibsrtp, msgspec and
-  `signaling.protocol`; never aiohttp, Socket.IO, JWT, databases, Redis, nor the rest of
-  `signaling`, nor `board_agent`.
-- `board_agent`: the standard library, itself, `signaling.protocol`, `signaling.configlayers`,
+  `radiocore_protocol`; never aiohttp, Socket.IO, JWT, databases, Redis, `signaling`, `turn`,
+  `board_agent`, `bench` nor the command line.
+- `board_agent`: the standard library, itself, `radiocore_protocol`, `radiocore.configlayers`
   and the agent's own dependencies (aiortc/aioice/av/pylibsrtp, aiohttp, the Socket.IO client,
-  msgspec); never `media`, `turn`, the rest of `signaling`, nor server libraries.
-- The rest of `signaling` may import anything.
+  msgspec); never `media`, `turn`, `signaling`, `bench`, nor server libraries.
+- `signaling`: anything but `board_agent`, `bench` and the command line (`radiocore` beyond
+  `configlayers`): the server is a library the command line starts.
+- `web`: the standard library only (it is static assets).
+- `bench` is free: it drives servers and agents from outside.
 """
 
 from __future__ import annotations
@@ -32,7 +36,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("signaling", "media", "turn", "board_agent")
+PACKAGES = (
+    "radiocore_protocol",
+    "radiocore",
+    "signaling",
+    "media",
+    "turn",
+    "board_agent",
+    "web",
+    "bench",
+)
 
 # Third-party import names each side installs (setup.cfg `agent`/`server` extras). numpy is a
 # test-only dependency, so no package may import it.
@@ -48,11 +61,18 @@ class ImportRule:
     allowed: tuple[str, ...]
     stdlib: bool
     why: str
+    #: When set, the scope may import anything but these (and `allowed` is not consulted).
+    denied: tuple[str, ...] = ()
+
+    #: The rule covers the module `scope` only, not its submodules.
+    exact: bool = False
 
     def covers(self, module: str) -> bool:
-        return _within(module, self.scope)
+        return module == self.scope if self.exact else _within(module, self.scope)
 
     def permits(self, imported: str) -> bool:
+        if self.denied:
+            return not any(_within(imported, prefix) for prefix in self.denied)
         if self.stdlib and imported.partition(".")[0] in sys.stdlib_module_names:
             return True
         return any(_within(imported, prefix) for prefix in self.allowed)
@@ -79,26 +99,31 @@ class ImportSite:
     imported: str
 
 
+PROJECT = ("radiocore_protocol", "radiocore", "signaling", "media", "turn", "board_agent", "bench")
+SERVER_LIBRARIES = ("jwt", "aiosqlite", "asyncpg", "redis", "psutil")
+
+
 # Most specific first: the first rule that covers a module applies.
 RULES: tuple[ImportRule, ...] = (
     ImportRule(
-        "signaling.protocol",
-        allowed=("signaling.protocol", "msgspec"),
+        "radiocore_protocol",
+        allowed=("radiocore_protocol", "msgspec"),
         stdlib=True,
         why="the wire protocol imports only the standard library and msgspec",
     ),
     ImportRule(
-        "signaling.configlayers",
-        allowed=("signaling.configlayers",),
+        "radiocore.configlayers",
+        allowed=("radiocore.configlayers",),
         stdlib=True,
-        why="config layering imports only the standard library",
+        why="config layering imports only the standard library (the agent uses it)",
     ),
     ImportRule(
-        "signaling",
-        allowed=("signaling.protocol", "signaling.configlayers", "msgspec"),
+        "radiocore",
+        allowed=(),
         stdlib=True,
-        why="signaling/__init__.py runs on the board agent whenever it imports "
-        "signaling.protocol; it may reach no further than the agent may",
+        exact=True,
+        why="radiocore/__init__.py runs whenever the agent imports radiocore.configlayers; "
+        "it may reach no further than the agent may",
     ),
     ImportRule(
         "turn",
@@ -108,17 +133,30 @@ RULES: tuple[ImportRule, ...] = (
     ),
     ImportRule(
         "media",
-        allowed=("media", "signaling.protocol", "msgspec", *MEDIA_LIBRARIES),
+        allowed=("media", "radiocore_protocol", "msgspec", *MEDIA_LIBRARIES),
         stdlib=True,
-        why="media may use aiortc/aioice/av/pylibsrtp, msgspec and signaling.protocol; "
-        "never HTTP, Socket.IO, JWT, databases, Redis, the rest of signaling or board_agent",
+        why="media may use aiortc/aioice/av/pylibsrtp, msgspec and radiocore_protocol; "
+        "never HTTP, Socket.IO, JWT, databases, Redis, signaling, turn or board_agent",
     ),
     ImportRule(
         "board_agent",
-        allowed=("board_agent", "signaling.protocol", "signaling.configlayers", *AGENT_LIBRARIES),
+        allowed=("board_agent", "radiocore_protocol", "radiocore.configlayers", *AGENT_LIBRARIES),
         stdlib=True,
-        why="the agent never imports the server (media, turn, signaling beyond protocol and "
-        "configlayers) nor server libraries (jwt, aiosqlite, asyncpg, redis, psutil)",
+        why="the agent never imports the server (media, turn, signaling, bench) nor server "
+        "libraries (jwt, aiosqlite, asyncpg, redis, psutil)",
+    ),
+    ImportRule(
+        "web",
+        allowed=("web",),
+        stdlib=True,
+        why="web holds static assets",
+    ),
+    ImportRule(
+        "signaling",
+        allowed=(),
+        stdlib=True,
+        why="the server never imports the agent, the benchmarks or the command line that starts it",
+        denied=("board_agent", "bench", "radiocore.cli", "radiocore.demo", "radiocore.__main__"),
     ),
 )
 
@@ -128,13 +166,8 @@ def _within(name: str, prefix: str) -> bool:
 
 
 def rule_for(module: str) -> ImportRule | None:
-    # `signaling` (the __init__) is an exact scope: its submodules other than protocol and
-    # configlayers are free.
     for rule in RULES:
-        if rule.scope == "signaling":
-            if module == "signaling":
-                return rule
-        elif rule.covers(module):
+        if rule.covers(module):
             return rule
     return None
 
@@ -258,7 +291,7 @@ def test_checker_catches_forbidden_imports() -> None:
 from __future__ import annotations
 import asyncio, aiohttp
 from aiortc import RTCPeerConnection
-from signaling.protocol import StatusMessage
+from radiocore_protocol import Status
 from . import listener
 from .. import signaling
 import numpy
@@ -266,6 +299,7 @@ import numpy
 def later() -> None:
     from signaling import rooms
     import socketio.exceptions
+    from turn import credentials
 """
     assert _found(media_source, "media.forwarder") == [
         (2, "aiohttp"),
@@ -273,12 +307,13 @@ def later() -> None:
         (7, "numpy"),
         (10, "signaling.rooms"),
         (11, "socketio.exceptions"),
+        (12, "turn.credentials"),
     ]
 
     agent_source = """\
 import importlib
-from signaling import protocol, configlayers
-from signaling.configlayers import load
+import radiocore_protocol as protocol
+from radiocore.configlayers import load_layered
 import socketio, av, msgspec
 import jwt
 from media.forwarder import Forwarder
@@ -286,14 +321,33 @@ from ..turn import credentials
 from .rig import RigClient
 importlib.import_module("redis.asyncio")
 __import__("psutil")
-import signaling
+from signaling import protocol
+from radiocore.cli import main
+import bench.tools
 """
     assert _found(agent_source, "board_agent.sub.agent") == [
         (5, "jwt"),
         (6, "media.forwarder.Forwarder"),
         (9, "redis.asyncio"),
         (10, "psutil"),
-        (11, "signaling"),
+        (11, "signaling.protocol"),
+        (12, "radiocore.cli.main"),
+        (13, "bench.tools"),
+    ]
+
+
+def test_the_server_never_imports_the_agent_benchmarks_or_command_line() -> None:
+    source = """\
+import aiohttp, jwt, media.sfu, turn, radiocore_protocol
+from radiocore.configlayers import load_layered
+from board_agent.station import StationDriver
+from bench.tools import free_port
+from radiocore.cli import main
+"""
+    assert _found(source, "signaling.app") == [
+        (3, "board_agent.station.StationDriver"),
+        (4, "bench.tools.free_port"),
+        (5, "radiocore.cli.main"),
     ]
 
 
@@ -323,13 +377,15 @@ def test_checker_rules_for_turn_protocol_and_configlayers() -> None:
     assert _found("import hmac, base64, time\nimport msgspec\n", "turn.credentials") == [
         (2, "msgspec")
     ]
-    assert _found("import msgspec\nfrom . import configlayers\n", "signaling.protocol") == [
-        (2, "signaling.configlayers")
+    assert _found(
+        "import msgspec\nfrom radiocore import configlayers\n", "radiocore_protocol.messages"
+    ) == [(2, "radiocore.configlayers")]
+    assert _found("import tomllib\nimport msgspec\n", "radiocore.configlayers") == [(2, "msgspec")]
+    assert _found("from .cli import main\n", "radiocore", is_package=True) == [
+        (1, "radiocore.cli.main")
     ]
-    assert _found("import tomllib\nimport msgspec\n", "signaling.configlayers") == [(2, "msgspec")]
-    assert _found("from .app import create_app\n", "signaling", is_package=True) == [
-        (1, "signaling.app.create_app")
-    ]
+    # The command line starts everything: it is free.
+    assert _found("import aiohttp, signaling.app, board_agent.cli\n", "radiocore.cli") == []
     # The rest of signaling is free to use media, turn and server libraries.
     assert _found("import aiohttp, media.forwarder, turn, jwt\n", "signaling.app") == []
 

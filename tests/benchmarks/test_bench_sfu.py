@@ -10,7 +10,7 @@ import sys
 
 def test_bench_sfu_reports_every_field_and_loses_nothing() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "signaling.cli", "bench", "sfu", "--listeners", "4",
+        [sys.executable, "-m", "radiocore", "bench", "sfu", "--listeners", "4",
          "--seconds", "3", "--listener-processes", "1", "--json"],
         capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from board_agent.config import AgentConfig
-
-from .rigctld_harness import free_port
+from tests.support.rigctld import free_port
 
 BOARD = "12345678-1234-4234-8234-123456789abc"
 SECRET = "s3cret-s3cret-s3cret"

@@ -7,15 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from .rigctld_harness import MISSING_REASON, RigctldServer, free_port, rigctld_missing
+from tests.support.rigctld import RigctldServer, free_port, require_rigctld
 
 
 @pytest.fixture
 def rigctld(tmp_path: Path) -> Iterator[RigctldServer]:
     """`rigctld -m 1 -P RIG` on a free loopback port, stopped after the test."""
-    if rigctld_missing():
-        print(MISSING_REASON)
-        pytest.skip(MISSING_REASON)
+    require_rigctld()
     server = RigctldServer(free_port(), tmp_path / "rigctld.log")
     server.start()
     try:

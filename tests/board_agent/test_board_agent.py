@@ -26,7 +26,7 @@ from board_agent.errors import RigOfflineError
 from board_agent.hamlib_station import HamlibStation
 from board_agent.station import SimulatedStation
 from board_agent.station_control import CONTROL_QUEUE_SIZE, StationControl
-from signaling.protocol import (
+from radiocore_protocol import (
     Capabilities,
     Error,
     ErrorCode,

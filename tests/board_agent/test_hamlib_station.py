@@ -12,7 +12,7 @@ import pytest
 from board_agent.errors import InvalidCommandError, RigOfflineError
 from board_agent.hamlib_station import HamlibStation
 from board_agent.rigctld import RigClient, RigReply
-from signaling.protocol import (
+from radiocore_protocol import (
     Capabilities,
     FrequencyRange,
     Keepalive,
@@ -23,8 +23,7 @@ from signaling.protocol import (
     SetPower,
     Status,
 )
-
-from .rigctld_harness import (
+from tests.support.rigctld import (
     CuttableLink,
     RigctldServer,
     raw_query,

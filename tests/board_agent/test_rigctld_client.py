@@ -11,8 +11,7 @@ import pytest
 
 from board_agent.errors import RigError, RigOfflineError, RigTimeoutError
 from board_agent.rigctld import RigCaps, RigClient, describe_code
-
-from .rigctld_harness import (
+from tests.support.rigctld import (
     RigctldServer,
     free_port,
     raw_query,

@@ -16,20 +16,22 @@ from board_agent.cli import main
 from board_agent.errors import RigctldProcessError
 from board_agent.hamlib_station import HamlibStation
 from board_agent.rigctld_process import RigctldProcess
-from signaling.protocol import Ptt
-
-from .configs import make_config
-from .rigctld_harness import (
-    MISSING_REASON,
+from radiocore_protocol import Ptt
+from tests.support.rigctld import (
     RIGCTLD,
     RigctldServer,
     free_port,
     raw_query,
+    require_rigctld,
     rig_ptt,
-    rigctld_missing,
 )
 
-pytestmark = pytest.mark.skipif(rigctld_missing(), reason=MISSING_REASON)
+from .configs import make_config
+
+
+@pytest.fixture(autouse=True)
+def _rigctld_installed() -> None:
+    require_rigctld()
 
 
 def process_gone(pid: int) -> bool:

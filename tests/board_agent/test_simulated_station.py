@@ -9,7 +9,7 @@ import pytest
 
 from board_agent.errors import InvalidCommandError
 from board_agent.station import SimulatedStation, StationDriver
-from signaling.protocol import (
+from radiocore_protocol import (
     RIG_MODES,
     Capabilities,
     FrequencyRange,

@@ -9,16 +9,16 @@ import asyncio
 
 from board_agent.agent import BoardAgent
 from board_agent.hamlib_station import HamlibStation
-from signaling.protocol import (
+from radiocore_protocol import (
     Capabilities,
     Error,
     ErrorCode,
     Status,
     TxStopped,
 )
+from tests.support.rigctld import RigctldServer, rig_freq, rig_mode, rig_ptt, wait_rig_ptt
 
 from .configs import make_config
-from .rigctld_harness import RigctldServer, rig_freq, rig_mode, rig_ptt, wait_rig_ptt
 from .test_board_agent import Outbox, serving
 from .test_hamlib_station import RecordingClient
 

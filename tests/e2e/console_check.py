@@ -5,7 +5,7 @@ nor aioice can use the machine's other interfaces and no packet leaves the machi
 
     unshare -n python tests/e2e/console_check.py --screenshot /tmp/console.png
 
-It brings `lo` up, starts `python -m signaling.cli demo` (the server on SQLite plus a simulated
+It brings `lo` up, starts `python -m radiocore demo` (the server on SQLite plus a simulated
 station sending a ~1 kHz tone and a status message every second) in its own process group,
 waits for its `RADIOCORE_DEMO_READY {json}` line, then drives Chromium like a person:
 
@@ -970,7 +970,7 @@ def main() -> int:
     parser.add_argument("--screenshot", type=Path, required=True, help="PNG file to write")
     parser.add_argument("--python", default=sys.executable, help="interpreter for the demo")
     parser.add_argument(
-        "--demo-module", default="signaling.cli", help="module whose `demo` command to run"
+        "--demo-module", default="radiocore", help="module whose `demo` command to run"
     )
     parser.add_argument("--ready-timeout", type=float, default=60.0, help="seconds")
     args = parser.parse_args()

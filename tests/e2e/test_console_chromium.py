@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.components import missing
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(200)]
 
 HERE = Path(__file__).resolve().parent
@@ -85,8 +87,7 @@ def _preconditions() -> tuple[tuple[str, ...] | None, str]:
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     namespace, reason = _preconditions()
     if namespace is None:
-        print(f"skipping the Chromium end-to-end test: {reason}")
-        pytest.skip(reason)
+        missing(f"the Chromium end-to-end test cannot run: {reason}")
     screenshot = tmp_path_factory.mktemp("e2e") / "console.png"
     try:
         run = subprocess.run(

@@ -11,11 +11,11 @@ from media import aiortc_hooks
 from tests.integration.harness import (
     AgentProcess,
     LiveServer,
-    poll,
     sfu_of,
     start_server,
     stop_server,
 )
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ async def server(tmp_path: Path) -> AsyncIterator[LiveServer]:
 async def agent(server: LiveServer, tmp_path: Path) -> AsyncIterator[AgentProcess]:
     process = AgentProcess(server, sink=tmp_path / "tx.raw")
     process.start()
-    online = await poll(lambda: sfu_of(server).station_online(server.board_id), seconds=30)
+    online = await wait_for(lambda: sfu_of(server).station_online(server.board_id), seconds=30)
     if not online:
         process.stop()
         log = process.log.read_text() if process.log and process.log.exists() else ""

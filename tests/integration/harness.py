@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,26 +22,19 @@ from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtp import RtpPacket
 
+import radiocore_protocol as protocol
+from bench.rig_reader import RigReader
+from bench.tools import stop_process
 from media import aiortc_hooks
-from signaling import keys, protocol
+from signaling import keys
 from signaling.app import create_app
 from signaling.auth import hash_board_secret, hash_password, new_board_secret
-from signaling.bench_control import RigReader
 from signaling.config import load_server_config
 from signaling.store import SqliteStore
-from tests.board_agent.rigctld_harness import RigctldServer
 from tests.media.peers import TonePacketTrack
+from tests.support.rigctld import RigctldServer
 
 SAMPLE_RATE = 48000
-
-
-async def poll(predicate: Callable[[], object], seconds: float = 15.0, step: float = 0.05) -> bool:
-    """Wait until `predicate()` is true; bounded in time and in count."""
-    for _ in range(int(seconds / step)):
-        if predicate():
-            return True
-        await asyncio.sleep(step)
-    return bool(predicate())
 
 
 def tone_of(pcm: np.ndarray) -> tuple[float, float]:
@@ -114,8 +106,10 @@ async def seed(data_dir: Path) -> tuple[str, str, Account, Account, str]:
 
 
 async def start_server(
-    data_dir: Path, port: int = 0, floor: dict[str, float] | None = None, **seeded: Any
+    data_dir: Path, port: int = 0, config: dict[str, object] | None = None, **seeded: Any
 ) -> LiveServer:
+    """The server on `port` (0: any) with `data_dir`'s store (seeded unless `seeded` is given);
+    `config`: overrides by dotted key, e.g. `{"floor.deadman_s": 0.6}`."""
     if not seeded:
         board_id, secret, owner, other, other_board = await seed(data_dir)
         seeded = dict(
@@ -125,7 +119,7 @@ async def start_server(
             other=other,
             other_board_id=other_board,
         )
-    config = load_server_config(
+    server_config = load_server_config(
         None,
         {},
         {
@@ -135,10 +129,10 @@ async def start_server(
             "secret": "integration-" + "k" * 40,
             "ice.host_addresses": ("127.0.0.1",),
             "media_latency_sample_every": 1,
-            **{f"floor.{key}": value for key, value in (floor or {}).items()},
+            **(config or {}),
         },
     )
-    app = create_app(config)
+    app = create_app(server_config)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
@@ -202,13 +196,8 @@ class AgentProcess:
             self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        if self.process is not None:
+            stop_process(self.process)
 
     def tx_pcm(self) -> np.ndarray:
         """The TX audio the agent played to its sink so far (s16le mono 48 kHz)."""

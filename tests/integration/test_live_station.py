@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import asyncio
 
-from signaling import protocol
+import radiocore_protocol as protocol
 from tests.integration.harness import (
     AgentProcess,
     LiveServer,
     Operator,
     band_energy,
-    poll,
     sfu_of,
     tone_of,
 )
+from tests.support.waiting import wait_for
 
 PTT_ON = protocol.encode(protocol.Ptt(state=True)).decode()
 
@@ -32,12 +32,12 @@ async def test_every_listener_hears_the_station_and_gets_status(
             await operator.connect()
             reply = await operator.join_and_listen(server.board_id)
             assert reply["ok"], reply
-        assert await poll(lambda: all(len(o.frames) >= 150 for o in operators), seconds=20)
+        assert await wait_for(lambda: all(len(o.frames) >= 150 for o in operators), seconds=20)
         for operator in operators:
             rms, peak = tone_of(operator.pcm(100))
             assert rms > 500, f"no audio energy at a listener (rms {rms:.0f})"
             assert abs(peak - agent.tone_hz) < 15, f"heard {peak:.0f} Hz, station sends 1000 Hz"
-        assert await poll(lambda: all(len(o.messages("status")) >= 2 for o in operators))
+        assert await wait_for(lambda: all(len(o.messages("status")) >= 2 for o in operators))
         status = protocol.decode_station_message(operators[0].messages("status")[-1])
         assert isinstance(status, protocol.Status) and status.freq > 0
     finally:
@@ -55,23 +55,25 @@ async def test_tx_audio_reaches_the_station_only_from_the_floor_holder(
         for operator in (holder, other):
             await operator.connect()
             assert (await operator.join_and_listen(server.board_id))["ok"]
-        assert await poll(lambda: holder.channel.readyState == "open")
-        assert await poll(lambda: other.channel.readyState == "open")
+        assert await wait_for(lambda: holder.channel.readyState == "open")
+        assert await wait_for(lambda: other.channel.readyState == "open")
         await asyncio.sleep(1.0)
         assert len(agent.tx_pcm()) < 48000 // 10, "TX audio reached the rig with PTT off"
 
         holder.key()
-        assert await poll(lambda: any('"holder":"DL2OTH"' in m for m in other.messages("floor")))
+        assert await wait_for(
+            lambda: any('"holder":"DL2OTH"' in m for m in other.messages("floor"))
+        )
         other.send(PTT_ON)
-        assert await poll(lambda: any("floor_busy" in m for m in other.messages("error")))
-        assert await poll(lambda: len(agent.tx_pcm()) >= 2 * 48000, seconds=15)
+        assert await wait_for(lambda: any("floor_busy" in m for m in other.messages("error")))
+        assert await wait_for(lambda: len(agent.tx_pcm()) >= 2 * 48000, seconds=15)
         pcm = agent.tx_pcm()[-48000:]
         rms, peak = tone_of(pcm)
         assert rms > 500 and abs(peak - 600.0) < 15, f"station got {peak:.0f} Hz at rms {rms:.0f}"
         assert band_energy(pcm, 850.0) < 0.01, "the non-holder's voice reached the transmitter"
 
         holder.unkey()
-        assert await poll(lambda: any('"holder":null' in m for m in other.messages("floor")))
+        assert await wait_for(lambda: any('"holder":null' in m for m in other.messages("floor")))
         await asyncio.sleep(0.5)
         written = len(agent.tx_pcm())
         await asyncio.sleep(1.0)
@@ -89,18 +91,18 @@ async def test_station_comes_back_after_its_agent_is_killed(
     try:
         await listener.connect()
         assert (await listener.join_and_listen(server.board_id))["ok"]
-        assert await poll(lambda: len(listener.frames) >= 50)
+        assert await wait_for(lambda: len(listener.frames) >= 50)
 
         agent.kill()
         offline = ("presence", {"board_id": server.board_id, "online": False})
         online = ("presence", {"board_id": server.board_id, "online": True})
-        assert await poll(lambda: offline in listener.events)
-        assert await poll(lambda: not sfu_of(server).station_online(server.board_id))
+        assert await wait_for(lambda: offline in listener.events)
+        assert await wait_for(lambda: not sfu_of(server).station_online(server.board_id))
         agent.start()  # as systemd would; the listener does nothing
-        assert await poll(lambda: listener.events[-1] == online, seconds=30)
-        assert await poll(lambda: sfu_of(server).station_online(server.board_id), seconds=30)
+        assert await wait_for(lambda: listener.events[-1] == online, seconds=30)
+        assert await wait_for(lambda: sfu_of(server).station_online(server.board_id), seconds=30)
         heard = len(listener.frames)
-        assert await poll(lambda: len(listener.frames) >= heard + 100, seconds=20), (
+        assert await wait_for(lambda: len(listener.frames) >= heard + 100, seconds=20), (
             "the listener's audio did not come back with the station"
         )
         rms, peak = tone_of(listener.pcm(50))

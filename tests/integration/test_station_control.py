@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,25 +19,30 @@ from typing import Any
 import aiohttp
 import pytest
 
+import radiocore_protocol as protocol
+from bench.control import _operator
+from bench.rig_reader import RigReader
+from bench.tools import free_port, login, seed, stop_process
+from bench.tools import start_server as start_server_process
 from media import aiortc_hooks
-from signaling import keys, protocol
-from signaling.bench_control import RigReader, _operator
-from signaling.benchtools import free_port, login, seed, stop_process
-from signaling.benchtools import start_server as start_server_process
+from signaling import keys
 from tests.integration.harness import (
     AgentProcess,
     LiveServer,
     Operator,
     Rigctld,
-    poll,
     sfu_of,
     start_server,
     stop_server,
 )
+from tests.support.rigctld import require_rigctld
+from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("rigctld") is None, reason="needs Hamlib's rigctld (Debian libhamlib-utils)"
-)
+
+@pytest.fixture(autouse=True)
+def _rigctld_installed() -> None:
+    require_rigctld()
+
 
 PTT_ON = protocol.encode(protocol.Ptt(state=True)).decode()
 
@@ -70,7 +74,9 @@ def rig(tmp_path: Path) -> Iterator[Rigctld]:
 
 @pytest.fixture
 async def controlled(tmp_path: Path) -> AsyncIterator[LiveServer]:
-    live = await start_server(tmp_path, floor={"tx_timeout_s": 3.0, "tx_warning_s": 1.0})
+    live = await start_server(
+        tmp_path, config={"floor.tx_timeout_s": 3.0, "floor.tx_warning_s": 1.0}
+    )
     yield live
     await stop_server(live)
     aiortc_hooks.set_host_addresses(())
@@ -80,9 +86,9 @@ async def controlled(tmp_path: Path) -> AsyncIterator[LiveServer]:
 async def rig_agent(controlled: LiveServer, rig: Rigctld, tmp_path: Path) -> AsyncIterator[Any]:
     agent = AgentProcess(controlled, sink=tmp_path / "tx.raw", extra_args=rig_args(rig))
     agent.start()
-    online = await poll(lambda: sfu_of(controlled).station_online(controlled.board_id), 30)
+    online = await wait_for(lambda: sfu_of(controlled).station_online(controlled.board_id), 30)
     room = sfu_of(controlled).room(controlled.board_id)
-    assert online and await poll(lambda: room is not None and room.capabilities is not None), (
+    assert online and await wait_for(lambda: room is not None and room.capabilities is not None), (
         agent.log.read_text()[-3000:] if agent.log else "agent did not start"
     )
     yield agent
@@ -130,7 +136,7 @@ async def operator(server: LiveServer, account: Any) -> Operator:
     await op.connect()
     reply = await op.join_and_listen(server.board_id)
     assert reply["ok"], reply
-    assert await poll(lambda: op.channel.readyState == "open")
+    assert await wait_for(lambda: op.channel.readyState == "open")
     return op
 
 
@@ -142,16 +148,16 @@ async def test_operator_tunes_and_keys_the_real_rig(
     try:
         send(owner, protocol.SetFrequency(value=7_100_000))
         send(owner, protocol.SetMode(value="LSB"))
-        assert await poll(lambda: reader.freq() == 7_100_000)
-        assert await poll(lambda: reader.mode() == "LSB")
+        assert await wait_for(lambda: reader.freq() == 7_100_000)
+        assert await wait_for(lambda: reader.mode() == "LSB")
         owner.key()
-        assert await poll(lambda: reader.ptt(), seconds=5)
+        assert await wait_for(lambda: reader.ptt(), seconds=5)
         owner.unkey()
-        assert await poll(lambda: not reader.ptt(), seconds=5)
+        assert await wait_for(lambda: not reader.ptt(), seconds=5)
         statuses = lambda: [  # noqa: E731
             protocol.decode_station_message(m) for m in owner.messages("status")
         ]
-        assert await poll(
+        assert await wait_for(
             lambda: any(
                 isinstance(s, protocol.Status) and s.freq == 7_100_000 and s.smeter is not None
                 for s in statuses()
@@ -171,7 +177,7 @@ async def test_two_operators_race_for_ptt_and_exactly_one_wins(
         first.send(PTT_ON)
         second.send(PTT_ON)
         busy = lambda op: any("floor_busy" in m for m in op.messages("error"))  # noqa: E731
-        assert await poll(lambda: busy(first) or busy(second))
+        assert await wait_for(lambda: busy(first) or busy(second))
         await asyncio.sleep(0.3)
         assert busy(first) != busy(second), "both or neither got the floor"
         assert reader.ptt()
@@ -184,15 +190,17 @@ async def test_owner_takes_over_and_the_guest_is_told(
     owner = await operator(controlled, controlled.owner)
     async with watching(rig, guest, owner) as reader:
         guest.key()
-        assert await poll(lambda: reader.ptt(), seconds=5)
+        assert await wait_for(lambda: reader.ptt(), seconds=5)
         owner.key()
-        assert await poll(lambda: guest.messages("ptt_released"))
+        assert await wait_for(lambda: guest.messages("ptt_released"))
         released = protocol.decode_server_message(guest.messages("ptt_released")[0])
         assert released == protocol.PttReleased(reason="override", by="DL1OWN")
-        assert await poll(lambda: any('"holder":"DL1OWN"' in m for m in guest.messages("floor")))
-        assert await poll(lambda: reader.ptt(), seconds=5)
+        assert await wait_for(
+            lambda: any('"holder":"DL1OWN"' in m for m in guest.messages("floor"))
+        )
+        assert await wait_for(lambda: reader.ptt(), seconds=5)
         owner.unkey()
-        assert await poll(lambda: not reader.ptt(), seconds=5)
+        assert await wait_for(lambda: not reader.ptt(), seconds=5)
 
 
 async def test_holder_killed_mid_transmission_unkeys_the_rig(
@@ -202,11 +210,11 @@ async def test_holder_killed_mid_transmission_unkeys_the_rig(
     holder, _pipe = await keyed_operator_process(controlled.url, token, controlled.board_id)
     reader = rig.reader()
     try:
-        assert await poll(lambda: reader.ptt(), seconds=5)
+        assert await wait_for(lambda: reader.ptt(), seconds=5)
         loop = asyncio.get_running_loop()
         killed = loop.time()
         os.kill(holder.pid or 0, signal.SIGKILL)
-        assert await poll(lambda: not reader.ptt(), seconds=5)
+        assert await wait_for(lambda: not reader.ptt(), seconds=5)
         assert loop.time() - killed < 2.5, "the dead-man took longer than its bound"
     finally:
         reader.close()
@@ -234,10 +242,10 @@ async def test_tx_timeout_releases_the_rig(
     owner = await operator(controlled, controlled.owner)
     async with watching(rig, owner) as reader:
         owner.key()
-        assert await poll(lambda: reader.ptt(), seconds=5)
+        assert await wait_for(lambda: reader.ptt(), seconds=5)
         loop = asyncio.get_running_loop()
         keyed = loop.time()
-        assert await poll(lambda: not reader.ptt(), seconds=8)
+        assert await wait_for(lambda: not reader.ptt(), seconds=8)
         assert 2.0 < loop.time() - keyed < 4.5, "the 3 s time-out was not honoured within 1 s"
         assert owner.messages("tx_warning"), "no warning before the time-out"
         assert any('"reason":"timeout"' in m for m in owner.messages("ptt_released"))
@@ -253,7 +261,7 @@ async def test_invalid_commands_get_errors_and_never_reach_the_rig(
         send(owner, protocol.SetMode(value="PKTUSB"))  # the dummy has no packet modes
         owner.send('{"type":"mode","value":"WARP"}')
         owner.send('{"type":"freq","value":-5}')
-        assert await poll(lambda: len(owner.messages("error")) >= 4)
+        assert await wait_for(lambda: len(owner.messages("error")) >= 4)
         codes = [protocol.decode_server_message(m) for m in owner.messages("error")]
         assert all(isinstance(c, protocol.Error) and c.code.value == "bad_request" for c in codes)
         await asyncio.sleep(0.5)
@@ -271,7 +279,7 @@ async def test_listener_cannot_key(
     listener = await operator(controlled, controlled.other)
     async with watching(rig, listener) as reader:
         listener.send(PTT_ON)
-        assert await poll(lambda: any("forbidden" in m for m in listener.messages("error")))
+        assert await wait_for(lambda: any("forbidden" in m for m in listener.messages("error")))
         await asyncio.sleep(0.5)
         assert not reader.ptt()
 
@@ -283,11 +291,11 @@ async def test_rigctld_dying_is_reported_and_recovered(
     try:
         rig.kill()
         offline = lambda: any('"rig_online":false' in m for m in owner.messages("status"))  # noqa: E731
-        assert await poll(offline, seconds=10), "the operator was not told the rig is offline"
+        assert await wait_for(offline, seconds=10), "the operator was not told the rig is offline"
         assert rig_agent.process is not None and rig_agent.process.poll() is None
         count = len(owner.messages("status"))
         rig.start()
-        assert await poll(
+        assert await wait_for(
             lambda: any('"rig_online":true' in m for m in owner.messages("status")[count:]),
             seconds=20,
         ), "the agent did not recover when rigctld came back"
@@ -305,11 +313,11 @@ async def test_agent_unkeys_when_the_server_dies(rig: Rigctld, tmp_path: Path) -
     holder, _pipe = await keyed_operator_process(url, token, board_id)
     reader = rig.reader()
     try:
-        assert await poll(lambda: reader.ptt(), seconds=5)
+        assert await wait_for(lambda: reader.ptt(), seconds=5)
         loop = asyncio.get_running_loop()
         killed = loop.time()
         server.send_signal(signal.SIGKILL)
-        assert await poll(lambda: not reader.ptt(), seconds=5), "the rig stayed keyed"
+        assert await wait_for(lambda: not reader.ptt(), seconds=5), "the rig stayed keyed"
         assert loop.time() - killed < 2.5
         assert agent.poll() is None, "the agent died with the server"
     finally:

@@ -73,12 +73,3 @@ async def offer_sdp(pc: RTCPeerConnection) -> str:
 
 async def apply_answer(pc: RTCPeerConnection, sdp: str) -> None:
     await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-
-
-async def wait_for(predicate: object, seconds: float = 10.0, step: float = 0.05) -> bool:
-    """Poll `predicate()` until true; bounded in time and count."""
-    for _ in range(int(seconds / step)):
-        if predicate():  # type: ignore[operator]
-            return True
-        await asyncio.sleep(step)
-    return bool(predicate())  # type: ignore[operator]

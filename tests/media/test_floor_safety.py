@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from aiortc import RTCPeerConnection
 
+import radiocore_protocol as protocol
 from media import aiortc_hooks
 from media.config import SfuConfig
 from media.floor import FloorHolder
 from media.participant import ParticipantIdentity, Role
 from media.sfu import Sfu
-from signaling import protocol
-from tests.media.peers import apply_answer, offer_sdp, peer, wait_for
+from tests.media.peers import apply_answer, offer_sdp, peer
+from tests.support.waiting import wait_for
 
 BOARD = "0e8f5b8a-1b0c-4c3e-9d7e-2f1a3b4c5d6e"
 PTT_ON = protocol.encode(protocol.Ptt(state=True)).decode()

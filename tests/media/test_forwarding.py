@@ -8,11 +8,12 @@ import itertools
 import numpy as np
 from aiortc.rtp import RtpPacket
 
+import radiocore_protocol as protocol
 from media import aiortc_hooks
 from media.participant import ParticipantIdentity, Role
 from media.sfu import Sfu
-from signaling import protocol
-from tests.media.peers import TonePacketTrack, apply_answer, offer_sdp, peer, wait_for
+from tests.media.peers import TonePacketTrack, apply_answer, offer_sdp, peer
+from tests.support.waiting import wait_for
 
 BOARD = "0e8f5b8a-1b0c-4c3e-9d7e-2f1a3b4c5d6e"
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from radiocore.configlayers import LayeredConfigError, load_layered
 from signaling.config import (
     IceConfig,
     LimitsConfig,
@@ -15,7 +16,6 @@ from signaling.config import (
     load_server_config,
     resolve_web_root,
 )
-from signaling.configlayers import LayeredConfigError, load_layered
 from signaling.errors import ConfigError
 
 SECRET = "Qx7-vR2pLk9_mZ4tWb8nYc3sHd6fJg1aEe5uTo0iPy"

@@ -18,9 +18,8 @@ import {
   parseCapabilities,
 } from "./control.js";
 import { formatFrequency, formatPower, formatSMeter, formatSquelch } from "./format.js";
+import { CONTROL_CHANNEL_LABEL, OPERATOR_NAMESPACE } from "./protocol.js";
 
-const OPERATOR_NAMESPACE = "/operator";
-const CONTROL_CHANNEL_LABEL = "control";
 const ACK_TIMEOUT_MS = 10_000;
 // The SFU gathers all of its own candidates before it answers an offer.
 const OFFER_TIMEOUT_MS = 20_000;

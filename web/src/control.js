@@ -1,28 +1,14 @@
 // Station control without the DOM: frequency entry, capabilities, TX stop reasons, and the
 // push-to-talk state machine with its keep-alives. node:test checks all of it.
 
-/** How often a keyed operator sends `keepalive` (protocol `KEEPALIVE_INTERVAL_S` = 0.25 s). */
-export const KEEPALIVE_INTERVAL_MS = 250;
+import {
+  KEEPALIVE_INTERVAL_MS,
+  MAX_FREQUENCY_HZ,
+  MIN_FREQUENCY_HZ,
+  RIG_MODES,
+} from "./protocol.js";
 
-/** The protocol's frequency bounds, Hz (`FrequencyHz`): used until the station sends its own. */
-export const MIN_FREQUENCY_HZ = 1;
-export const MAX_FREQUENCY_HZ = 300_000_000_000;
-
-/** Hamlib mode names the protocol accepts (`RIG_MODES`), in the protocol's order. */
-export const RIG_MODES = Object.freeze([
-  "USB",
-  "LSB",
-  "CW",
-  "CWR",
-  "AM",
-  "FM",
-  "WFM",
-  "RTTY",
-  "RTTYR",
-  "PKTUSB",
-  "PKTLSB",
-  "PKTFM",
-]);
+export { KEEPALIVE_INTERVAL_MS, MAX_FREQUENCY_HZ, MIN_FREQUENCY_HZ, RIG_MODES };
 
 /**
  * @typedef {{low: number, high: number}} FrequencyRange

@@ -181,21 +181,6 @@ test("PTT: a server release drops the state without sending", () => {
   assert.equal(h.changes.length, 2, "dropping while unkeyed changes nothing");
 });
 
-test("constants agree with signaling/protocol.py", async () => {
-  const { readFile } = await import("node:fs/promises");
-  const source = await readFile(new URL("../../signaling/protocol.py", import.meta.url), "utf8");
-  const modes = /RIG_MODES: Final = \(([^)]*)\)/.exec(source);
-  assert.ok(modes, "RIG_MODES not found in protocol.py");
-  assert.deepEqual([...modes[1].matchAll(/"(\w+)"/g)].map((m) => m[1]), [...RIG_MODES]);
-  const interval = /KEEPALIVE_INTERVAL_S: Final = ([\d.]+)/.exec(source);
-  assert.ok(interval, "KEEPALIVE_INTERVAL_S not found in protocol.py");
-  assert.equal(Number(interval[1]) * 1000, KEEPALIVE_INTERVAL_MS);
-  const hz = /FrequencyHz = Annotated\[int, msgspec\.Meta\(ge=([\d_]+), le=([\d_]+)\)\]/.exec(source);
-  assert.ok(hz, "FrequencyHz not found in protocol.py");
-  assert.equal(Number(hz[1].replaceAll("_", "")), MIN_FREQUENCY_HZ);
-  assert.equal(Number(hz[2].replaceAll("_", "")), MAX_FREQUENCY_HZ);
-});
-
 test("PTT: onChange runs after `ptt` true went out and before `ptt` false goes out", () => {
   const order = [];
   const ptt = new PttController({

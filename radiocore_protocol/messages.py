@@ -1,9 +1,4 @@
-"""The RadioCore wire protocol: every Socket.IO event payload and data-channel message.
-
-This module is the single definition that the server, the board agent and the browser console
-follow; `docs/protocol.md` documents it and `tests/signaling/test_protocol_contract.py` keeps the
-two in step. It imports nothing of the project and no server library (the board agent imports
-it on a Raspberry Pi), only `msgspec`.
+"""The protocol's messages as typed structs, and their strict encoding and decoding.
 
 Decoding is strict at the edge: unknown fields, wrong types, out-of-range values and oversize
 messages are refused with a `ProtocolError` whose message says what was wrong.
@@ -11,40 +6,24 @@ messages are refused with a `ProtocolError` whose message says what was wrong.
 
 from __future__ import annotations
 
-import enum
 from typing import Annotated, Final, Literal, TypeAlias, TypeVar, cast
 
 import msgspec
 
-# Limits that are part of the protocol (a peer may rely on them).
-MAX_DATA_MESSAGE_BYTES: Final = 4096
-MAX_SDP_CHARS: Final = 65536
-MAX_CANDIDATE_CHARS: Final = 1024
-MAX_SECRET_CHARS: Final = 256
-MAX_TOKEN_CHARS: Final = 4096
-
-#: Label of the single data channel each peer connection carries.
-CONTROL_CHANNEL_LABEL: Final = "control"
-
-#: Socket.IO namespaces.
-AGENT_NAMESPACE: Final = "/agent"
-OPERATOR_NAMESPACE: Final = "/operator"
-
-#: Hamlib mode names the protocol accepts (`rigctl` spelling).
-RIG_MODES: Final = (
-    "USB",
-    "LSB",
-    "CW",
-    "CWR",
-    "AM",
-    "FM",
-    "WFM",
-    "RTTY",
-    "RTTYR",
-    "PKTUSB",
-    "PKTLSB",
-    "PKTFM",
+from radiocore_protocol.constants import (
+    BOARD_ID_PATTERN,
+    MAX_CANDIDATE_CHARS,
+    MAX_DATA_MESSAGE_BYTES,
+    MAX_FREQUENCY_HZ,
+    MAX_SDP_CHARS,
+    MAX_SDP_MLINE_INDEX,
+    MAX_SECRET_CHARS,
+    MAX_TOKEN_CHARS,
+    MIN_FREQUENCY_HZ,
+    MIN_SECRET_CHARS,
 )
+from radiocore_protocol.errors import ErrorCode, ProtocolError
+
 RigMode: TypeAlias = Literal[
     "USB", "LSB", "CW", "CWR", "AM", "FM", "WFM", "RTTY", "RTTYR", "PKTUSB", "PKTLSB", "PKTFM"
 ]
@@ -52,41 +31,14 @@ RigMode: TypeAlias = Literal[
 BoardId = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        pattern=BOARD_ID_PATTERN,
         description="board UUID, lower-case hex with dashes",
     ),
 ]
-FrequencyHz = Annotated[int, msgspec.Meta(ge=1, le=300_000_000_000)]
+FrequencyHz = Annotated[int, msgspec.Meta(ge=MIN_FREQUENCY_HZ, le=MAX_FREQUENCY_HZ)]
 PowerPercent = Annotated[int, msgspec.Meta(ge=0, le=100)]
 Sdp = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SDP_CHARS)]
-
-
-class ErrorCode(enum.Enum):
-    """Every error code a client can receive; each has one fixed meaning."""
-
-    BAD_REQUEST = "bad_request"  # malformed or invalid payload
-    TOO_LARGE = "too_large"  # message over a protocol limit
-    UNKNOWN_EVENT = "unknown_event"  # Socket.IO event the namespace does not have
-    UNKNOWN_MESSAGE = "unknown_message"  # data-channel message type not in the protocol
-    UNAUTHORIZED = "unauthorized"  # missing, forged or expired credentials
-    FORBIDDEN = "forbidden"  # authenticated, but no right to do this
-    NOT_FOUND = "not_found"  # no such board
-    NOT_JOINED = "not_joined"  # event needs a prior `join` of that board
-    STATION_OFFLINE = "station_offline"  # the board agent is not connected
-    FLOOR_BUSY = "floor_busy"  # someone else holds the transmitter
-    BAD_SDP = "bad_sdp"  # the session description could not be applied
-    RATE_LIMITED = "rate_limited"  # too many messages
-    RIG_ERROR = "rig_error"  # the rig refused a command or did not answer
-    INTERNAL = "internal"  # the server failed; nothing was changed
-
-
-class ProtocolError(Exception):
-    """A message that does not follow the protocol; `code` says which way."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+MLineIndex = Annotated[int, msgspec.Meta(ge=0, le=MAX_SDP_MLINE_INDEX)]
 
 
 class _Payload(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -125,9 +77,6 @@ class Keepalive(_Msg, frozen=True, tag="keepalive"):
 
 
 OperatorMessage: TypeAlias = Ptt | SetFrequency | SetMode | SetPower | Keepalive
-
-#: How often a keyed operator sends `keepalive` (the dead-man timers are a few times longer).
-KEEPALIVE_INTERVAL_S: Final = 0.25
 
 #: Why a transmission ended (the audit log and `ptt_released` use the same words).
 TxEndReason: TypeAlias = Literal[
@@ -226,7 +175,7 @@ class AgentAuth(_Payload, frozen=True):
     """`auth` of a board agent's connection to the `/agent` namespace."""
 
     board_id: BoardId
-    secret: Annotated[str, msgspec.Meta(min_length=16, max_length=MAX_SECRET_CHARS)]
+    secret: Annotated[str, msgspec.Meta(min_length=MIN_SECRET_CHARS, max_length=MAX_SECRET_CHARS)]
 
 
 class OperatorAuth(_Payload, frozen=True):
@@ -288,13 +237,13 @@ class OperatorCandidate(_Payload, frozen=True):
     board_id: BoardId
     candidate: Annotated[str, msgspec.Meta(max_length=MAX_CANDIDATE_CHARS)]
     sdpMid: str | None = None  # noqa: N815 - the browser's field name
-    sdpMLineIndex: int | None = None  # noqa: N815
+    sdpMLineIndex: MLineIndex | None = None  # noqa: N815
 
 
 class AgentCandidate(_Payload, frozen=True):
     candidate: Annotated[str, msgspec.Meta(max_length=MAX_CANDIDATE_CHARS)]
     sdpMid: str | None = None  # noqa: N815
-    sdpMLineIndex: int | None = None  # noqa: N815
+    sdpMLineIndex: MLineIndex | None = None  # noqa: N815
 
 
 class LeaveRequest(_Payload, frozen=True):

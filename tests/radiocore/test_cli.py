@@ -14,7 +14,7 @@ import pytest
 def radiocore(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RADIOCORE_")}
     return subprocess.run(
-        [sys.executable, "-m", "signaling.cli", *args],
+        [sys.executable, "-m", "radiocore", *args],
         capture_output=True,
         text=True,
         timeout=60,

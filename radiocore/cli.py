@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(args)
         if args.command == "demo":
-            from signaling.demo import run_demo
+            from radiocore.demo import run_demo
 
             return run_demo(args, _load_config(args, demo=True))
         if args.command == "user":
@@ -141,11 +141,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "board":
             return asyncio.run(_board_add(args))
         if args.command == "bench" and args.target == "control":
-            from signaling.bench_control import run_control_bench
+            from bench.control import run_control_bench
 
             return run_control_bench(args)
         if args.command == "bench":
-            from signaling.bench_sfu import run_sfu_bench
+            from bench.sfu import run_sfu_bench
 
             return run_sfu_bench(args)
     except _CliError as exc:

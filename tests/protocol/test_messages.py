@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from signaling import protocol
-from signaling.protocol import ErrorCode, ProtocolError
+import radiocore_protocol as protocol
+from radiocore_protocol import ErrorCode, ProtocolError
 
 BOARD = "0e8f5b8a-1b0c-4c3e-9d7e-2f1a3b4c5d6e"
 

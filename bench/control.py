@@ -16,7 +16,6 @@ import multiprocessing
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,60 +25,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from signaling.benchtools import free_port, login, seed, start_server, stop_process
+from bench.rig_reader import RigReader
+from bench.tools import free_port, login, seed, start_server, stop_process
 
-POLL_S = 0.002
 TX_TIMEOUT_S = 4.0
-
-
-class RigReader:
-    """Reads the dummy rig's state directly from rigctld (default protocol, one line each)."""
-
-    def __init__(self, port: int) -> None:
-        self._port = port
-        self._connect()
-
-    def _connect(self) -> None:
-        self._sock = socket.create_connection(("127.0.0.1", self._port), timeout=2)
-        self._file = self._sock.makefile("rw", newline="\n")
-
-    def _ask(self, command: str) -> str:
-        for attempt in range(2):
-            try:
-                self._file.write(command + "\n")
-                self._file.flush()
-                line = self._file.readline()
-            except OSError:
-                line = ""
-            if line:
-                return line.strip()
-            # rigctld 4.5 sometimes closes a connection it has just accepted: once more, anew
-            self._sock.close()
-            if attempt == 0:
-                self._connect()
-        raise ConnectionError(f"rigctld on port {self._port} closed the connection")
-
-    def ptt(self) -> bool:
-        return self._ask("t") == "1"
-
-    def freq(self) -> int:
-        return int(float(self._ask("f")))
-
-    def mode(self) -> str:
-        mode = self._ask("m")
-        self._file.readline()  # the passband
-        return mode
-
-    def wait_until(self, predicate: Any, seconds: float = 10.0) -> float | None:
-        """time.time() when `predicate(self)` first held, or None after `seconds`."""
-        for _ in range(int(seconds / POLL_S)):
-            if predicate(self):
-                return time.time()
-            time.sleep(POLL_S)
-        return None
-
-    def close(self) -> None:
-        self._sock.close()
 
 
 # -- the operator process -----------------------------------------------------------------------
@@ -93,8 +42,8 @@ async def _operate(url: str, token: str, board_id: str, pipe: Connection) -> Non
     import socketio
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-    from signaling import protocol
-    from signaling.benchtools import use_loopback_ice
+    import radiocore_protocol as protocol
+    from bench.tools import use_loopback_ice
 
     use_loopback_ice()
     sio = socketio.AsyncClient(reconnection=False, handle_sigint=False)

@@ -16,16 +16,18 @@ import time
 from pathlib import Path
 from typing import Final
 
-from signaling.benchtools import free_port
+from bench.tools import free_port, stop_process
+from tests.support.components import require
 
-__all__ = ["RigctldServer", "free_port", "raw_query", "rigctld_missing"]
+__all__ = ["RigctldServer", "free_port", "raw_query", "require_rigctld"]
 
 RIGCTLD: Final = "/usr/bin/rigctld"
 MISSING_REASON: Final = f"rigctld (Hamlib) is not installed at {RIGCTLD} (Debian: libhamlib-utils)"
 
 
-def rigctld_missing() -> bool:
-    return not os.access(RIGCTLD, os.X_OK)
+def require_rigctld() -> None:
+    """Fail (or, opted out, skip) the test unless Hamlib's rigctld is installed."""
+    require(os.access(RIGCTLD, os.X_OK), MISSING_REASON)
 
 
 class RigctldServer:
@@ -63,13 +65,8 @@ class RigctldServer:
             self.process.wait(5)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        if self.process is not None:
+            stop_process(self.process, timeout_s=5)
 
 
 async def raw_query(port: int, command: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""docs/protocol.md, signaling/protocol.py, the namespaces and the browser console agree."""
+"""docs/protocol.md, radiocore_protocol, the namespaces and the browser console agree."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import msgspec
 
-from signaling import protocol
+import radiocore_protocol as protocol
+from radiocore_protocol import javascript
 from signaling.namespaces import AgentNamespace, OperatorNamespace
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,3 +130,31 @@ def test_documented_limits_match() -> None:
     assert f"{protocol.MAX_SDP_CHARS} characters" in DOC
     assert f"{protocol.MAX_CANDIDATE_CHARS} characters" in DOC
     assert f"labelled `{protocol.CONTROL_CHANNEL_LABEL}`" in DOC
+
+
+def test_the_consoles_protocol_constants_are_generated_from_the_protocol() -> None:
+    committed = (ROOT / javascript.GENERATED_PATH).read_text()
+    assert committed == javascript.render(), (
+        f"{javascript.GENERATED_PATH} is stale: run "
+        f"python -m radiocore_protocol.javascript > {javascript.GENERATED_PATH}"
+    )
+
+
+def test_the_console_keeps_no_copy_of_a_protocol_constant() -> None:
+    """Every protocol constant the console needs comes from the generated module."""
+    sources = {p.name: p.read_text() for p in (ROOT / "web" / "src").glob("*.js")}
+    generated = sources.pop("protocol.js")
+    names = re.findall(r"export const (\w+) =", generated)
+    for name, text in sources.items():
+        for constant in names:
+            assert not re.search(rf"\b(const|let|var)\s+{constant}\b", text), (
+                f"web/src/{name} defines its own {constant}; import it from ./protocol.js"
+            )
+    # and the literal values that used to be copied
+    for name, text in sources.items():
+        assert '"/operator"' not in text, f"web/src/{name} spells the namespace out"
+        assert "300_000_000_000" not in text and "300000000000" not in text, name
+
+
+def test_rig_mode_type_and_list_agree() -> None:
+    assert typing.get_args(protocol.RigMode) == protocol.RIG_MODES

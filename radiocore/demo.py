@@ -26,7 +26,6 @@ from aiohttp import web
 from signaling import keys
 from signaling.app import create_app
 from signaling.auth import hash_board_secret, hash_password_async, new_board_secret
-from signaling.benchtools import free_port
 from signaling.config import ServerConfig
 from signaling.store import Store, create_store
 
@@ -86,7 +85,7 @@ def _agent_command(config: ServerConfig, url: str, board: DemoBoard, source: str
         # Hamlib's dummy rig behind a real rigctld, which the agent starts and owns; the dummy
         # needs "-P RIG" on Hamlib 4.5 or it refuses PTT
         command += ["--rig", "hamlib", "--rig-model", "1", "--rig-ptt-type", "RIG"]
-        command += ["--rigctld-port", str(free_port())]
+        command += ["--rigctld-port", "0"]  # the agent picks a free one
     return command
 
 
@@ -155,7 +154,7 @@ async def _demo(args: argparse.Namespace, config: ServerConfig) -> int:
 
 
 def run_demo(args: argparse.Namespace, config: ServerConfig) -> int:
-    from signaling.cli import configure_logging
+    from radiocore.cli import configure_logging
 
     configure_logging(config.log_level)
     return asyncio.run(_demo(args, config))

@@ -26,7 +26,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from signaling.benchtools import (
+from bench.tools import (
     login,
     seed,
     start_server,

@@ -71,9 +71,7 @@ def start_server(data_dir: Path, extra_config: str = "") -> tuple[str, subproces
         f'secret = "{os.urandom(32).hex()}"\nlog_level = "WARNING"\n' + extra_config
     )
     url = f"http://127.0.0.1:{port}/"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "signaling.cli", "serve", "--config", str(config)]
-    )
+    server = subprocess.Popen([sys.executable, "-m", "radiocore", "serve", "--config", str(config)])
     try:
         wait_http(url, server)
     except BaseException:
@@ -82,11 +80,12 @@ def start_server(data_dir: Path, extra_config: str = "") -> tuple[str, subproces
     return url, server
 
 
-def stop_process(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it is still running after `timeout_s`; reaped either way."""
     if process.poll() is None:
         process.terminate()
         try:
-            process.wait(10)
+            process.wait(timeout_s)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait(10)
+            process.wait(timeout_s)

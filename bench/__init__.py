@@ -1,0 +1,7 @@
+"""`radiocore bench …`: measured figures (JSON), never timed assertions in tests.
+
+- `sfu`: one publisher, N listeners on loopback: CPU per forwarded packet, latency, RSS;
+- `control`: PTT, tuning and dead-man timing through the real agent and Hamlib's dummy rig;
+- `tools`: a seeded server on loopback, logins, ports and processes (the tests use them too);
+- `rig_reader`: reads a rig's state straight from rigctld, on its own connection.
+"""

@@ -1,0 +1,9 @@
+"""The `radiocore` command, and what the server and the board agent processes share.
+
+- `cli`: one command with subcommands (serve, agent, demo, user, board, config, bench);
+- `configlayers`: the layered configuration loader both processes use (standard library only);
+- `demo`: the server on its embedded defaults plus a simulated station.
+
+The board agent imports `radiocore.configlayers` on a Raspberry Pi: this `__init__` imports
+nothing.
+"""

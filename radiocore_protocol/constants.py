@@ -1,0 +1,62 @@
+"""Numbers and names that are part of the protocol: a peer may rely on every one of them."""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: Largest data-channel message, in bytes of UTF-8 JSON (`too_large` above it).
+MAX_DATA_MESSAGE_BYTES: Final = 4096
+#: Longest SDP offer or answer, in characters.
+MAX_SDP_CHARS: Final = 65536
+#: Longest trickled ICE candidate line, in characters.
+MAX_CANDIDATE_CHARS: Final = 1024
+#: Board secrets: the server issues 43 characters (256 bits, URL-safe base64); it accepts these.
+MIN_SECRET_CHARS: Final = 16
+MAX_SECRET_CHARS: Final = 256
+MAX_TOKEN_CHARS: Final = 4096
+#: Largest Socket.IO frame a server accepts; a longer one closes the connection (Engine.IO).
+MAX_SOCKETIO_FRAME_BYTES: Final = 1_000_000
+#: Most Socket.IO events, and separately most data-channel messages, one connection may send
+#: per second; the excess is refused with `rate_limited`. A server may be configured stricter.
+MAX_MESSAGES_PER_SECOND: Final = 1000
+#: Largest accepted `sdpMLineIndex` of a trickled candidate (an offer has two m-lines).
+MAX_SDP_MLINE_INDEX: Final = 15
+
+#: Label of the single data channel each peer connection carries.
+CONTROL_CHANNEL_LABEL: Final = "control"
+
+#: Socket.IO namespaces.
+AGENT_NAMESPACE: Final = "/agent"
+OPERATOR_NAMESPACE: Final = "/operator"
+
+#: How often a keyed operator sends `keepalive` (the dead-man timers are a few times longer).
+KEEPALIVE_INTERVAL_S: Final = 0.25
+#: A dead-man time must leave room for this many keep-alive intervals, so that one late or
+#: lost keep-alive never cuts a transmission: server and station both refuse a shorter one.
+DEADMAN_MIN_KEEPALIVES: Final = 2
+#: The shortest dead-man time server and station accept (seconds).
+MIN_DEADMAN_S: Final = KEEPALIVE_INTERVAL_S * DEADMAN_MIN_KEEPALIVES
+
+#: Frequencies the protocol can carry, in Hz.
+MIN_FREQUENCY_HZ: Final = 1
+MAX_FREQUENCY_HZ: Final = 300_000_000_000
+
+#: Hamlib mode names the protocol accepts (`rigctl` spelling).
+RIG_MODES: Final = (
+    "USB",
+    "LSB",
+    "CW",
+    "CWR",
+    "AM",
+    "FM",
+    "WFM",
+    "RTTY",
+    "RTTYR",
+    "PKTUSB",
+    "PKTLSB",
+    "PKTFM",
+)
+
+#: Board ids: UUIDs written in lower-case hex with dashes (the server also accepts upper case
+#: in REST paths and answers with the canonical form).
+BOARD_ID_PATTERN: Final = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
