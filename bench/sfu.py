@@ -98,7 +98,7 @@ async def _listen(url: str, token: str, board_id: str, count: int, pipe: Connect
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
     from aiortc.rtp import RtpPacket
 
-    from media.aiortc_hooks import tap_receiver
+    from radiocore.aiortc_hooks import tap_receiver
 
     use_loopback_ice()
     received: list[list[tuple[float, bytes]]] = []

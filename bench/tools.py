@@ -36,7 +36,7 @@ async def seed(data_dir: Path) -> tuple[str, str]:
 
 
 def use_loopback_ice() -> None:
-    from media.aiortc_hooks import set_host_addresses
+    from radiocore.aiortc_hooks import set_host_addresses
 
     set_host_addresses(["127.0.0.1"])
 

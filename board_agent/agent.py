@@ -17,14 +17,12 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final, TypeVar
 
-import aioice.ice
 import av
 import socketio
 from aiortc import (
@@ -37,6 +35,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
+from radiocore import aiortc_hooks
 from radiocore_protocol import (
     AGENT_NAMESPACE,
     CONTROL_CHANNEL_LABEL,
@@ -75,27 +74,6 @@ MAX_CHANNEL_BUFFERED_BYTES: Final = 64 * 1024
 TEARDOWN_STEP_TIMEOUT_S: Final = 5.0
 #: Longest server refusal text the agent parses and logs.
 MAX_REFUSAL_CHARS: Final = 1024
-
-
-def use_ice_host_addresses(addresses: Sequence[str]) -> None:
-    """Make aioice gather host candidates only on `addresses`, for every connection.
-
-    aioice has no per-connection setting: it enumerates every interface (Docker bridges, VPNs,
-    link-local addresses), skips 127.0.0.1, and offers them all, which costs connectivity checks
-    and leaks internal addresses. The only hook is the module function
-    `aioice.ice.get_host_addresses`, so this replaces it process-wide; the agent does it once at
-    start. Addresses of a family the connection does not use are left out.
-    """
-    chosen = tuple(addresses)
-
-    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        return [
-            address
-            for address in chosen
-            if (use_ipv4 if ipaddress.ip_address(address).version == 4 else use_ipv6)
-        ]
-
-    aioice.ice.get_host_addresses = get_host_addresses
 
 
 class BoardAgent:
@@ -152,9 +130,8 @@ class BoardAgent:
 
     async def run(self) -> None:
         """Connect, stay connected, reconnect with backoff; return after `stop()`."""
-        if self.config.ice_host_addresses:
-            use_ice_host_addresses(self.config.ice_host_addresses)
-            logger.info("ICE host candidates only on %s", ", ".join(self.config.ice_host_addresses))
+        aiortc_hooks.check_hooks()
+        aiortc_hooks.set_host_addresses(self.config.ice_host_addresses)
         logger.info(
             "board agent for board %s, server %s, rig %s",
             self.config.board_id,

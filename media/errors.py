@@ -21,7 +21,3 @@ class BadSdpError(MediaError):
 
 class StationOfflineError(MediaError):
     code = ErrorCode.STATION_OFFLINE
-
-
-class HookError(MediaError):
-    """aiortc/aioice internals the forwarder relies on are not what they were."""

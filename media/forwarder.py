@@ -20,14 +20,14 @@ import logging
 import random
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiortc import RTCRtpTransceiver
 from aiortc.clock import current_ntp_time
 from aiortc.rtp import RtpPacket
 
-from media import aiortc_hooks
+from radiocore import aiortc_hooks
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class ForwardTarget:
         self._sender = transceiver.sender
         self._wiring: aiortc_hooks.SenderWiring | None = None
         self._protect: Callable[[bytes], bytes] | None = None
-        self._nominated: dict[int, Any] = {}
+        self._nominated: Mapping[int, Any] = {}
         self._pair: Any = None
         self._socket: Any = None  # asyncio DatagramTransport on the fast path
         self._remote_addr: tuple[str, int] = ("", 0)
@@ -116,7 +116,7 @@ class ForwardTarget:
             return None
         self._wiring = wiring
         self._protect = aiortc_hooks.srtp_protect(wiring.dtls)
-        self._nominated = wiring.dtls.transport._connection._nominated
+        self._nominated = aiortc_hooks.nominated_pairs(wiring.dtls)
         self._pair = pair
         self._remote_addr = pair.remote_addr
         if aiortc_hooks.pair_is_plain_udp(pair):

@@ -21,11 +21,11 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 from aiortc.sdp import candidate_from_sdp
 
-from media import aiortc_hooks
 from media.config import SfuConfig
 from media.errors import BadSdpError
 from media.forwarder import ForwardTarget
 from media.ratelimit import RateLimiter
+from radiocore import aiortc_hooks
 from radiocore_protocol import CONTROL_CHANNEL_LABEL
 
 logger = logging.getLogger(__name__)
@@ -136,14 +136,14 @@ class Participant:
         transceiver = audio[0]
         opus = [
             c.payloadType
-            for c in transceiver._codecs
+            for c in aiortc_hooks.negotiated_codecs(transceiver)
             if c.mimeType.lower() == "audio/opus" and c.payloadType is not None
         ]
         if not opus:
             raise BadSdpError("the offer's audio m-line must offer Opus")
         self._opus_payload_type = opus[0]
         # aiortc keeps the offer's direction from our side: "recvonly" = the client sends
-        ours = transceiver._offerDirection
+        ours = aiortc_hooks.offered_direction(transceiver)
         if ours in ("sendrecv", "recvonly"):
             aiortc_hooks.tap_receiver(transceiver.receiver, self._packet)
         if ours in ("sendrecv", "sendonly"):

@@ -6,13 +6,13 @@ import logging
 import statistics
 from dataclasses import dataclass
 
-from media import aiortc_hooks
 from media.config import SfuConfig
 from media.errors import StationOfflineError
 from media.floor import FloorObserver
 from media.forwarder import LatencyRecorder
 from media.participant import AGENT_KEY, ParticipantIdentity, Role
 from media.room import Room
+from radiocore import aiortc_hooks
 
 logger = logging.getLogger(__name__)
 

@@ -11,14 +11,15 @@ and the server meet only in the protocol and the config loader):
 - `radiocore_protocol`: the standard library, msgspec and itself; nothing else of the project.
   The browser, the agent and the server share it; the agent imports it on a Raspberry Pi.
 - `radiocore` (its `__init__`) and `radiocore.configlayers`: the standard library only (the
-  agent loads its config with it). `radiocore.cli` and `radiocore.demo` start every process,
+  agent loads its config with it); `radiocore.aiortc_hooks`: aiortc/aioice only (every touch of
+  their private state, shared by the SFU and the agent). `radiocore.cli` and `radiocore.demo` start every process,
   so they are free (and import lazily).
 - `turn`: the standard library only.
-- `media`: the standard library, itself, aiortc/aioice/av/pylibsrtp, msgspec and
-  `radiocore_protocol`; never aiohttp, Socket.IO, JWT, databases, Redis, `signaling`, `turn`,
+- `media`: the standard library, itself, aiortc/aioice/av/pylibsrtp, msgspec,
+  `radiocore_protocol` and `radiocore.aiortc_hooks`; never aiohttp, Socket.IO, JWT, databases, Redis, `signaling`, `turn`,
   `board_agent`, `bench` nor the command line.
-- `board_agent`: the standard library, itself, `radiocore_protocol`, `radiocore.configlayers`
-  and the agent's own dependencies (aiortc/aioice/av/pylibsrtp, aiohttp, the Socket.IO client,
+- `board_agent`: the standard library, itself, `radiocore_protocol`, `radiocore.configlayers`,
+  `radiocore.aiortc_hooks` and the agent's own dependencies (aiortc/aioice/av/pylibsrtp, aiohttp, the Socket.IO client,
   msgspec); never `media`, `turn`, `signaling`, `bench`, nor server libraries.
 - `signaling`: anything but `board_agent`, `bench` and the command line (`radiocore` beyond
   `configlayers`): the server is a library the command line starts.
@@ -118,6 +119,12 @@ RULES: tuple[ImportRule, ...] = (
         why="config layering imports only the standard library (the agent uses it)",
     ),
     ImportRule(
+        "radiocore.aiortc_hooks",
+        allowed=("radiocore.aiortc_hooks", *MEDIA_LIBRARIES),
+        stdlib=True,
+        why="the aiortc hooks import only aiortc/aioice (the SFU and the agent share them)",
+    ),
+    ImportRule(
         "radiocore",
         allowed=(),
         stdlib=True,
@@ -133,14 +140,26 @@ RULES: tuple[ImportRule, ...] = (
     ),
     ImportRule(
         "media",
-        allowed=("media", "radiocore_protocol", "msgspec", *MEDIA_LIBRARIES),
+        allowed=(
+            "media",
+            "radiocore_protocol",
+            "radiocore.aiortc_hooks",
+            "msgspec",
+            *MEDIA_LIBRARIES,
+        ),
         stdlib=True,
         why="media may use aiortc/aioice/av/pylibsrtp, msgspec and radiocore_protocol; "
         "never HTTP, Socket.IO, JWT, databases, Redis, signaling, turn or board_agent",
     ),
     ImportRule(
         "board_agent",
-        allowed=("board_agent", "radiocore_protocol", "radiocore.configlayers", *AGENT_LIBRARIES),
+        allowed=(
+            "board_agent",
+            "radiocore_protocol",
+            "radiocore.configlayers",
+            "radiocore.aiortc_hooks",
+            *AGENT_LIBRARIES,
+        ),
         stdlib=True,
         why="the agent never imports the server (media, turn, signaling, bench) nor server "
         "libraries (jwt, aiosqlite, asyncpg, redis, psutil)",

@@ -12,7 +12,6 @@ import random
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import aioice.ice
 import av
 import msgspec
 import numpy as np
@@ -20,7 +19,7 @@ import pytest
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-from board_agent.agent import BoardAgent, _connect_refusal, create_station, use_ice_host_addresses
+from board_agent.agent import BoardAgent, _connect_refusal, create_station
 from board_agent.audio_sink import RawFileSink
 from board_agent.errors import RigOfflineError
 from board_agent.hamlib_station import HamlibStation
@@ -362,14 +361,6 @@ async def test_tx_audio_reaches_the_sink_only_while_ptt_is_on(tmp_path: Path) ->
     pcm = np.frombuffer(path.read_bytes(), dtype="<i2")
     assert len(pcm) == 3 * 960 and np.all(pcm == 1234)
     agent.audio_sink.close()
-
-
-def test_ice_host_addresses_replace_aioice_gathering(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", aioice.ice.get_host_addresses)
-    use_ice_host_addresses(["127.0.0.1", "10.1.2.3", "fd00::5"])
-    assert aioice.ice.get_host_addresses(True, False) == ["127.0.0.1", "10.1.2.3"]
-    assert aioice.ice.get_host_addresses(True, True) == ["127.0.0.1", "10.1.2.3", "fd00::5"]
-    assert aioice.ice.get_host_addresses(False, True) == ["fd00::5"]
 
 
 @pytest.mark.parametrize(

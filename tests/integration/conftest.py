@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from media import aiortc_hooks
+from radiocore import aiortc_hooks
 from tests.integration.harness import (
     AgentProcess,
     LiveServer,

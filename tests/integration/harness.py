@@ -25,7 +25,7 @@ from aiortc.rtp import RtpPacket
 import radiocore_protocol as protocol
 from bench.rig_reader import RigReader
 from bench.tools import stop_process
-from media import aiortc_hooks
+from radiocore import aiortc_hooks
 from signaling import keys
 from signaling.app import create_app
 from signaling.auth import hash_board_secret, hash_password, new_board_secret

@@ -24,7 +24,7 @@ from bench.control import _operator
 from bench.rig_reader import RigReader
 from bench.tools import free_port, login, seed, stop_process
 from bench.tools import start_server as start_server_process
-from media import aiortc_hooks
+from radiocore import aiortc_hooks
 from signaling import keys
 from tests.integration.harness import (
     AgentProcess,

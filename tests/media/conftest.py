@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from media import aiortc_hooks
 from media.config import SfuConfig
 from media.sfu import Sfu
+from radiocore import aiortc_hooks
 
 
 @pytest.fixture

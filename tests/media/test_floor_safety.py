@@ -13,11 +13,11 @@ import pytest
 from aiortc import RTCPeerConnection
 
 import radiocore_protocol as protocol
-from media import aiortc_hooks
 from media.config import SfuConfig
 from media.floor import FloorHolder
 from media.participant import ParticipantIdentity, Role
 from media.sfu import Sfu
+from radiocore import aiortc_hooks
 from tests.media.peers import apply_answer, offer_sdp, peer
 from tests.support.waiting import wait_for
 

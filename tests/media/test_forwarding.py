@@ -9,9 +9,9 @@ import numpy as np
 from aiortc.rtp import RtpPacket
 
 import radiocore_protocol as protocol
-from media import aiortc_hooks
 from media.participant import ParticipantIdentity, Role
 from media.sfu import Sfu
+from radiocore import aiortc_hooks
 from tests.media.peers import TonePacketTrack, apply_answer, offer_sdp, peer
 from tests.support.waiting import wait_for
 

@@ -1,8 +1,11 @@
 """Every touch of aiortc/aioice private state, in one place.
 
-The SFU forwards Opus RTP packets without decoding them (see LAB_NOTES: aiortc's own receiver
-always decodes and its sender always encodes). That needs three hooks into aiortc 1.16.0 /
-aioice 0.13.0, which are pinned exactly in setup.cfg:
+The SFU (`media`) and the board agent both run on aiortc, and both need a few things aiortc has
+no public API for. Every access to aiortc/aioice private state in the project is in this module,
+which imports only aiortc/aioice (the agent imports it on a Raspberry Pi). The SFU forwards Opus
+RTP packets without decoding them (aiortc's own receiver always decodes and its sender always
+encodes). That needs these hooks into aiortc 1.16.0 / aioice 0.13.0, pinned exactly in
+setup.cfg:
 
 1. Receive side: shadow `RTCRtpReceiver._handle_rtp_packet` on the instance (called after SRTP
    decryption) so packets are forwarded first, then handed to the original so RTCP receiver
@@ -11,18 +14,22 @@ aioice 0.13.0, which are pinned exactly in setup.cfg:
 2. Send side ("direct path"): the forwarder writes each listener's RTP header itself, protects
    it with that listener's SRTP context and sends it on the listener's ICE socket, with no
    sender coroutine per listener. It keeps the sender's RTCP sender-report counters correct.
-3. ICE host addresses: aioice gathers on every interface and skips 127.0.0.1; SFUs need a
-   setting for which local addresses to announce.
+3. ICE host addresses: aioice gathers on every interface and skips 127.0.0.1; the SFU and the
+   agent need a setting for which local addresses to announce (process-wide: aioice has no
+   per-connection option).
+4. What aiortc keeps of a negotiated transceiver: its codecs and the direction the offer asked
+   for (`negotiated_codecs`, `offered_direction`), and the ICE pair it nominated.
 
-`check_hooks()` verifies every attribute used here still exists; `tests/media/test_aiortc_hooks.py`
-calls it and fails loudly when an aiortc upgrade moves them.
+`check_hooks()` verifies every attribute used here still exists (the SFU and the agent call it
+at start); `tests/radiocore/test_aiortc_hooks.py` calls it and fails loudly when an aiortc
+upgrade moves them.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,8 +38,6 @@ from aiortc import RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
-
-from media.errors import HookError
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +55,10 @@ _SENDER_COUNTERS = (
     "_RTCRtpSender__packet_count",
 )
 _DTLS_COUNTERS = ("_RTCDtlsTransport__tx_bytes", "_RTCDtlsTransport__tx_packets")
+
+
+class HookError(RuntimeError):
+    """aiortc/aioice internals these hooks rely on are not what they were."""
 
 
 class NullJitterBuffer:
@@ -91,7 +100,7 @@ def sender_wiring(transceiver: RTCRtpTransceiver) -> SenderWiring | None:
     dtls: RTCDtlsTransport = sender.transport
     if not getattr(sender, _SENDER_STARTED) or dtls._state != DtlsState.CONNECTED:
         return None
-    codecs: Sequence[Any] = transceiver._codecs
+    codecs = negotiated_codecs(transceiver)
     if not codecs:
         return None
     extensions_map: HeaderExtensionsMap = getattr(sender, _SENDER_EXTENSIONS)
@@ -108,10 +117,6 @@ def sender_wiring(transceiver: RTCRtpTransceiver) -> SenderWiring | None:
     )
 
 
-def dtls_connected(dtls: RTCDtlsTransport) -> bool:
-    return dtls._state == DtlsState.CONNECTED
-
-
 def srtp_protect(dtls: RTCDtlsTransport) -> Callable[[bytes], bytes]:
     """The bound SRTP `protect` of a connected DTLS transport."""
     protect: Callable[[bytes], bytes] = dtls._tx_srtp.protect
@@ -120,7 +125,27 @@ def srtp_protect(dtls: RTCDtlsTransport) -> Callable[[bytes], bytes]:
 
 def nominated_pair(dtls: RTCDtlsTransport) -> Any | None:
     """aioice's nominated candidate pair for RTP (component 1), or None."""
-    return dtls.transport._connection._nominated.get(1)
+    return nominated_pairs(dtls).get(1)
+
+
+def nominated_pairs(dtls: RTCDtlsTransport) -> Mapping[int, Any]:
+    """aioice's live map of nominated candidate pairs by component (1: RTP); it changes in
+    place when ICE nominates another pair."""
+    pairs: Mapping[int, Any] = dtls.transport._connection._nominated
+    return pairs
+
+
+def negotiated_codecs(transceiver: RTCRtpTransceiver) -> Sequence[Any]:
+    """The transceiver's codecs (`RTCRtpCodecParameters`) once the remote offer is applied."""
+    codecs: Sequence[Any] = transceiver._codecs
+    return codecs
+
+
+def offered_direction(transceiver: RTCRtpTransceiver) -> str | None:
+    """The direction the remote offer leaves to this side: "recvonly" means the client sends
+    and we only receive, "sendrecv" both ways; None before an offer was applied."""
+    direction: str | None = transceiver._offerDirection
+    return direction
 
 
 def pair_is_plain_udp(pair: Any) -> bool:
@@ -173,6 +198,10 @@ def check_hooks() -> None:
     for name in (_SENDER_STARTED, _SENDER_MID, _SENDER_EXTENSIONS, *_SENDER_COUNTERS):
         if "self.__" + name.split("__", 1)[1] not in sender_init:
             missing.append(f"RTCRtpSender.{name}")
+    transceiver_init = inspect.getsource(RTCRtpTransceiver.__init__)
+    for attr in ("self._codecs", "self._offerDirection"):
+        if attr not in transceiver_init:
+            missing.append(f"RTCRtpTransceiver.{attr.removeprefix('self.')}")
     dtls_init = inspect.getsource(RTCDtlsTransport.__init__)
     for name in ("_tx_srtp", "_state", *_DTLS_COUNTERS):
         attr = "self." + (name if not name.startswith("_RTC") else "__" + name.split("__", 1)[1])
