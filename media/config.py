@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from radiocore_protocol import MAX_DATA_MESSAGE_BYTES, MIN_DEADMAN_S
+
 
 @dataclass(frozen=True)
 class IceServerSpec:
@@ -22,10 +24,16 @@ class SfuConfig:
     ice_servers: tuple[IceServerSpec, ...] = ()
     #: Packets a listener may have waiting on a slow (relayed) path before the oldest go.
     listener_queue_packets: int = 64
-    #: Data-channel bytes queued to one peer before further messages to it are dropped.
+    #: Data-channel bytes queued to one peer before further messages to it are dropped
+    #: (PTT off to a station is never dropped: it goes ahead of the backlog).
     max_buffered_data_bytes: int = 262_144
     #: Data-channel messages per second one connection may send.
     max_messages_per_second: int = 1000
+    #: Largest data-channel message accepted, in bytes (`too_large` above it); at most the
+    #: protocol's limit.
+    max_data_message_bytes: int = MAX_DATA_MESSAGE_BYTES
+    #: Trickled candidates kept for a connection whose offer is still being applied.
+    max_early_candidates: int = 32
     #: Record server ingress -> egress latency of every Nth forwarded packet (0: off).
     latency_sample_every: int = 0
     #: Seconds without a keep-alive from the floor holder before PTT is released (dead-man).
@@ -38,9 +46,19 @@ class SfuConfig:
     def __post_init__(self) -> None:
         if self.listener_queue_packets < 1:
             raise ValueError("listener_queue_packets must be at least 1")
+        if self.max_buffered_data_bytes < 0:
+            raise ValueError("max_buffered_data_bytes must be 0 or more")
         if self.max_messages_per_second < 1:
             raise ValueError("max_messages_per_second must be at least 1")
-        if self.deadman_s <= 0 or self.tx_timeout_s <= 0 or self.tx_warning_s < 0:
-            raise ValueError("deadman_s and tx_timeout_s must be positive, tx_warning_s >= 0")
+        if not 1 <= self.max_data_message_bytes <= MAX_DATA_MESSAGE_BYTES:
+            raise ValueError(f"max_data_message_bytes must be 1 … {MAX_DATA_MESSAGE_BYTES}")
+        if self.max_early_candidates < 0:
+            raise ValueError("max_early_candidates must be 0 or more")
+        if self.deadman_s < MIN_DEADMAN_S:
+            raise ValueError(
+                f"deadman_s must be at least {MIN_DEADMAN_S} s (two keep-alive intervals)"
+            )
+        if self.tx_timeout_s <= 0 or self.tx_warning_s < 0:
+            raise ValueError("tx_timeout_s must be positive, tx_warning_s 0 or more")
         if self.latency_sample_every < 0:
             raise ValueError("latency_sample_every must be 0 (off) or more")

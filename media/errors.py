@@ -19,5 +19,11 @@ class BadSdpError(MediaError):
     code = ErrorCode.BAD_SDP
 
 
+class BadCandidateError(MediaError):
+    """A trickled ICE candidate aiortc cannot parse, or one for no m-line of the offer."""
+
+    code = ErrorCode.BAD_REQUEST
+
+
 class StationOfflineError(MediaError):
     code = ErrorCode.STATION_OFFLINE

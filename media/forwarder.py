@@ -7,9 +7,11 @@ and hands it straight to the listener's UDP socket: no sender coroutine, no queu
 Only a listener whose ICE pair goes through a TURN relay (aioice's relay protocols are
 coroutines) gets a bounded `ListenerQueue` that drops its oldest packet when full.
 
-Sequence numbers keep the source's gaps (a listener sees upstream loss as loss); when the source
-changes (a new SSRC: the agent reconnected, another operator took the floor) each target rebases
-so its own stream stays continuous in sequence and advances in timestamp by the elapsed time.
+Each target's `RtpMunger` rewrites sequence numbers and timestamps: the source's gaps are kept
+(a listener sees upstream loss as loss); when the source changes (a new SSRC: the agent
+reconnected; `new_source()`: another operator took the floor) the listener's stream stays
+continuous in sequence and advances in timestamp by the elapsed time; no sequence number is
+sent twice. When ICE nominates another pair for a listener, its target follows it.
 """
 
 from __future__ import annotations
@@ -27,14 +29,12 @@ from aiortc import RTCRtpTransceiver
 from aiortc.clock import current_ntp_time
 from aiortc.rtp import RtpPacket
 
+from media.rtp_munger import RtpMunger
 from radiocore import aiortc_hooks
 
 logger = logging.getLogger(__name__)
 
 _HEAD = struct.Struct("!BBHI")
-_SEQ_MASK = 0xFFFF
-_TS_MASK = 0xFFFFFFFF
-_NTP_ONE_SECOND = 1 << 32
 
 
 class ListenerQueue:
@@ -78,11 +78,16 @@ class ListenerQueue:
 class ForwardTarget:
     """One listener's outbound stream on the direct path (see module docstring)."""
 
-    def __init__(self, transceiver: RTCRtpTransceiver, queue_packets: int, clock_rate: int) -> None:
+    def __init__(
+        self, transceiver: RTCRtpTransceiver, queue_packets: int, clock_rate: int, name: str
+    ) -> None:
         self._transceiver = transceiver
         self._queue_packets = queue_packets
-        self._clock_rate = clock_rate
+        self._name = name
         self._sender = transceiver.sender
+        # random first numbers (RFC 3550); a sequence number below 2**15 keeps SRTP's rollover
+        # counter unambiguous at the start
+        self._munger = RtpMunger(clock_rate, random.getrandbits(15), random.getrandbits(32))
         self._wiring: aiortc_hooks.SenderWiring | None = None
         self._protect: Callable[[bytes], bytes] | None = None
         self._nominated: Mapping[int, Any] = {}
@@ -93,12 +98,6 @@ class ForwardTarget:
         self._first_byte = 0x80
         self._payload_type = 0
         self._tail = b""
-        self._generation = -1
-        self._seq_offset = 0
-        self._ts_offset = 0
-        self._last_seq = 0
-        self._last_ts = 0
-        self._last_ntp = 0
         self.packets_sent = 0
         self.closed = False
 
@@ -117,18 +116,33 @@ class ForwardTarget:
         self._wiring = wiring
         self._protect = aiortc_hooks.srtp_protect(wiring.dtls)
         self._nominated = aiortc_hooks.nominated_pairs(wiring.dtls)
+        self._use(pair)
+        self._first_byte = 0x90 if wiring.has_extension else 0x80
+        self._payload_type = wiring.payload_type
+        self._tail = wiring.header_tail
+        return self._protect
+
+    def _use(self, pair: Any) -> None:
+        """Send on `pair`: its socket when plain UDP, else through a bounded queue (TURN)."""
+        if self._queue is not None:
+            self._queue.close()
         self._pair = pair
         self._remote_addr = pair.remote_addr
         if aiortc_hooks.pair_is_plain_udp(pair):
             self._socket = pair.protocol.transport
+            self._queue = None
         else:
+            self._socket = None
             self._queue = ListenerQueue(pair, self._queue_packets)
-        self._first_byte = 0x90 if wiring.has_extension else 0x80
-        self._payload_type = wiring.payload_type
-        self._tail = wiring.header_tail
-        self._last_seq = random.getrandbits(15)
-        self._last_ts = random.getrandbits(32)
-        return self._protect
+
+    def _follow(self, pair: Any) -> bool:
+        """ICE nominated another pair (or none: it is closing); True when there is one to use.
+        The SRTP context stays: DTLS runs above ICE."""
+        if pair is None:
+            return False
+        logger.info("ICE pair to %s changed to %s; forwarding on it", self._name, pair)
+        self._use(pair)
+        return True
 
     def send(
         self, generation: int, seq: int, ts: int, marker: int, payload: bytes, ntp: int
@@ -141,13 +155,13 @@ class ForwardTarget:
             protect = self._prepare()
             if protect is None:
                 return
-        if self._nominated.get(1) is not self._pair:
-            self.close()
+        pair = self._nominated.get(1)
+        if pair is not self._pair and not self._follow(pair):
             return
-        if generation != self._generation:
-            self._rebase(generation, seq, ts, ntp)
-        out_seq = (seq + self._seq_offset) & _SEQ_MASK
-        out_ts = (ts + self._ts_offset) & _TS_MASK
+        munged = self._munger.munge(generation, seq, ts, ntp)
+        if munged is None:
+            return  # a late or duplicated packet
+        out_seq, out_ts = munged
         data = protect(
             _HEAD.pack(self._first_byte, self._payload_type | marker, out_seq, out_ts)
             + self._tail
@@ -157,21 +171,11 @@ class ForwardTarget:
             self._socket.sendto(data, self._remote_addr)
         elif self._queue is not None:
             self._queue.push(data)
-        self._last_seq = out_seq
-        self._last_ts = out_ts
-        self._last_ntp = ntp
         self.packets_sent += 1
         aiortc_hooks.add_sent(self._sender, ntp, out_ts, len(payload))
         wiring = self._wiring
         if wiring is not None:
             aiortc_hooks.add_transport_sent(wiring.dtls, len(data))
-
-    def _rebase(self, generation: int, seq: int, ts: int, ntp: int) -> None:
-        elapsed = (ntp - self._last_ntp) / _NTP_ONE_SECOND if self._last_ntp else 0.02
-        advance = max(1, round(min(max(elapsed, 0.0), 3600.0) * self._clock_rate))
-        self._seq_offset = (self._last_seq + 1 - seq) & _SEQ_MASK
-        self._ts_offset = (self._last_ts + advance - ts) & _TS_MASK
-        self._generation = generation
 
     def close(self) -> None:
         self.closed = True
@@ -196,8 +200,7 @@ class LatencyRecorder:
 class RtpFanout:
     """Forwards every packet of one source to every registered target."""
 
-    def __init__(self, clock_rate: int = 48000, latency: LatencyRecorder | None = None) -> None:
-        self.clock_rate = clock_rate
+    def __init__(self, latency: LatencyRecorder | None = None) -> None:
         self._targets: list[ForwardTarget] = []
         self._source_ssrc: int | None = None
         self._generation = 0

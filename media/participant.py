@@ -22,17 +22,13 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import candidate_from_sdp
 
 from media.config import SfuConfig
-from media.errors import BadSdpError
+from media.errors import BadCandidateError, BadSdpError
 from media.forwarder import ForwardTarget
 from media.ratelimit import RateLimiter
 from radiocore import aiortc_hooks
 from radiocore_protocol import CONTROL_CHANNEL_LABEL
 
 logger = logging.getLogger(__name__)
-
-#: Candidates kept for a connection whose offer is still being applied.
-MAX_EARLY_CANDIDATES = 32
-
 
 #: The participant key of a room's board agent (operators are keyed by their connection).
 AGENT_KEY = "agent"
@@ -83,6 +79,17 @@ def rtc_configuration(config: SfuConfig) -> RTCConfiguration:
     )
 
 
+def _mids_of(sdp: str) -> tuple[str | None, ...]:
+    """The mid of each m-line of an SDP, in order (None for an m-line without one)."""
+    mids: list[str | None] = []
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            mids.append(None)
+        elif line.startswith("a=mid:") and mids:
+            mids[-1] = line.removeprefix("a=mid:").strip()
+    return tuple(mids)
+
+
 class Participant:
     """A client's server-side peer connection; owns its pc, forward target and channel."""
 
@@ -106,6 +113,7 @@ class Participant:
         self.target: ForwardTarget | None = None
         self._opus_payload_type = -1
         self._early_candidates: list[RTCIceCandidate] = []
+        self._offer_mids: tuple[str | None, ...] = ()  # one per m-line of the offer
         self._offer_applied = False
         self.limiter = RateLimiter(config.max_messages_per_second)
         self.last_refusal = 0.0
@@ -117,8 +125,10 @@ class Participant:
     def key(self) -> str:
         return self.identity.key
 
-    async def accept_offer(self, sdp: str, clock_rate: int = 48000) -> str:
+    async def accept_offer(self, sdp: str) -> str:
         """Apply the client's offer and return the SFU's complete answer (all candidates)."""
+        # before the first await: candidates trickled meanwhile are checked against it
+        self._offer_mids = _mids_of(sdp)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except Exception as exc:  # aiortc raises many types for a bad SDP
@@ -135,13 +145,13 @@ class Participant:
             raise BadSdpError("the offer may only have an audio m-line and the data channel")
         transceiver = audio[0]
         opus = [
-            c.payloadType
+            c
             for c in aiortc_hooks.negotiated_codecs(transceiver)
             if c.mimeType.lower() == "audio/opus" and c.payloadType is not None
         ]
         if not opus:
             raise BadSdpError("the offer's audio m-line must offer Opus")
-        self._opus_payload_type = opus[0]
+        self._opus_payload_type = opus[0].payloadType
         # aiortc keeps the offer's direction from our side: "recvonly" = the client sends
         ours = aiortc_hooks.offered_direction(transceiver)
         if ours in ("sendrecv", "recvonly"):
@@ -149,7 +159,7 @@ class Participant:
         if ours in ("sendrecv", "sendonly"):
             self.pc.addTrack(SilentTrack())
             self.target = ForwardTarget(
-                transceiver, self._config.listener_queue_packets, clock_rate
+                transceiver, self._config.listener_queue_packets, opus[0].clockRate, self.key
             )
         try:
             answer = await self.pc.createAnswer()
@@ -159,17 +169,27 @@ class Participant:
         return self.pc.localDescription.sdp
 
     async def add_candidate(self, candidate: str, sdp_mid: str | None, index: int | None) -> None:
+        """Apply a trickled candidate; `BadCandidateError` for one aiortc cannot parse or one
+        that names no m-line of this connection's offer."""
+        mids = self._offer_mids
+        if index is not None and not 0 <= index < len(mids):
+            raise BadCandidateError(
+                f"sdpMLineIndex {index} names no m-line of the offer (it has {len(mids)})"
+            )
+        if sdp_mid is not None and sdp_mid not in mids:
+            raise BadCandidateError(f"sdpMid {sdp_mid[:32]!r} names no m-line of the offer")
         text = candidate.removeprefix("candidate:").strip()
         if not text:
             return  # end-of-candidates: aiortc needs no signal for it
         try:
             parsed: RTCIceCandidate = candidate_from_sdp(text)
-        except (ValueError, IndexError) as exc:
-            raise BadSdpError(f"invalid ICE candidate: {exc}") from exc
+        except Exception as exc:  # aiortc asserts, and raises ValueError or IndexError
+            reason = str(exc) or "not a candidate line"
+            raise BadCandidateError(f"invalid ICE candidate: {reason}") from exc
         parsed.sdpMid = sdp_mid
         parsed.sdpMLineIndex = index if index is not None or sdp_mid is not None else 0
-        if not self._offer_applied:  # trickled before the offer was applied
-            if len(self._early_candidates) < MAX_EARLY_CANDIDATES:
+        if not self._offer_applied:  # trickled while the offer is being applied
+            if len(self._early_candidates) < self._config.max_early_candidates:
                 self._early_candidates.append(parsed)
             return
         await self.pc.addIceCandidate(parsed)
@@ -178,15 +198,35 @@ class Participant:
     def channel_open(self) -> bool:
         return self.channel is not None and self.channel.readyState == "open"
 
-    def send(self, data: bytes) -> bool:
-        """Send a data-channel message; False when the channel is closed or backed up."""
+    @property
+    def keeps_up(self) -> bool:
+        """A message sent now would be queued: the channel is open and not backed up."""
+        channel = self.channel
+        return (
+            channel is not None
+            and channel.readyState == "open"
+            and channel.bufferedAmount <= self._config.max_buffered_data_bytes
+        )
+
+    def send(self, data: bytes, *, despite_backlog: bool = False) -> bool:
+        """Send a data-channel message; False when the channel is not open or (unless
+        `despite_backlog`) backed up."""
         channel = self.channel
         if channel is None or channel.readyState != "open":
             return False
-        if channel.bufferedAmount > self._config.max_buffered_data_bytes:
+        if not despite_backlog and channel.bufferedAmount > self._config.max_buffered_data_bytes:
             logger.warning("data channel to %s backed up; message dropped", self.key)
             return False
         channel.send(data.decode())
+        return True
+
+    def send_ahead(self, data: bytes, behind: bytes) -> bool:
+        """Send a message whatever the backlog, ahead of the messages waiting in it though
+        never ahead of a waiting `behind`; False only when the channel is not open."""
+        channel = self.channel
+        if channel is None or channel.readyState != "open":
+            return False
+        aiortc_hooks.send_ahead(channel, data.decode(), behind.decode())
         return True
 
     def _packet(self, packet: RtpPacket) -> None:

@@ -1,27 +1,26 @@
-"""A station's room: its agent, its operators, audio both ways, data-channel routing, floor."""
+"""A station's room: its agent, its operators, audio both ways, data-channel routing."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from aiortc.rtp import RtpPacket
 
 import radiocore_protocol as protocol
 from media.config import SfuConfig
-from media.floor import FloorControl, FloorHolder, FloorObserver, NoFloorObserver
+from media.floor import FloorObserver, FloorPolicy
 from media.forwarder import LatencyRecorder, RtpFanout
 from media.participant import AGENT_KEY, Participant, ParticipantIdentity, Role
 from radiocore_protocol import ErrorCode, ProtocolError
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from media.sfu import StationObserver
 
-_KEY = protocol.encode(protocol.Ptt(state=True))
-_RELEASE = protocol.encode(protocol.Ptt(state=False))
-_KEEPALIVE = protocol.encode(protocol.Keepalive())
+logger = logging.getLogger(__name__)
 
 
 class Room:
@@ -29,13 +28,13 @@ class Room:
 
     RX: the agent's audio is forwarded to every operator with a receiving m-line.
     TX: an operator's audio is forwarded to the agent only while that operator holds the floor.
-    Control messages from operators are validated and, where allowed, forwarded to the agent;
-    station messages are validated and forwarded to every operator.
+    Control messages from operators are validated; PTT and keep-alives go to the floor policy
+    (`self.floor`, which decides everything about transmitting and reaches the station and the
+    operators through this room, its `FloorRoom`); other commands are forwarded to the agent.
+    Station messages are validated and forwarded to every operator.
 
-    Transmit safety, on the server side: one holder at a time (the owner may override); the
-    holder's keep-alives feed a dead-man timer; a continuous transmission ends at the time-out
-    (with a warning before); losing the holder's link or the station ends it at once. Every
-    end sends PTT off to the station, tells the holder why, and is reported to the observer.
+    The station is online while the agent is in the room and its control channel is open (its
+    media is up and it can take commands); the station observer is told of each change.
     """
 
     def __init__(
@@ -43,12 +42,14 @@ class Room:
         board_id: str,
         config: SfuConfig,
         latency: LatencyRecorder | None,
-        observer: FloorObserver | None = None,
+        *,
+        station_observer: StationObserver,
+        floor_observer: FloorObserver | None = None,
         on_empty: Callable[[Room], None] | None = None,
     ) -> None:
         self.board_id = board_id
         self._config = config
-        self._observer = observer or NoFloorObserver()
+        self._station_observer = station_observer
         self._on_empty = on_empty
         self.agent: Participant | None = None
         self.operators: dict[str, Participant] = {}
@@ -56,13 +57,11 @@ class Room:
         self.negotiating: dict[str, Participant] = {}
         self.rx = RtpFanout(latency=latency)
         self.tx = RtpFanout()
-        self.floor = FloorControl()
+        self.floor = FloorPolicy(board_id, config, self, floor_observer)
         self.capabilities: protocol.Capabilities | None = None
-        self._deadman: asyncio.TimerHandle | None = None
-        self._timeout: asyncio.TimerHandle | None = None
-        self._warning: asyncio.TimerHandle | None = None
         self.last_status: bytes | None = None
         self.invalid_messages = 0
+        self._station_up = False
         self._closing: set[asyncio.Task[None]] = set()
 
     @property
@@ -78,7 +77,20 @@ class Room:
 
     @property
     def station_online(self) -> bool:
-        return self.agent is not None
+        """The agent is in the room and its control channel opened (the observer was told)."""
+        return self._station_up
+
+    def _station_changed(self) -> None:
+        up = self.agent is not None and self.agent.channel_open
+        if up == self._station_up:
+            return
+        self._station_up = up
+        if up:
+            logger.info("station %s is online", self.board_id)
+            self._station_observer.station_up(self.board_id)
+        else:
+            logger.info("station %s is offline", self.board_id)
+            self._station_observer.station_down(self.board_id)
 
     def new_participant(self, identity: ParticipantIdentity) -> Participant:
         return Participant(
@@ -99,9 +111,13 @@ class Room:
         if participant.identity.role is Role.AGENT:
             previous = self.agent
             if previous is not None:
-                self._end_tx("station_lost")  # the new session starts unkeyed
+                # the old session is closed below, so its own link loss unkeys it; the new
+                # session starts unkeyed
+                self.agent = None
+                self.floor.end("station_lost")
                 self.capabilities = None
             self.agent = participant
+            self._station_changed()
             self.rx.new_source()
             if participant.target is not None:
                 self.tx.add(participant.target)
@@ -132,17 +148,17 @@ class Room:
     async def _drop(self, participant: Participant) -> None:
         if participant.identity.role is Role.AGENT:
             if self.agent is participant:
-                self.agent = None
+                self.agent = None  # its peer connection closes: its own link loss unkeys it
                 self.last_status = None
                 self.capabilities = None
-                self._end_tx("station_lost")
+                self._station_changed()
+                self.floor.end("station_lost")
             if participant.target is not None:
                 self.tx.remove(participant.target)
         else:
             if self.operators.get(participant.key) is participant:
                 del self.operators[participant.key]
-                if self.floor.holds(participant.key):
-                    self._end_tx("link_lost")
+                self.floor.left(participant.key)
             if participant.target is not None:
                 self.rx.remove(participant.target)
         await participant.close()
@@ -165,11 +181,13 @@ class Room:
 
     def _channel_open(self, participant: Participant) -> None:
         if participant.identity.role is Role.OPERATOR:
-            participant.send(self._floor_for(participant))
+            participant.send(self.floor.floor_for(participant.key))
             if self.capabilities is not None:
                 participant.send(protocol.encode(self.capabilities))
             if self.last_status is not None:
                 participant.send(self.last_status)
+        elif participant is self.agent:
+            self._station_changed()
 
     def _message(self, participant: Participant, data: str | bytes) -> None:
         if not participant.limiter.allow():
@@ -178,22 +196,29 @@ class Room:
                 participant.last_refusal = now
                 self._refuse(participant, ErrorCode.RATE_LIMITED, "too many messages", None)
             return
+        raw = data.encode() if isinstance(data, str) else data
+        limit = self._config.max_data_message_bytes
+        if len(raw) > limit:  # not even parsed
+            self.invalid_messages += 1
+            message = f"message of {len(raw)} bytes is over the {limit}-byte limit"
+            self._refuse(participant, ErrorCode.TOO_LARGE, message, None)
+            return
         try:
             if participant.identity.role is Role.AGENT:
-                self._station_message(participant, data)
+                self._station_message(raw)
             else:
-                self._operator_message(participant, data)
+                self._operator_message(participant, raw)
         except ProtocolError as exc:
             self.invalid_messages += 1
-            self._refuse(participant, exc.code, exc.message, protocol.message_type(data))
+            self._refuse(participant, exc.code, exc.message, protocol.message_type(raw))
 
-    def _station_message(self, agent: Participant, data: str | bytes) -> None:
+    def _station_message(self, data: bytes) -> None:
         message = protocol.decode_station_message(data)
         if isinstance(message, protocol.Capabilities):
             self.capabilities = message  # kept to refuse bad requests, and passed on
         if isinstance(message, protocol.TxStopped):
             logger.info("station %s released PTT by itself: %s", self.board_id, message.reason)
-            self._end_tx(message.reason)
+            self.floor.end(message.reason)
             return
         encoded = protocol.encode(message)
         if isinstance(message, protocol.Status):
@@ -201,13 +226,18 @@ class Room:
         for operator in self.operators.values():
             operator.send(encoded)
 
-    def _operator_message(self, operator: Participant, data: str | bytes) -> None:
+    def _operator_message(self, operator: Participant, data: bytes) -> None:
         message = protocol.decode_operator_message(data)
-        identity = operator.identity
         if isinstance(message, protocol.Keepalive):
-            if self.floor.holds(operator.key):
-                self._keepalive()
-            return  # a late keep-alive after release is harmless
+            self.floor.keepalive(operator.key)
+            return
+        if isinstance(message, protocol.Ptt):
+            if not message.state:
+                self.floor.release(operator.key)
+            elif self.floor.press(operator.identity):
+                self.tx.new_source()
+            return
+        identity = operator.identity
         if not identity.can_transmit:
             raise ProtocolError(
                 ErrorCode.FORBIDDEN, f"{identity.callsign} may listen but not control this station"
@@ -215,23 +245,11 @@ class Room:
         agent = self.agent
         if agent is None or not agent.channel_open:  # a command now would be lost
             raise ProtocolError(ErrorCode.STATION_OFFLINE, "the station is offline")
-        if isinstance(message, protocol.Ptt):
-            if not message.state:
-                if self.floor.holds(operator.key):
-                    self._end_tx("released")
-                return
-            holder = self.floor.holder
-            if holder is not None and holder.key == operator.key:
-                self._keepalive()  # a repeated press refreshes the dead-man
-                return
-            if holder is not None:
-                if not identity.is_owner:
-                    raise ProtocolError(ErrorCode.FLOOR_BUSY, f"{holder.callsign} is transmitting")
-                self._end_tx("override", by=identity.callsign)
-            self._start_tx(operator, agent)
-            return
         self._check_capabilities(message)
-        agent.send(protocol.encode(message))
+        if not agent.send(protocol.encode(message)):
+            raise ProtocolError(
+                ErrorCode.STATION_OFFLINE, "the station cannot be reached now; nothing was sent"
+            )
 
     def _check_capabilities(
         self, message: protocol.SetFrequency | protocol.SetMode | protocol.SetPower
@@ -253,77 +271,36 @@ class Room:
                 f"the rig has no mode {message.value} (it has {', '.join(caps.modes)})",
             )
 
-    # -- transmit safety -------------------------------------------------------------------
-
-    def _start_tx(self, operator: Participant, agent: Participant) -> None:
-        identity = operator.identity
-        holder = FloorHolder(
-            key=operator.key,
-            callsign=identity.callsign,
-            user_id=identity.user_id,
-            started_at=datetime.now(UTC),
-        )
-        self.floor.grant(holder)
-        self.tx.new_source()
-        agent.send(_KEY)
-        loop = asyncio.get_running_loop()
-        config = self._config
-        self._deadman = loop.call_later(config.deadman_s, self._end_tx, "deadman")
-        self._timeout = loop.call_later(config.tx_timeout_s, self._end_tx, "timeout")
-        if 0 < config.tx_warning_s < config.tx_timeout_s:
-            self._warning = loop.call_later(
-                config.tx_timeout_s - config.tx_warning_s, self._warn, holder.key
-            )
-        logger.info("%s keyed station %s", identity.callsign, self.board_id)
-        self._broadcast_floor()
-        self._observer.tx_started(self.board_id, holder)
-
-    def _keepalive(self) -> None:
-        if self._deadman is not None:
-            self._deadman.cancel()
-        self._deadman = asyncio.get_running_loop().call_later(
-            self._config.deadman_s, self._end_tx, "deadman"
-        )
-        if self.agent is not None:
-            self.agent.send(_KEEPALIVE)
-
-    def _warn(self, key: str) -> None:
-        holder = self.operators.get(key)
-        if holder is not None and self.floor.holds(key):
-            remaining = round(self._config.tx_warning_s)
-            holder.send(protocol.encode(protocol.TxWarning(remaining_s=remaining)))
-
-    def _end_tx(self, reason: protocol.TxEndReason, by: str | None = None) -> None:
-        """End the current transmission, if any: PTT off at the station, everyone told."""
-        for timer in (self._deadman, self._timeout, self._warning):
-            if timer is not None:
-                timer.cancel()
-        self._deadman = self._timeout = self._warning = None
-        holder = self.floor.release()
-        if holder is None:
-            return
-        if self.agent is not None:
-            self.agent.send(_RELEASE)
-        logger.info("%s's transmission on %s ended: %s", holder.callsign, self.board_id, reason)
-        former = self.operators.get(holder.key)
-        if former is not None and reason != "released":
-            former.send(protocol.encode(protocol.PttReleased(reason=reason, by=by)))
-        self._broadcast_floor()
-        self._observer.tx_ended(self.board_id, holder, reason)
-
-    def _floor_for(self, operator: Participant) -> bytes:
-        holder = self.floor.holder
-        if holder is None:
-            return protocol.encode(protocol.Floor(holder=None))
-        you = holder.key == operator.key
-        return protocol.encode(protocol.Floor(holder=holder.callsign, you=you))
-
-    def _broadcast_floor(self) -> None:
-        for operator in self.operators.values():
-            operator.send(self._floor_for(operator))
-
     def _refuse(
         self, participant: Participant, code: ErrorCode, message: str, ref: str | None
     ) -> None:
         logger.info("refused a message from %s: %s", participant.key, message)
         participant.send(protocol.encode(protocol.Error(code=code, message=message, ref=ref)))
+
+    # -- FloorRoom: how the floor policy reaches the station and the operators -------------
+
+    def station_ready(self) -> bool:
+        agent = self.agent
+        return self._station_up and agent is not None and agent.keeps_up
+
+    def send_to_station(self, data: bytes, *, despite_backlog: bool = False) -> bool:
+        agent = self.agent
+        return agent is not None and agent.send(data, despite_backlog=despite_backlog)
+
+    def release_station(self, release: bytes, key: bytes) -> None:
+        agent = self.agent
+        if agent is None or agent.send_ahead(release, behind=key):
+            return
+        logger.warning(
+            "PTT off cannot be sent to station %s: dropping it, so its own link loss unkeys it",
+            self.board_id,
+        )
+        self._gone(agent)
+
+    def send_to_operator(self, key: str, data: bytes) -> None:
+        operator = self.operators.get(key)
+        if operator is not None:
+            operator.send(data)
+
+    def operator_keys(self) -> Iterable[str]:
+        return tuple(self.operators)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import statistics
 from dataclasses import dataclass
+from typing import Protocol
 
 from media.config import SfuConfig
 from media.errors import StationOfflineError
@@ -15,6 +16,32 @@ from media.room import Room
 from radiocore import aiortc_hooks
 
 logger = logging.getLogger(__name__)
+
+
+class StationObserver(Protocol):
+    """Told when a station comes online and goes offline (signaling's presence implements it).
+
+    Online means the station's media is up and it can take commands: its agent is in the room
+    and the agent's control data channel is open (`Sfu.station_online`). Calls alternate per
+    board, starting with `station_up`; they are made on the event loop, from aiortc's
+    callbacks, so they must neither block nor raise.
+    """
+
+    def station_up(self, board_id: str) -> None:
+        """The agent's control channel opened."""
+        ...
+
+    def station_down(self, board_id: str) -> None:
+        """The agent left the room (for whatever reason) after being up."""
+        ...
+
+
+class NoStationObserver:
+    def station_up(self, board_id: str) -> None:
+        pass
+
+    def station_down(self, board_id: str) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -33,9 +60,17 @@ class SfuStats:
 class Sfu:
     """Rooms by board id. Signaling decides who may join; the SFU negotiates and forwards."""
 
-    def __init__(self, config: SfuConfig, observer: FloorObserver | None = None) -> None:
+    def __init__(
+        self,
+        config: SfuConfig,
+        observer: FloorObserver | None = None,
+        station_observer: StationObserver | None = None,
+    ) -> None:
+        """`observer` is told of every transmission (the TX audit log), `station_observer` of
+        every station coming online and going offline."""
         self.config = config
         self._observer = observer
+        self._station_observer = station_observer or NoStationObserver()
         self._rooms: dict[str, Room] = {}
         self._latency = (
             LatencyRecorder(config.latency_sample_every) if config.latency_sample_every else None
@@ -50,11 +85,17 @@ class Sfu:
         room = self._rooms.get(board_id)
         if room is None:
             room = self._rooms[board_id] = Room(
-                board_id, self.config, self._latency, self._observer, self._forget_if_empty
+                board_id,
+                self.config,
+                self._latency,
+                station_observer=self._station_observer,
+                floor_observer=self._observer,
+                on_empty=self._forget_if_empty,
             )
         return room
 
     def station_online(self, board_id: str) -> bool:
+        """The station's media is up and it can take commands (see `StationObserver`)."""
         room = self._rooms.get(board_id)
         return room is not None and room.station_online
 

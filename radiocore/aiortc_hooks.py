@@ -18,7 +18,11 @@ setup.cfg:
    agent need a setting for which local addresses to announce (process-wide: aioice has no
    per-connection option).
 4. What aiortc keeps of a negotiated transceiver: its codecs and the direction the offer asked
-   for (`negotiated_codecs`, `offered_direction`), and the ICE pair it nominated.
+   for (`negotiated_codecs`, `offered_direction`), and the ICE pair it nominated (tests
+   replace that pair with `select_local_address`, as a renomination would).
+5. A data-channel message that must not wait behind a backlog (PTT off to a station):
+   `send_ahead` puts it at the head of the SCTP transport's queue of messages not yet handed
+   to SCTP; `RTCDataChannel.send()` can only append.
 
 `check_hooks()` verifies every attribute used here still exists (the SFU and the agent call it
 at start); `tests/radiocore/test_aiortc_hooks.py` calls it and fails loudly when an aiortc
@@ -27,6 +31,7 @@ upgrade moves them.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -34,7 +39,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import aioice.ice
-from aiortc import RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import (
+    RTCDataChannel,
+    RTCIceTransport,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSctpTransport,
+)
+from aiortc import rtcsctptransport as sctp
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
@@ -131,8 +144,24 @@ def nominated_pair(dtls: RTCDtlsTransport) -> Any | None:
 def nominated_pairs(dtls: RTCDtlsTransport) -> Mapping[int, Any]:
     """aioice's live map of nominated candidate pairs by component (1: RTP); it changes in
     place when ICE nominates another pair."""
-    pairs: Mapping[int, Any] = dtls.transport._connection._nominated
+    pairs: Mapping[int, Any] = _ice_connection(dtls)._nominated
     return pairs
+
+
+def select_local_address(dtls: RTCDtlsTransport, host: str) -> Any:
+    """Tests only: send RTP from the local candidate on `host` to the current remote candidate,
+    as when the controlling peer nominates another pair (aioice's `set_selected_pair` replaces
+    the nominated entry the same way); returns the new nominated pair."""
+    connection = _ice_connection(dtls)
+    remote = connection._nominated[1].remote_candidate
+    local = next(c for c in connection.local_candidates if c.component == 1 and c.host == host)
+    connection.set_selected_pair(1, local.foundation, remote.foundation)
+    return connection._nominated[1]
+
+
+def _ice_connection(dtls: RTCDtlsTransport) -> aioice.ice.Connection:
+    connection: aioice.ice.Connection = dtls.transport._connection
+    return connection
 
 
 def negotiated_codecs(transceiver: RTCRtpTransceiver) -> Sequence[Any]:
@@ -164,6 +193,31 @@ def add_sent(sender: Any, ntp_timestamp: int, rtp_timestamp: int, octets: int) -
 def add_transport_sent(dtls: Any, size: int) -> None:
     dtls._RTCDtlsTransport__tx_bytes += size
     dtls._RTCDtlsTransport__tx_packets += 1
+
+
+def send_ahead(channel: RTCDataChannel, text: str, behind: str) -> None:
+    """Send a text message on an open data channel ahead of the messages still waiting to be
+    handed to SCTP, though never ahead of a waiting message equal to `behind` (nor of the
+    channel-establishment messages). Counted in `bufferedAmount` as `send()` counts it.
+
+    Ordered delivery holds: SCTP numbers a message when it takes it from this queue.
+    """
+    transport: RTCSctpTransport = channel.transport
+    waiting = transport._data_channel_queue
+    held = behind.encode()
+    position = 0
+    for index, (queued, protocol, user_data) in enumerate(waiting):
+        if protocol == sctp.WEBRTC_DCEP or (queued is channel and user_data == held):
+            position = index + 1
+    data = text.encode()
+    channel._addBufferedAmount(len(data))
+    waiting.insert(position, (channel, sctp.WEBRTC_STRING, data))
+    flush = asyncio.ensure_future(transport._data_channel_flush())
+    _FLUSHES.add(flush)  # the loop keeps only a weak reference to a task
+    flush.add_done_callback(_FLUSHES.discard)
+
+
+_FLUSHES: set[asyncio.Future[None]] = set()
 
 
 def set_host_addresses(addresses: Sequence[str]) -> None:
@@ -207,12 +261,27 @@ def check_hooks() -> None:
         attr = "self." + (name if not name.startswith("_RTC") else "__" + name.split("__", 1)[1])
         if attr not in dtls_init:
             missing.append(f"RTCDtlsTransport.{name}")
+    if "self._connection" not in inspect.getsource(RTCIceTransport.__init__):
+        missing.append("RTCIceTransport._connection")
+    sctp_init = inspect.getsource(RTCSctpTransport.__init__)
+    if "self._data_channel_queue" not in sctp_init:
+        missing.append("RTCSctpTransport._data_channel_queue")
+    for owner, name in (
+        (RTCSctpTransport, "_data_channel_flush"),
+        (RTCDataChannel, "_addBufferedAmount"),
+        (sctp, "WEBRTC_DCEP"),
+        (sctp, "WEBRTC_STRING"),
+    ):
+        if not hasattr(owner, name):
+            missing.append(f"{owner.__name__}.{name}")
     ice_source = inspect.getsource(aioice.ice.Connection)
     for needle in ("self._nominated", "get_host_addresses("):
         if needle not in ice_source:
             missing.append(f"aioice.ice.Connection uses {needle}")
     if not hasattr(aioice.ice, "get_host_addresses"):
         missing.append("aioice.ice.get_host_addresses")
+    if not hasattr(aioice.ice.Connection, "set_selected_pair"):
+        missing.append("aioice.ice.Connection.set_selected_pair")
     if not hasattr(aioice.ice.StunProtocol, "send_data"):
         missing.append("aioice.ice.StunProtocol.send_data")
     if missing:

@@ -25,6 +25,8 @@ BOARD = "0e8f5b8a-1b0c-4c3e-9d7e-2f1a3b4c5d6e"
 PTT_ON = protocol.encode(protocol.Ptt(state=True)).decode()
 PTT_OFF = protocol.encode(protocol.Ptt(state=False)).decode()
 KEEPALIVE = protocol.encode(protocol.Keepalive()).decode()
+#: The station's data-channel backlog beyond which the SFU drops commands to it (test config).
+BACKLOG_BYTES = 512
 
 
 @dataclass
@@ -90,7 +92,11 @@ async def connect(pc: RTCPeerConnection, negotiate: Any) -> Client:
 async def station() -> AsyncIterator[Station]:
     log = Log()
     config = SfuConfig(
-        ice_host_addresses=("127.0.0.1",), deadman_s=0.4, tx_timeout_s=2.0, tx_warning_s=1.0
+        ice_host_addresses=("127.0.0.1",),
+        deadman_s=0.5,
+        tx_timeout_s=2.0,
+        tx_warning_s=1.0,
+        max_buffered_data_bytes=BACKLOG_BYTES,
     )
     sfu = Sfu(config, observer=log)
     agent = await connect(peer(), lambda sdp: sfu.connect_agent(BOARD, "Station", sdp))
@@ -134,7 +140,7 @@ async def test_owner_overrides_and_the_previous_holder_is_told(station: Station)
 async def test_deadman_releases_when_keepalives_stop(station: Station) -> None:
     holder = await station.operator("op")
     holder.send(PTT_ON)
-    for _ in range(8):  # 0.8 s of keep-alives: twice the dead-man time, still keyed
+    for _ in range(10):  # 1 s of keep-alives: twice the dead-man time, still keyed
         await asyncio.sleep(0.1)
         holder.send(KEEPALIVE)
     assert station.agent_saw(PTT_OFF) == 0
@@ -220,3 +226,105 @@ async def test_a_room_whose_peers_all_went_away_is_forgotten(station: Station) -
     await op.pc.close()
     await station.agent.pc.close()
     assert await wait_for(lambda: station.sfu.room(BOARD) is None, seconds=5)
+
+
+def stall(client: Client, stalled: bool) -> None:
+    """Stop (or resume) reading the client's ICE socket, as a station on a link that has
+    stopped delivering: the SFU's messages to it pile up unacknowledged."""
+    pair = aiortc_hooks.nominated_pair(client.pc.sctp.transport)
+    assert pair is not None
+    if stalled:
+        pair.protocol.transport.pause_reading()
+    else:
+        pair.protocol.transport.resume_reading()
+
+
+async def back_up_the_station(station: Station, op: Client) -> list[str]:
+    """Stall the station and have `op` send it commands (and keep-alives, should it hold the
+    floor) until the station's data channel is backed up; returns the commands sent."""
+    stall(station.agent, True)
+    room = station.sfu.room(BOARD)
+    assert room is not None and room.agent is not None and room.agent.channel is not None
+    channel = room.agent.channel
+    sent: list[str] = []
+    for _ in range(20):  # bounded: at most 20 rounds of 50 commands
+        op.send(KEEPALIVE)
+        for _ in range(50):
+            sent.append(
+                protocol.encode(protocol.SetFrequency(value=7_000_000 + len(sent))).decode()
+            )
+            op.send(sent[-1])
+        await asyncio.sleep(0.05)
+        if channel.bufferedAmount > BACKLOG_BYTES:
+            return sent
+    raise AssertionError("the station's data channel never backed up")
+
+
+async def test_a_release_reaches_a_backed_up_station_first(station: Station) -> None:
+    op = await station.operator("op")
+    op.send(PTT_ON)
+    assert await wait_for(lambda: station.agent_saw(PTT_ON) == 1)
+    queued = await back_up_the_station(station, op)
+    op.send(PTT_OFF)
+    assert await wait_for(lambda: protocol.Floor(holder=None) in op.got("floor"))
+    stall(station.agent, False)
+    assert await wait_for(lambda: station.agent_saw(PTT_OFF) == 1, seconds=10)
+    # PTT off overtook the commands still waiting for the link
+    inbox = station.agent.inbox
+    assert inbox.index(PTT_OFF) < max(inbox.index(c) for c in queued if c in inbox)
+    assert station.log.events == [("start", "OP", ""), ("end", "OP", "released")]
+
+
+async def test_an_undeliverable_override_leaves_the_holder_keyed(station: Station) -> None:
+    guest = await station.operator("guest")
+    owner = await station.operator("owner", owner=True)
+    guest.send(PTT_ON)
+    assert await wait_for(lambda: station.agent_saw(PTT_ON) == 1)
+    await back_up_the_station(station, guest)
+    owner.send(PTT_ON)
+    assert await wait_for(
+        lambda: any(e.code.value == "station_offline" for e in owner.got("error"))
+    )
+    guest.send(KEEPALIVE)
+    stall(station.agent, False)
+    await asyncio.sleep(0.2)
+    assert guest.got("ptt_released") == []
+    assert station.log.events == [("start", "GUEST", "")]
+    guest.send(PTT_OFF)
+    assert await wait_for(lambda: station.agent_saw(PTT_OFF) == 1, seconds=10)
+
+
+async def test_an_undeliverable_key_does_not_take_the_floor(station: Station) -> None:
+    op = await station.operator("op")
+    queued = await back_up_the_station(station, op)
+    op.send(PTT_ON)
+    assert await wait_for(lambda: any(e.code.value == "station_offline" for e in op.got("error")))
+    stall(station.agent, False)
+    delivered = [c for c in queued if c in station.agent.inbox]
+    assert await wait_for(lambda: station.agent.inbox[-1:] == delivered[-1:], seconds=10)
+    await asyncio.sleep(0.2)
+    assert station.agent_saw(PTT_ON) == 0
+    assert station.log.events == []
+    assert protocol.Floor(holder="OP", you=True) not in op.got("floor")
+
+
+async def test_a_message_over_the_configured_limit_is_refused_unread() -> None:
+    config = SfuConfig(ice_host_addresses=("127.0.0.1",), max_data_message_bytes=100)
+    sfu = Sfu(config)
+    agent = await connect(peer(), lambda sdp: sfu.connect_agent(BOARD, "Station", sdp))
+    station = Station(sfu, Log(), agent)
+    try:
+        op = await station.operator("op")
+        op.send("x" * 101)  # under the protocol's limit, over this server's
+        padded = '{"type":"freq","value":14205000' + " " * 68 + "}"  # 100 bytes: accepted
+        op.send(padded)
+        assert await wait_for(lambda: op.got("error"))
+        error = op.got("error")[0]
+        assert (error.code.value, error.ref) == ("too_large", None)
+        assert "101 bytes" in error.message
+        assert await wait_for(lambda: agent.inbox == ['{"type":"freq","value":14205000}'])
+    finally:
+        for client in [*station.clients, agent]:
+            await client.pc.close()
+        await sfu.close()
+        aiortc_hooks.set_host_addresses(())

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 
 import numpy as np
+import pytest
+from aiortc import RTCPeerConnection
 from aiortc.rtp import RtpPacket
 
 import radiocore_protocol as protocol
+from media.config import SfuConfig
 from media.participant import ParticipantIdentity, Role
 from media.sfu import Sfu
 from radiocore import aiortc_hooks
@@ -26,10 +30,7 @@ def operator(key: str, can_transmit: bool = False) -> ParticipantIdentity:
 
 async def test_rx_packets_reach_every_listener_byte_identical(sfu: Sfu) -> None:
     track = TonePacketTrack()
-    agent = peer()
-    agent.addTransceiver(track, direction="sendrecv")
-    agent.createDataChannel("control")
-    await apply_answer(agent, await sfu.connect_agent(BOARD, "Station", await offer_sdp(agent)))
+    agent = await connect_station(sfu, track)
 
     listeners = []
     captured: list[list[RtpPacket]] = []
@@ -64,9 +65,7 @@ async def test_rx_packets_reach_every_listener_byte_identical(sfu: Sfu) -> None:
 
 async def test_listener_decodes_the_tone(sfu: Sfu) -> None:
     track = TonePacketTrack(frequency=1000.0)
-    agent = peer()
-    agent.addTransceiver(track, direction="sendrecv")
-    await apply_answer(agent, await sfu.connect_agent(BOARD, "Station", await offer_sdp(agent)))
+    agent = await connect_station(sfu, track)
 
     listener = peer()
     listener.addTransceiver("audio", direction="recvonly")
@@ -96,6 +95,7 @@ async def test_tx_audio_only_from_the_floor_holder(sfu: Sfu) -> None:
     agent_messages: list[str] = []
     agent_channel.on("message", agent_messages.append)
     await apply_answer(agent, await sfu.connect_agent(BOARD, "Station", await offer_sdp(agent)))
+    assert await wait_for(lambda: sfu.station_online(BOARD))
     to_agent: list[RtpPacket] = []
     aiortc_hooks.tap_receiver(agent.getTransceivers()[0].receiver, to_agent.append)
 
@@ -135,4 +135,96 @@ async def test_tx_audio_only_from_the_floor_holder(sfu: Sfu) -> None:
 
     for pc, *_ in ops.values():
         await pc.close()
+    await agent.close()
+
+
+async def connect_station(server: Sfu, track: TonePacketTrack | None = None) -> RTCPeerConnection:
+    """A station peer (sending `track`, or nothing) whose control channel is open."""
+    agent = peer()
+    agent.addTransceiver(track or "audio", direction="sendrecv")
+    agent.createDataChannel("control")
+    await apply_answer(agent, await server.connect_agent(BOARD, "Station", await offer_sdp(agent)))
+    assert await wait_for(lambda: server.station_online(BOARD))
+    return agent
+
+
+async def connect_listener(server: Sfu, key: str) -> tuple[RTCPeerConnection, list[RtpPacket]]:
+    """A receive-only operator and the RTP packets it receives (tapped after decryption)."""
+    pc = peer()
+    pc.addTransceiver("audio", direction="recvonly")
+    pc.createDataChannel("control")
+    await apply_answer(pc, await server.connect_operator(BOARD, operator(key), await offer_sdp(pc)))
+    packets: list[RtpPacket] = []
+    aiortc_hooks.tap_receiver(pc.getTransceivers()[0].receiver, packets.append)
+    return pc, packets
+
+
+async def test_a_listener_follows_a_newly_nominated_ice_pair(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = Sfu(SfuConfig(ice_host_addresses=("127.0.0.1", "127.0.0.2")))
+    peers: list[RTCPeerConnection] = []
+    try:
+        peers.append(await connect_station(server, TonePacketTrack()))
+        listener, packets = await connect_listener(server, "op")
+        peers.append(listener)
+        assert await wait_for(lambda: len(packets) >= 25)
+        room = server.room(BOARD)
+        participant = room.participant("op") if room is not None else None
+        assert participant is not None
+        dtls = participant.pc.getTransceivers()[0].sender.transport
+        pair = aiortc_hooks.nominated_pair(dtls)
+        assert pair is not None
+        other = "127.0.0.2" if pair.local_addr[0] == "127.0.0.1" else "127.0.0.1"
+        caplog.set_level(logging.INFO, logger="media.forwarder")
+        aiortc_hooks.select_local_address(dtls, other)  # what ICE does when it renominates
+        heard = len(packets)
+        assert await wait_for(lambda: len(packets) >= heard + 25, seconds=5), "listener went deaf"
+        seqs = [p.sequence_number for p in packets]
+        assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
+        changes = [r for r in caplog.records if "ICE pair" in r.getMessage()]
+        assert len(changes) == 1 and changes[0].levelno == logging.INFO
+    finally:
+        for pc in peers:
+            await pc.close()
+        await server.close()
+        aiortc_hooks.set_host_addresses(())
+
+
+async def test_a_reordered_packet_before_a_source_change_duplicates_no_sequence_number(
+    sfu: Sfu,
+) -> None:
+    agent = await connect_station(sfu)  # sends no audio: the test feeds the room's fan-out
+    listener, packets = await connect_listener(sfu, "op")
+    room = sfu.room(BOARD)
+    assert room is not None
+
+    def forward(ssrc: int, seq: int) -> None:
+        room.rx.forward(
+            RtpPacket(
+                payload_type=111,
+                sequence_number=seq,
+                timestamp=seq * 960,
+                ssrc=ssrc,
+                payload=bytes([seq & 0xFF]) * 20,
+            )
+        )
+
+    for seq in range(1000, 1100):  # until the listener's path is up
+        forward(1, seq)
+        await asyncio.sleep(0.02)
+        if packets:
+            break
+    assert packets, "the listener never heard the source"
+    heard = len(packets)
+    for seq in (1101, 1103, 1102):  # 1102 arrives late
+        forward(1, seq)
+    for seq in (5000, 5001, 5002):  # then another source takes over
+        forward(2, seq)
+    # a reused sequence number would be discarded by the listener's SRTP replay protection
+    assert await wait_for(lambda: len(packets) >= heard + 6, seconds=5), "a packet was lost"
+    await asyncio.sleep(0.1)
+    seqs = [p.sequence_number for p in packets]
+    assert len(seqs) == len(set(seqs)), f"duplicate sequence numbers: {seqs[-8:]}"
+    await listener.close()
     await agent.close()
