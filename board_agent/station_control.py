@@ -10,9 +10,14 @@ It applies the server's control messages to the station, publishes the station's
   (`tx_stopped` "rig_error" and an `error` "rig_error");
 - losing the server: the agent calls `release_ptt()` at once (no `tx_stopped`: nobody to tell).
 
-Keep-alives are handled on arrival (never queued, never sent to the rig), so a backlog of rig
-commands can neither delay them nor be pushed out by them. Unkeying is always attempted, even
-when the rig's state is unknown, bounded in time, and `ptt` turns false only once it was tried.
+Control messages wait for the rig in a bounded `ControlQueue` in which tuning coalesces: the
+latest `freq`, `mode` or `power` wins, so a flood of tuning leaves one command per type waiting
+for the rig, and PTT changes keep their order. Should the queue still drop a message (full of
+PTT changes), the operators get an `error` "rate_limited" and the log a count, each at most
+once a second (`ShedReport`). Keep-alives are handled on arrival (never queued, never sent to
+the rig), so a backlog of rig commands can neither delay them nor be pushed out by them.
+Unkeying is always attempted, even when the rig's state is unknown, bounded in time, and `ptt`
+turns false only once it was tried.
 """
 
 from __future__ import annotations
@@ -41,63 +46,15 @@ from radiocore_protocol import (
 )
 
 from .config import AgentConfig
+from .control_queue import ControlQueue, Displaced
 from .errors import InvalidCommandError, RigOfflineError, RigTimeoutError, StationError
 from .station import StationDriver
 
 logger = logging.getLogger(__name__)
 
-#: Control messages waiting for the rig. Each sets a state, so when the queue is full an old one
-#: is dropped and the newest wins — but never a release of PTT (see `ControlQueue`).
-CONTROL_QUEUE_SIZE: Final = 32
-
-
-class ControlQueue:
-    """Bounded FIFO of control messages. When full it drops the oldest tuning message; if there
-    is none, the oldest key-up; only if it holds nothing but releases, the oldest release (a
-    duplicate). So a backlog behind a slow rig can never swallow a `ptt` false."""
-
-    def __init__(self, maxsize: int) -> None:
-        self._items: collections.deque[OperatorMessage] = collections.deque()
-        self._maxsize = maxsize
-        self._ready = asyncio.Event()
-
-    def qsize(self) -> int:
-        return len(self._items)
-
-    def empty(self) -> bool:
-        return not self._items
-
-    def put_nowait(self, message: OperatorMessage) -> OperatorMessage | None:
-        """Queue `message`; returns the message dropped to make room, if any."""
-        dropped = None
-        if len(self._items) >= self._maxsize:
-            dropped = self._drop_one()
-        self._items.append(message)
-        self._ready.set()
-        return dropped
-
-    def _drop_one(self) -> OperatorMessage:
-        victim: OperatorMessage | None = next(
-            (m for m in self._items if not isinstance(m, Ptt)), None
-        )  # tuning first
-        if victim is None:
-            victim = next((m for m in self._items if isinstance(m, Ptt) and m.state), None)
-        if victim is None:
-            return self._items.popleft()  # only releases: this one is a duplicate
-        self._items.remove(victim)
-        return victim
-
-    def get_nowait(self) -> OperatorMessage:
-        return self._items.popleft()
-
-    def clear(self) -> None:
-        self._items.clear()
-
-    async def get(self) -> OperatorMessage:
-        while not self._items:
-            self._ready.clear()
-            await self._ready.wait()
-        return self._items.popleft()
+#: The operators hear of dropped commands, and the log counts what was dropped or coalesced, at
+#: most this often.
+SHED_REPORT_INTERVAL_S: Final = 1.0
 
 
 Send = Callable[[StationMessage], None]
@@ -107,14 +64,89 @@ def _message_type(message: OperatorMessage) -> str:
     return str(type(message).__struct_config__.tag)
 
 
+class ShedReport:
+    """Counts the control messages the queue displaced and reports them at most once per
+    `interval_s`: the first after a quiet period at once, the rest together when the period is
+    over (so a flood makes one line a second, not one per message).
+
+    A report is one log line — a WARNING when messages were dropped, DEBUG when tuning was only
+    coalesced (the latest value still reaches the rig) — and, when messages were dropped, an
+    `error` `rate_limited` to the operators through `emit` (`ref`: the type last dropped).
+    """
+
+    def __init__(self, interval_s: float, emit: Send) -> None:
+        self._interval_s = interval_s
+        self._emit = emit
+        self._dropped: collections.Counter[str] = collections.Counter()
+        self._last_dropped = ""
+        self._coalesced = 0
+        self._reported_at = -math.inf
+        self._timer: asyncio.TimerHandle | None = None
+
+    def note(self, displaced: Displaced) -> None:
+        if displaced.coalesced:
+            self._coalesced += 1
+        else:
+            self._last_dropped = _message_type(displaced.message)
+            self._dropped[self._last_dropped] += 1
+        if self._timer is not None:
+            return  # a report is due at the end of this period
+        loop = asyncio.get_running_loop()
+        wait = self._reported_at + self._interval_s - loop.time()
+        if wait <= 0:
+            self._report(tell_operators=True)
+        else:
+            self._timer = loop.call_later(wait, self._report, True)
+
+    def close(self) -> None:
+        """The session is over: log what was counted since the last report (nobody is left
+        to tell) and cancel the report due."""
+        self._report(tell_operators=False)
+
+    def _report(self, tell_operators: bool) -> None:
+        """Report what was counted since the last report, if anything, now."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        dropped = self._dropped.total()
+        if not dropped and not self._coalesced:
+            return
+        self._reported_at = asyncio.get_running_loop().time()
+        if dropped:
+            kinds = ", ".join(f"{count} {kind}" for kind, count in self._dropped.most_common())
+            logger.warning(
+                "the rig is not keeping up: dropped %d control message(s) (%s), "
+                "coalesced %d tuning message(s) into newer ones",
+                dropped,
+                kinds,
+                self._coalesced,
+            )
+            if tell_operators:
+                self._emit(
+                    Error(
+                        code=ErrorCode.RATE_LIMITED,
+                        message=f"the station is busy: {dropped} command(s) dropped ({kinds})",
+                        ref=self._last_dropped,
+                    )
+                )
+        else:
+            logger.debug("coalesced %d tuning message(s) into newer ones", self._coalesced)
+        self._dropped.clear()
+        self._coalesced = 0
+
+
 class StationControl:
     """One per agent, owning no task itself: `serve()` runs for one session (until cancelled);
-    `release_ptt()` follows every session."""
+    `release_ptt()` follows every session (and ends the session's pending shed report)."""
 
     def __init__(self, station: StationDriver, config: AgentConfig) -> None:
         self.station = station
         self._config = config
-        self._queue = ControlQueue(CONTROL_QUEUE_SIZE)
+        # tuning coalesces (the latest value wins), so only PTT changes (and the tuning between
+        # them) can fill it; when full, the oldest tuning message or key-up is dropped — never
+        # a release of PTT (see `ControlQueue`)
+        self._queue = ControlQueue(config.control_queue_size)
+        self._shed = ShedReport(SHED_REPORT_INTERVAL_S, self._emit)
         self._send: Send | None = None
         self._ptt = False
         self._keyed_at = 0.0
@@ -147,9 +179,9 @@ class StationControl:
             return
         if isinstance(message, Ptt) and message.state:
             self._last_keepalive = asyncio.get_running_loop().time()
-        dropped = self._queue.put_nowait(message)
-        if dropped is not None:
-            logger.warning("control queue full: dropped a %s message", _message_type(dropped))
+        displaced = self._queue.put_nowait(message)
+        if displaced is not None:
+            self._shed.note(displaced)
 
     async def serve(self, send: Send) -> None:
         """Run for one session, until cancelled: `capabilities` and `status` first, then apply
@@ -167,6 +199,7 @@ class StationControl:
         """The link to the server is gone (or the agent stops): forget queued commands and
         unkey at once. Always attempts the unkey, whatever the agent believes the state is."""
         self._queue.clear()
+        self._shed.close()
         async with self._apply_lock:
             if self._ptt:
                 logger.warning("releasing PTT: %s", reason)

@@ -160,12 +160,13 @@ async def test_refusals_go_back_and_nothing_reaches_the_rig(rigctld: RigctldServ
     async with serving(control) as outbox:
         control.receive('{"type":"freq","value":2000000000}')
         control.receive('{"type":"mode","value":"PKTUSB"}')
+        await wait_for(outbox, lambda m: isinstance(m, Error) and m.ref == "mode", 1)
+        # (queued with the refused one, it would have replaced it: the latest value wins)
         control.receive('{"type":"freq","value":14074000}')
         for _ in range(100):
             if await rig_freq(rigctld.port) == 14_074_000:
                 break
             await asyncio.sleep(0.01)
-        await wait_for(outbox, lambda m: isinstance(m, Error) and m.ref == "mode", 1)
     errors = [(m.code, m.ref) for m in outbox.of(Error) if isinstance(m, Error)]
     assert errors == [(ErrorCode.BAD_REQUEST, "freq"), (ErrorCode.BAD_REQUEST, "mode")]
     assert await rig_mode(rigctld.port) == "FM"  # the dummy's, unchanged
