@@ -1,26 +1,39 @@
 """The board agent's configuration: defaults → TOML file → environment → flags → validated.
 
-One frozen `AgentConfig` per process. Unknown keys are errors wherever they come from (a typo
-must not silently fall back to a default), and the board secret is never shown: it is kept out of
-`repr`, never logged, and may come only from the file or the environment, never from a command
-line flag (which every user of the machine can read in the process list).
+One frozen `AgentConfig` per process, loaded by the loader the server uses
+(`radiocore.configlayers`), so both follow the same rules: unknown keys are errors wherever
+they come from (a typo must not silently fall back to a default), and the board secret is never
+shown: it is kept out of `repr`, never logged, and may come only from the file or the
+environment (`RADIOCORE_AGENT_SECRET`), never from a command-line flag (which every user of the
+machine can read in the process list). The flags are derived from the fields
+(`radiocore.configlayers.add_config_flags`), so a new field is a new flag, with its help.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import logging
 import os
 import re
+import stat
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, TypeAlias
 from urllib.parse import urlsplit
 
-from radiocore_protocol import KEEPALIVE_INTERVAL_S, MAX_SECRET_CHARS, RIG_MODES
+from radiocore.configlayers import LayeredConfigError, load_layered, render_toml, setting
+from radiocore_protocol import (
+    DEADMAN_MIN_KEEPALIVES,
+    KEEPALIVE_INTERVAL_S,
+    MAX_DATA_MESSAGE_BYTES,
+    MAX_DEADMAN_S,
+    MAX_SECRET_CHARS,
+    MIN_DEADMAN_S,
+    RIG_MODES,
+    deadman_refusal,
+)
 
 from .errors import ConfigError
 
@@ -28,9 +41,6 @@ logger = logging.getLogger(__name__)
 
 #: Prefix of the environment variables that configure the agent (`RADIOCORE_AGENT_SECRET`, ...).
 ENV_PREFIX: Final = "RADIOCORE_AGENT_"
-
-#: Keys that must not come from command-line flags.
-_SECRET_KEYS: Final = frozenset({"secret"})
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _MIN_SECRET_CHARS: Final = 16  # the server refuses shorter secrets (`AgentAuth`)
@@ -53,6 +63,10 @@ HAMLIB_PTT_TYPES: Final = (
 _MAX_POLL_HZ: Final = 50
 _MAX_RIG_TIMEOUT_S: Final = 30.0
 _MAX_FREQ_HZ: Final = 300_000_000_000
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MAX_CONTROL_QUEUE_SIZE: Final = 1024
+MAX_CHANNEL_BUFFERED_BYTES: Final = 16 * 1024 * 1024
+_RIG_GROUP: Final = "the rig (Hamlib) and transmit safety"
 
 AudioKind: TypeAlias = Literal["tone", "file", "alsa", "pulse", "null", "raw"]
 
@@ -122,57 +136,176 @@ class AudioSpec:
 
 @dataclass(frozen=True)
 class AgentConfig:
-    """Everything the board agent needs; build it with `AgentConfig.load`."""
+    """Everything the board agent needs, validated on construction; load it with
+    `AgentConfig.load`."""
 
-    server_url: str = "http://127.0.0.1:8080"
-    board_id: str = ""
-    secret: str = field(default="", repr=False)
-    audio_source: str = "tone"
-    audio_sink: str = "null"
-    #: Addresses ICE gathers host candidates on; empty means every interface (aioice default).
-    ice_host_addresses: tuple[str, ...] = ()
-    opus_bitrate: int = 24000
-    reconnect_min_s: float = 1.0
-    reconnect_max_s: float = 60.0
-    status_interval_s: float = 1.0
-    heartbeat_interval_s: float = 1.0
-    #: Bound on one connection attempt: Socket.IO connect, hello, offer/answer, ICE + DTLS up
-    #: to the open data channel (aiortc itself declares a peer `failed` only after ~63 s).
-    connect_timeout_s: float = 20.0
-    #: The agent's own transmit time-out: PTT is released after this long keyed, whatever the
-    #: server says (defence in depth behind the server's time-out timer).
-    tx_timeout_s: float = 180.0
-    #: The agent's own dead-man: while keyed, PTT is released when no `keepalive` (or `ptt`
-    #: on) has arrived from the server for this long.
-    deadman_s: float = 1.0
-    #: The rig: "simulated" (in-process), "rigctld" (connect to a running rigctld at
-    #: rigctld_host:rigctld_port) or "hamlib" (the agent runs rigctld itself, on 127.0.0.1).
-    rig: str = "simulated"
-    rigctld_host: str = "127.0.0.1"
-    #: 0 with rig = "hamlib": the agent picks a free port for the rigctld it runs.
-    rigctld_port: int = 4532
-    #: The rigctld program ("hamlib"): a path, or a name looked up in PATH.
-    rigctld_path: str = "rigctld"
-    #: Hamlib model number ("hamlib"; `rigctl --list`); 1 is Hamlib's dummy rig.
-    rig_model: int = 1
-    #: The rig's serial device or address ("hamlib"), e.g. /dev/ttyUSB0; the dummy needs none.
-    rig_device: str = ""
-    #: Serial speed in baud ("hamlib"); unset: the model's default.
-    rig_speed: int | None = None
-    #: Hamlib PTT type passed as `-P` ("hamlib"), e.g. RIG, DTR, RTS; unset: the model's
-    #: default. The dummy rig on Hamlib 4.5 needs RIG (else PTT answers RPRT -1).
-    rig_ptt_type: str = ""
-    #: How often the rig's state is read (status is sent when it changed).
-    rig_poll_hz: float = 5.0
-    #: Bound on each rigctld request (and on connecting to it).
-    rig_timeout_s: float = 1.0
-    #: Longest pause between attempts to reach rigctld again after it was lost.
-    rig_reconnect_max_s: float = 5.0
-    #: Frequency ranges the station may use, "LOW-HIGH" in Hz, e.g. "7000000-7200000";
-    #: intersected with the rig's own receive ranges. Empty: the rig's ranges.
-    rig_freq_ranges: tuple[str, ...] = ()
-    #: Modes the station may use (protocol spelling); empty: every mode the rig has.
-    rig_modes: tuple[str, ...] = ()
+    server_url: str = setting(
+        "http://127.0.0.1:8080",
+        "the RadioCore server's URL, e.g. https://radio.example.org",
+        flag="--server",
+        metavar="URL",
+    )
+    board_id: str = setting(
+        "", "this board's id (a UUID, shown when the board is registered); required", metavar="UUID"
+    )
+    secret: str = setting(
+        "",
+        f"this board's secret ({_MIN_SECRET_CHARS} … {MAX_SECRET_CHARS} characters, shown once "
+        "when the board is registered); required",
+        secret=True,
+    )
+    audio_source: str = setting(
+        "tone",
+        "receiver audio sent to operators: tone, tone:HZ, file:PATH, alsa:DEVICE, pulse:DEVICE",
+        metavar="SPEC",
+    )
+    audio_sink: str = setting(
+        "null",
+        "where operators' TX audio goes: null, raw:PATH, alsa:DEVICE, pulse:DEVICE",
+        metavar="SPEC",
+    )
+    ice_host_addresses: tuple[str, ...] = setting(
+        (),
+        "addresses ICE gathers host candidates on; empty: every interface",
+        flag="--ice-host-address",
+        metavar="IP",
+    )
+    opus_bitrate: int = setting(24000, "Opus bit rate of the receiver audio, 6000 … 510000 bit/s")
+    reconnect_min_s: float = setting(
+        1.0, "first pause before connecting again after the server was lost, seconds"
+    )
+    reconnect_max_s: float = setting(
+        60.0, "longest pause between attempts to reach the server (the pause doubles up to it)"
+    )
+    status_interval_s: float = setting(
+        1.0, "longest time between two status messages, even when nothing changed, seconds"
+    )
+    heartbeat_interval_s: float = setting(1.0, "seconds between heartbeats on the control channel")
+    connect_timeout_s: float = setting(
+        20.0,
+        "bound on one connection attempt (Socket.IO, hello, offer/answer, ICE and DTLS up to "
+        "the open data channel), seconds; aiortc alone gives up only after about 63 s",
+    )
+    tx_timeout_s: float = setting(
+        180.0,
+        "the station's own TX time-out: PTT is released after this long keyed, whatever the "
+        "server says, seconds",
+        flag="--tx-timeout",
+        metavar="S",
+        group=_RIG_GROUP,
+    )
+    deadman_s: float = setting(
+        1.0,
+        "the station's own dead-man: while keyed, PTT is released when no keep-alive has come "
+        f"from the server for this long; {MIN_DEADMAN_S:g} … {MAX_DEADMAN_S:g} s (at least "
+        f"{DEADMAN_MIN_KEEPALIVES} keep-alive intervals of {KEEPALIVE_INTERVAL_S:g} s)",
+        flag="--deadman",
+        metavar="S",
+        group=_RIG_GROUP,
+    )
+    rig: str = setting(
+        "simulated",
+        "the rig: simulated (in-process), rigctld (connect to a running rigctld at "
+        "rigctld_host:rigctld_port) or hamlib (the agent runs rigctld itself, on 127.0.0.1)",
+        choices=RIG_KINDS,
+        group=_RIG_GROUP,
+    )
+    rigctld_host: str = setting(
+        "127.0.0.1", "rigctld's address (rig = rigctld)", metavar="HOST", group=_RIG_GROUP
+    )
+    rigctld_port: int = setting(
+        4532,
+        "rigctld's port; 0 with rig = hamlib: the agent picks a free one",
+        metavar="PORT",
+        group=_RIG_GROUP,
+    )
+    rigctld_path: str = setting(
+        "rigctld",
+        "the rigctld program (rig = hamlib): a path, or a name looked up in PATH",
+        metavar="PATH",
+        group=_RIG_GROUP,
+    )
+    rig_model: int = setting(
+        1,
+        "Hamlib model number (rig = hamlib; `rigctl --list`); 1 is Hamlib's dummy rig",
+        group=_RIG_GROUP,
+    )
+    rig_device: str = setting(
+        "",
+        "the rig's serial device or address (rig = hamlib), e.g. /dev/ttyUSB0; the dummy needs "
+        "none",
+        metavar="DEVICE",
+        group=_RIG_GROUP,
+    )
+    rig_speed: int | None = setting(
+        None,
+        "serial speed in baud (rig = hamlib); unset: the model's default",
+        metavar="BAUD",
+        group=_RIG_GROUP,
+    )
+    rig_ptt_type: str = setting(
+        "",
+        f"Hamlib PTT type, rigctld's -P (rig = hamlib): {', '.join(HAMLIB_PTT_TYPES)}; empty: "
+        "the model's default (the dummy rig on Hamlib 4.5 needs RIG)",
+        metavar="TYPE",
+        group=_RIG_GROUP,
+    )
+    rig_poll_hz: float = setting(
+        5.0,
+        f"how often the rig's state is read, 1 … {_MAX_POLL_HZ} per second (status is sent "
+        "when it changed)",
+        metavar="HZ",
+        group=_RIG_GROUP,
+    )
+    rig_timeout_s: float = setting(
+        1.0,
+        "bound on each rigctld request and on connecting to it, seconds",
+        flag="--rig-timeout",
+        metavar="S",
+        group=_RIG_GROUP,
+    )
+    rig_reconnect_max_s: float = setting(
+        5.0,
+        "longest pause between attempts to reach rigctld again after it was lost, seconds",
+        metavar="S",
+        group=_RIG_GROUP,
+    )
+    rig_freq_ranges: tuple[str, ...] = setting(
+        (),
+        "frequency ranges the station may use, LOW-HIGH in Hz, e.g. 7000000-7200000, "
+        "intersected with the rig's own; empty: the rig's ranges",
+        flag="--rig-freq-range",
+        metavar="LOW-HIGH",
+        group=_RIG_GROUP,
+    )
+    rig_modes: tuple[str, ...] = setting(
+        (),
+        "modes the station may use; empty: every mode the rig has",
+        flag="--rig-mode",
+        choices=RIG_MODES,
+        metavar="MODE",
+        group=_RIG_GROUP,
+    )
+    control_queue_size: int = setting(
+        32,
+        "control messages waiting for the rig (tuning coalesces: the latest value wins); when "
+        "full the oldest tuning message or key-up is dropped, never a release of PTT; "
+        f"1 … {MAX_CONTROL_QUEUE_SIZE}",
+        group=_RIG_GROUP,
+    )
+    max_channel_buffered_bytes: int = setting(
+        64 * 1024,
+        "bytes queued on the control channel above which status and heartbeats are skipped "
+        f"rather than queued; {MAX_DATA_MESSAGE_BYTES} … {MAX_CHANNEL_BUFFERED_BYTES}",
+    )
+    log_level: str = setting(
+        "INFO", f"log level: {', '.join(LOG_LEVELS)} (any case)", metavar="LEVEL"
+    )
+
+    def __post_init__(self) -> None:
+        # frozen: the canonical spelling replaces what was given, once, at construction
+        object.__setattr__(self, "log_level", self.log_level.upper())
+        self.validate()
 
     @classmethod
     def load(
@@ -181,25 +314,32 @@ class AgentConfig:
         *,
         env: Mapping[str, str] | None = None,
         overrides: Mapping[str, object] | None = None,
+        sources: MutableMapping[str, str] | None = None,
     ) -> AgentConfig:
         """Layer defaults, the TOML file at `path`, `env` (`RADIOCORE_AGENT_*`) and `overrides`
-        (from command-line flags; `None` values are skipped), then validate.
+        (dotted keys from command-line flags, never the secret), then validate. `sources`
+        receives the layer of every key set (see `radiocore.configlayers.load_layered`).
 
         Raises `ConfigError` naming the offending key.
         """
-        values: dict[str, object] = {}
-        if path is not None:
-            values.update(_read_file(Path(path)))
-        if env is not None:
-            values.update(_read_env(env))
-        if overrides is not None:
-            values.update(_read_overrides(overrides))
-        config = cls(**values)  # type: ignore[arg-type]  # every value was type-checked above
-        config.validate()
-        return config
+        file = Path(path) if path is not None else None
+        if file is not None:
+            _warn_if_secret_is_exposed(file)
+        try:
+            return load_layered(
+                cls,
+                file=file,
+                env=env if env is not None else {},
+                env_prefix=ENV_PREFIX,
+                overrides=overrides if overrides is not None else {},
+                sources=sources,
+            )
+        except LayeredConfigError as exc:
+            raise ConfigError(str(exc)) from None
 
     def validate(self) -> None:
-        """Raise `ConfigError` if any value is out of range or inconsistent."""
+        """Raise `ConfigError` if any value is out of range or inconsistent (construction
+        already did)."""
         url = urlsplit(self.server_url)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ConfigError(
@@ -220,6 +360,8 @@ class AgentConfig:
             raise ConfigError(
                 f"secret must be {_MIN_SECRET_CHARS} … {MAX_SECRET_CHARS} characters long"
             )
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ConfigError(f"log_level {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
         AudioSpec.parse_source(self.audio_source)
         AudioSpec.parse_sink(self.audio_sink)
         for address in self.ice_host_addresses:
@@ -243,16 +385,28 @@ class AgentConfig:
                 f"reconnect_max_s ({self.reconnect_max_s}) must not be less than "
                 f"reconnect_min_s ({self.reconnect_min_s})"
             )
+        if not 1 <= self.control_queue_size <= MAX_CONTROL_QUEUE_SIZE:
+            raise ConfigError(
+                f"control_queue_size must be between 1 and {MAX_CONTROL_QUEUE_SIZE}, "
+                f"not {self.control_queue_size}"
+            )
+        if (
+            not MAX_DATA_MESSAGE_BYTES
+            <= self.max_channel_buffered_bytes
+            <= (MAX_CHANNEL_BUFFERED_BYTES)
+        ):
+            raise ConfigError(
+                f"max_channel_buffered_bytes must be between {MAX_DATA_MESSAGE_BYTES} (one "
+                f"message) and {MAX_CHANNEL_BUFFERED_BYTES}, not {self.max_channel_buffered_bytes}"
+            )
         self._validate_rig()
 
     def _validate_rig(self) -> None:
         if self.rig not in RIG_KINDS:
             raise ConfigError(f"rig {self.rig!r} is not one of {', '.join(RIG_KINDS)}")
-        if not self.deadman_s > KEEPALIVE_INTERVAL_S:
-            raise ConfigError(
-                f"deadman_s ({self.deadman_s}) must be longer than the operators' keep-alive "
-                f"interval ({KEEPALIVE_INTERVAL_S} s)"
-            )
+        refusal = deadman_refusal("deadman_s", self.deadman_s)
+        if refusal is not None:
+            raise ConfigError(refusal)
         if not 1 <= self.rig_poll_hz <= _MAX_POLL_HZ:
             raise ConfigError(f"rig_poll_hz {self.rig_poll_hz} is outside 1 … {_MAX_POLL_HZ}")
         if not 0 < self.rig_timeout_s <= _MAX_RIG_TIMEOUT_S:
@@ -310,106 +464,30 @@ class AgentConfig:
         return tuple(ranges)
 
 
-_FIELDS: Final = {f.name: f for f in dataclasses.fields(AgentConfig)}
-
-
-def _field_kind(name: str) -> str:
-    """'str', 'int', 'float' or 'tuple' (the annotation, as a string under PEP 563)."""
-    annotation = str(_FIELDS[name].type).removesuffix(" | None")
-    return "tuple" if annotation.startswith("tuple") else annotation
-
-
-def _optional(name: str) -> bool:
-    """Whether the field may be None (unset); the empty environment variable unsets it."""
-    return str(_FIELDS[name].type).endswith(" | None")
-
-
-def _check_key(name: str, where: str) -> None:
-    if name not in _FIELDS:
-        known = ", ".join(sorted(_FIELDS))
-        raise ConfigError(f"{where}: unknown key {name!r} (known keys: {known})")
-
-
-def _coerce(name: str, value: object, where: str) -> object:
-    """A typed value from TOML or flags; bools are not numbers here."""
-    kind = _field_kind(name)
-    if kind == "str" and isinstance(value, str):
-        return value
-    if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if kind == "float" and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if (
-        kind == "tuple"
-        and isinstance(value, list | tuple)
-        and all(isinstance(v, str) for v in value)
-    ):
-        return tuple(value)
-    wanted = {"str": "a string", "int": "an integer", "float": "a number"}.get(
-        kind, "a list of strings"
+def render_agent_config(config: AgentConfig, sources: Mapping[str, str] | None = None) -> str:
+    """The effective configuration as TOML `AgentConfig.load` reads back, the secret redacted
+    (`radiocore agent --print-config`); `sources` (from `load`) names each value's layer."""
+    header = (
+        "# RadioCore board agent: the effective configuration, from defaults, the --config\n"
+        f"# file, {ENV_PREFIX}* environment variables and flags, in that order. The secret is\n"
+        "# redacted and commented out: set it in the environment. The comment after each\n"
+        "# value names where it came from.\n\n"
     )
-    raise ConfigError(f"{where}: {name} must be {wanted}, not {type(value).__name__}")
+    return header + render_toml(config, env_prefix=ENV_PREFIX, sources=sources)
 
 
-def _read_file(path: Path) -> dict[str, object]:
+def _warn_if_secret_is_exposed(path: Path) -> None:
+    """Warn when the file at `path` holds the secret but other users may read it (the loader
+    reports a missing or broken file)."""
     try:
+        if not path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            return
         with path.open("rb") as file:
-            data = tomllib.load(file)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"config file {str(path)!r} cannot be read: {exc.strerror}") from None
-    if "secret" in data and path.stat().st_mode & 0o077:
+            holds_secret = "secret" in tomllib.load(file)
+    except (OSError, tomllib.TOMLDecodeError):
+        return
+    if holds_secret:
         logger.warning(
             "config file %s holds the board secret but is readable by other users (chmod 600 it)",
             path,
         )
-    values: dict[str, object] = {}
-    for name, value in data.items():
-        _check_key(name, f"config file {str(path)!r}")
-        values[name] = _coerce(name, value, f"config file {str(path)!r}")
-    return values
-
-
-def _read_env(env: Mapping[str, str]) -> dict[str, object]:
-    values: dict[str, object] = {}
-    for variable, text in env.items():
-        if not variable.startswith(ENV_PREFIX):
-            continue
-        name = variable[len(ENV_PREFIX) :].lower()
-        _check_key(name, f"environment variable {variable}")
-        kind = _field_kind(name)
-        value: object
-        try:
-            if _optional(name) and not text.strip():
-                value = None
-            elif kind == "int":
-                value = int(text)
-            elif kind == "float":
-                value = float(text)
-            elif kind == "tuple":
-                value = tuple(part.strip() for part in text.split(",") if part.strip())
-            else:
-                value = text
-        except ValueError:
-            # never echo the value: it might be the secret put in the wrong variable
-            raise ConfigError(f"environment variable {variable} must be a {kind}") from None
-        values[name] = value
-    return values
-
-
-def _read_overrides(overrides: Mapping[str, object]) -> dict[str, object]:
-    values: dict[str, object] = {}
-    for name, value in overrides.items():
-        if value is None:
-            continue
-        _check_key(name, "command line")
-        if name in _SECRET_KEYS:
-            raise ConfigError(
-                f"the secret must not be given on the command line; set {ENV_PREFIX}SECRET "
-                "or `secret` in the config file"
-            )
-        values[name] = _coerce(name, value, "command line")
-    return values

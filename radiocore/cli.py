@@ -1,7 +1,10 @@
-"""`radiocore`: one command with subcommands (serve, agent, demo, user, board, bench).
+"""`radiocore`: one command with subcommands (serve, agent, demo, user, board, config, bench).
 
 Subcommands import what they need only when run, so `radiocore agent` works on a station
-that has only the light `[agent]` extra installed.
+that has only the light `[agent]` extra installed (it is handed to `board_agent.cli` before
+anything of the server is imported). The server's flags are derived from `ServerConfig`
+(`radiocore.configlayers.add_config_flags`), as the agent's are from `AgentConfig`: a new setting
+is a new flag, with its help, and no table maps flags to keys by hand.
 """
 
 from __future__ import annotations
@@ -10,43 +13,24 @@ import argparse
 import asyncio
 import getpass
 import json
-import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
+def _server_flags(parser: argparse.ArgumentParser, *, exclude: tuple[str, ...] = ()) -> None:
+    """`--config` and a flag per server setting (derived from `ServerConfig`) but `exclude`."""
+    from radiocore.configlayers import add_config_flags
+    from signaling.config import ServerConfig
 
-def _server_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", type=Path, help="TOML config file")
-    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port to listen on (default 8080)")
-    parser.add_argument("--data-dir", type=Path, help="where the SQLite database lives")
     parser.add_argument(
-        "--ice-host-address",
-        action="append",
-        metavar="IP",
-        help="gather ICE host candidates only on this address (repeatable; default: all)",
+        "--config",
+        metavar="FILE",
+        type=Path,
+        help="TOML config file (every key: deploy/server.example.toml)",
     )
-    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
-
-
-def _overrides(args: argparse.Namespace) -> dict[str, object]:
-    overrides: dict[str, object] = {}
-    for flag, key in (
-        ("host", "host"),
-        ("port", "port"),
-        ("data_dir", "data_dir"),
-        ("log_level", "log_level"),
-    ):
-        value = getattr(args, flag, None)
-        if value is not None:
-            overrides[key] = value
-    if getattr(args, "ice_host_address", None):
-        overrides["ice.host_addresses"] = tuple(args.ice_host_address)
-    return overrides
+    add_config_flags(parser, ServerConfig, exclude=exclude)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,8 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="radiocore", description="Operate a remote radio station from a browser."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    settings = (
+        "Settings come from defaults, the --config TOML file, RADIOCORE_<KEY> environment "
+        "variables (RADIOCORE_<SECTION>__<KEY> in a section) and these flags, in that order; "
+        "secrets only from the environment or the file."
+    )
 
-    serve = commands.add_parser("serve", help="run the signaling server and SFU")
+    serve = commands.add_parser(
+        "serve", help="run the signaling server and SFU", description=settings
+    )
     _server_flags(serve)
 
     commands.add_parser(
@@ -65,9 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     demo = commands.add_parser(
-        "demo", help="run the server with a simulated station (SQLite, one node)"
+        "demo",
+        help="run the server with a simulated station (SQLite, one node)",
+        description=settings,
     )
-    _server_flags(demo)
+    _server_flags(demo, exclude=("demo",))
     demo.add_argument(
         "--audio-source", default="tone", help="the simulated station's RX audio (default tone)"
     )
@@ -77,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     user_add = user_commands.add_parser(
         "add", help="create an account (password from RADIOCORE_PASSWORD or a prompt)"
     )
-    _server_flags(user_add)
+    _server_flags(user_add, exclude=("demo",))
     user_add.add_argument("--email", required=True)
     user_add.add_argument("--callsign", required=True)
 
@@ -86,16 +79,35 @@ def build_parser() -> argparse.ArgumentParser:
     board_add = board_commands.add_parser(
         "add", help="register a board; prints its id and secret once"
     )
-    _server_flags(board_add)
+    _server_flags(board_add, exclude=("demo",))
     board_add.add_argument("--owner", required=True, metavar="EMAIL")
     board_add.add_argument("--name", required=True)
     board_grant = board_commands.add_parser(
         "grant", help="let another operator listen to or transmit on a board (or revoke)"
     )
-    _server_flags(board_grant)
+    _server_flags(board_grant, exclude=("demo",))
     board_grant.add_argument("--board", required=True, metavar="UUID")
     board_grant.add_argument("--email", required=True, help="the operator's account")
     board_grant.add_argument("--right", required=True, choices=["listen", "transmit", "none"])
+
+    config = commands.add_parser("config", help="inspect the configuration")
+    config_commands = config.add_subparsers(dest="action", required=True)
+    show = config_commands.add_parser(
+        "show",
+        help="print the effective server configuration as TOML, secrets redacted",
+        description=(
+            "Print the configuration `radiocore serve` would run with, given the same file, "
+            "environment and flags, as TOML it reads back; secrets are redacted. With --agent, "
+            "the board agent's, given `radiocore agent`'s flags. " + settings
+        ),
+    )
+    show.add_argument(
+        "--agent",
+        action="store_true",
+        help="show the board agent's configuration instead (same as `radiocore agent "
+        "--print-config`; takes the agent's flags)",
+    )
+    _server_flags(show)
 
     bench = commands.add_parser("bench", help="measure the SFU (JSON output)")
     bench_commands = bench.add_subparsers(dest="target", required=True)
@@ -114,18 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format=_LOG_FORMAT, stream=sys.stderr)
-    if logging.getLogger().level > logging.DEBUG:
-        logging.getLogger("aioice").setLevel(logging.WARNING)  # a line per ICE check
-
-
 def main(argv: list[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] == "agent":
         from board_agent.cli import main as agent_main
 
         return agent_main(args_list[1:])
+    if args_list[:2] == ["config", "show"] and "--agent" in args_list[2:]:
+        from board_agent.cli import main as agent_main
+
+        rest = args_list[2:]
+        rest.remove("--agent")
+        return agent_main(["--print-config", *rest])
     args = build_parser().parse_args(args_list)
     try:
         if args.command == "serve":
@@ -134,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             from radiocore.demo import run_demo
 
             return run_demo(args, _load_config(args, demo=True))
+        if args.command == "config":
+            return _config_show(args)
         if args.command == "user":
             return asyncio.run(_user_add(args))
         if args.command == "board" and args.action == "grant":
@@ -158,22 +172,35 @@ class _CliError(Exception):
     pass
 
 
-def _load_config(args: argparse.Namespace, *, demo: bool = False) -> Any:
-    from signaling.config import load_server_config
+def _load_config(
+    args: argparse.Namespace, *, demo: bool = False, sources: dict[str, str] | None = None
+) -> Any:
+    from radiocore.configlayers import flag_overrides
+    from signaling.config import ServerConfig, load_server_config
     from signaling.errors import ConfigError
 
-    overrides = _overrides(args)
+    overrides = flag_overrides(args, ServerConfig)
     if demo:
         overrides["demo"] = True
     try:
-        return load_server_config(args.config, os.environ, overrides)
+        return load_server_config(args.config, os.environ, overrides, sources=sources)
     except ConfigError as exc:
         raise _CliError(exc.message) from None
+
+
+def _config_show(args: argparse.Namespace) -> int:
+    from signaling.config import render_server_config
+
+    sources: dict[str, str] = {}
+    config = _load_config(args, sources=sources)
+    sys.stdout.write(render_server_config(config, sources))
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from radiocore.logs import configure_logging
     from signaling.app import create_app
 
     config = _load_config(args)
@@ -183,19 +210,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _user_add(args: argparse.Namespace) -> int:
-    from signaling.auth import hash_password_async
+    from signaling.accounts import create_account
     from signaling.errors import SignalingError
     from signaling.store import create_store
 
     config = _load_config(args, demo=True)  # no JWT is issued here: no secret needed
     password = os.environ.get("RADIOCORE_PASSWORD") or getpass.getpass("Password: ")
-    if len(password) < 8:
-        raise _CliError("the password must have at least 8 characters")
     async with create_store(config.database_url, config.data_dir) as store:
         try:
-            user = await store.create_user(
-                args.email, await hash_password_async(password), args.callsign
-            )
+            user = await create_account(store, args.email, password, args.callsign)
         except SignalingError as exc:
             raise _CliError(exc.message) from None
     print(json.dumps({"user_id": user.id, "email": user.email, "callsign": user.callsign}))
@@ -203,7 +226,7 @@ async def _user_add(args: argparse.Namespace) -> int:
 
 
 async def _board_add(args: argparse.Namespace) -> int:
-    from signaling.auth import hash_board_secret, new_board_secret
+    from signaling.accounts import register_board
     from signaling.store import create_store
 
     config = _load_config(args, demo=True)
@@ -211,8 +234,8 @@ async def _board_add(args: argparse.Namespace) -> int:
         owner = await store.get_user_by_email(args.owner)
         if owner is None:
             raise _CliError(f"no account with email {args.owner}")
-        secret = new_board_secret()
-        board = await store.create_board(owner.id, args.name, hash_board_secret(secret))
+        registered = await register_board(store, owner.id, args.name)
+    board, secret = registered.board, registered.secret
     print(f"Board {board.name!r} registered with id {board.id}.", file=sys.stderr)
     print(
         "Its secret is printed once, below; put it in the agent's environment as "

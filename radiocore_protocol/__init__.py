@@ -21,6 +21,7 @@ from radiocore_protocol.constants import (
     KEEPALIVE_INTERVAL_S,
     MAX_CANDIDATE_CHARS,
     MAX_DATA_MESSAGE_BYTES,
+    MAX_DEADMAN_S,
     MAX_FREQUENCY_HZ,
     MAX_MESSAGES_PER_SECOND,
     MAX_SDP_CHARS,
@@ -33,6 +34,7 @@ from radiocore_protocol.constants import (
     MIN_SECRET_CHARS,
     OPERATOR_NAMESPACE,
     RIG_MODES,
+    deadman_refusal,
 )
 from radiocore_protocol.errors import (
     ErrorCode,
@@ -101,6 +103,7 @@ __all__ = [
     "KEEPALIVE_INTERVAL_S",
     "MAX_CANDIDATE_CHARS",
     "MAX_DATA_MESSAGE_BYTES",
+    "MAX_DEADMAN_S",
     "MAX_FREQUENCY_HZ",
     "MAX_MESSAGES_PER_SECOND",
     "MAX_SDP_CHARS",
@@ -158,6 +161,7 @@ __all__ = [
     "TxEndReason",
     "TxStopped",
     "TxWarning",
+    "deadman_refusal",
     "decode_operator_message",
     "decode_payload",
     "decode_server_message",

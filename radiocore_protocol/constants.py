@@ -34,8 +34,9 @@ KEEPALIVE_INTERVAL_S: Final = 0.25
 #: A dead-man time must leave room for this many keep-alive intervals, so that one late or
 #: lost keep-alive never cuts a transmission: server and station both refuse a shorter one.
 DEADMAN_MIN_KEEPALIVES: Final = 2
-#: The shortest dead-man time server and station accept (seconds).
+#: The shortest and longest dead-man times server and station accept (seconds).
 MIN_DEADMAN_S: Final = KEEPALIVE_INTERVAL_S * DEADMAN_MIN_KEEPALIVES
+MAX_DEADMAN_S: Final = 60.0
 
 #: Frequencies the protocol can carry, in Hz.
 MIN_FREQUENCY_HZ: Final = 1
@@ -60,3 +61,16 @@ RIG_MODES: Final = (
 #: Board ids: UUIDs written in lower-case hex with dashes (the server also accepts upper case
 #: in REST paths and answers with the canonical form).
 BOARD_ID_PATTERN: Final = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
+def deadman_refusal(key: str, value: float) -> str | None:
+    """Why `value` cannot be the dead-man time `key` (a sentence for a config error), or None.
+
+    One rule for the server's `floor.deadman_s` and the station's `deadman_s`."""
+    if MIN_DEADMAN_S <= value <= MAX_DEADMAN_S:
+        return None
+    return (
+        f"{key} must be {MIN_DEADMAN_S:g} … {MAX_DEADMAN_S:g} s (at least "
+        f"{DEADMAN_MIN_KEEPALIVES} keep-alive intervals of {KEEPALIVE_INTERVAL_S:g} s, so that "
+        f"one late keep-alive does not cut a transmission), not {value}"
+    )

@@ -6,8 +6,11 @@ Environment names: `RADIOCORE_<KEY>` for a top-level key, `RADIOCORE_<SECTION>__
 of a section, e.g. `RADIOCORE_SECRET`, `RADIOCORE_PORT`, `RADIOCORE_ICE__HOST_ADDRESSES`,
 `RADIOCORE_LIMITS__MAX_SDP_CHARS`.
 
-The JWT secret and the database URL (which may carry a password) never appear in `repr`,
-`str`, `summary()` or an error message.
+The JWT secret and the database URL (which may carry a password) are secrets: never taken
+from a command-line flag, and never shown in `repr`, `str`, `summary()`, an error message or
+`render_server_config` (which prints them redacted). The flags of `radiocore serve` are derived
+from these dataclasses (`radiocore.configlayers.add_config_flags`); every field says what it
+means (`setting`), and deploy/server.example.toml lists them all (a test keeps it complete).
 """
 
 from __future__ import annotations
@@ -16,14 +19,24 @@ import dataclasses
 import importlib.util
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
-from radiocore.configlayers import LayeredConfigError, load_layered
-from radiocore_protocol import MAX_DATA_MESSAGE_BYTES, MAX_MESSAGES_PER_SECOND, MAX_SDP_CHARS
+from radiocore.configlayers import LayeredConfigError, load_layered, render_toml, setting
+from radiocore_protocol import (
+    DEADMAN_MIN_KEEPALIVES,
+    KEEPALIVE_INTERVAL_S,
+    MAX_DATA_MESSAGE_BYTES,
+    MAX_DEADMAN_S,
+    MAX_MESSAGES_PER_SECOND,
+    MAX_SDP_CHARS,
+    MAX_SOCKETIO_FRAME_BYTES,
+    MIN_DEADMAN_S,
+    deadman_refusal,
+)
 from signaling.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -37,6 +50,10 @@ MIN_SECRET_CHARS: Final = 32
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DATABASE_SCHEMES: Final = ("sqlite", "postgres", "postgresql")
 ICE_URL_SCHEMES: Final = ("stun:", "stuns:", "turn:", "turns:")
+# Upper bounds of limits the protocol does not fix: beyond them a setting is a mistake.
+MAX_LISTENER_QUEUE_PACKETS: Final = 1024  # 20 s of 20 ms audio
+MAX_BUFFERED_DATA_BYTES: Final = 16 * 1024 * 1024
+MAX_EARLY_CANDIDATES: Final = 1024
 
 # Fragments of the placeholders people copy from examples; a secret containing one is refused.
 _PLACEHOLDER_FRAGMENTS: Final = (
@@ -64,69 +81,207 @@ _SECRET_HOWTO: Final = (
 )
 
 
+def redact_url(url: str) -> str:
+    """`url` with any password replaced by `***`, for logs and messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
 @dataclass(frozen=True)
 class IceConfig:
     """ICE as the server's peer connections and its clients see it."""
 
-    #: Addresses aioice gathers host candidates on; empty means every interface.
-    host_addresses: tuple[str, ...] = ()
-    #: STUN/TURN URLs: the explicit ICE server list given to peers (never a library default).
-    servers: tuple[str, ...] = ()
+    host_addresses: tuple[str, ...] = setting(
+        (),
+        "addresses ICE gathers host candidates on; empty: every interface",
+        flag="--ice-host-address",
+        metavar="IP",
+    )
+    servers: tuple[str, ...] = setting(
+        (),
+        "STUN/TURN URLs (stun:, stuns:, turn:, turns:) given to every peer as its ICE servers; "
+        "empty: none (never a library default)",
+        flag="--ice-server",
+        metavar="URL",
+    )
 
 
 @dataclass(frozen=True)
 class LimitsConfig:
-    """Bounds on what clients may send and on what the server buffers."""
+    """Bounds on what clients may send and on what the server buffers (each one enforced).
 
-    max_sdp_chars: int = MAX_SDP_CHARS
-    max_data_message_bytes: int = MAX_DATA_MESSAGE_BYTES
-    #: Packets queued per listener before the oldest is dropped.
-    listener_queue_packets: int = 64
-    max_http_buffer_bytes: int = 1_000_000
-    #: Socket.IO events one connection may send per second; the excess gets `rate_limited`.
-    max_events_per_second: int = MAX_MESSAGES_PER_SECOND
-    #: Data-channel messages one peer may send per second; the excess gets `rate_limited`.
-    max_data_messages_per_second: int = MAX_MESSAGES_PER_SECOND
+    The protocol promises peers its maxima (`radiocore_protocol`): the server may be stricter,
+    never looser.
+    """
+
+    max_sdp_chars: int = setting(
+        MAX_SDP_CHARS, "longest SDP offer or answer a peer may send, in characters"
+    )
+    max_data_message_bytes: int = setting(
+        MAX_DATA_MESSAGE_BYTES,
+        "largest data-channel message a peer may send, in bytes (larger ones get `too_large`)",
+    )
+    listener_queue_packets: int = setting(
+        64, "audio packets queued per listener before the oldest is dropped"
+    )
+    max_http_buffer_bytes: int = setting(
+        MAX_SOCKETIO_FRAME_BYTES,
+        "largest Socket.IO frame or HTTP request body the server reads, in bytes; it must hold "
+        "the longest SDP",
+    )
+    max_json_body_bytes: int = setting(
+        16_384, "largest JSON body of a REST request, in bytes (at most max_http_buffer_bytes)"
+    )
+    max_events_per_second: int = setting(
+        MAX_MESSAGES_PER_SECOND,
+        "Socket.IO events one connection may send per second; the excess gets `rate_limited`",
+    )
+    max_data_messages_per_second: int = setting(
+        MAX_MESSAGES_PER_SECOND,
+        "data-channel messages one peer may send per second; the excess gets `rate_limited`",
+    )
+    max_buffered_data_bytes: int = setting(
+        262_144,
+        "data-channel bytes queued to one peer before further messages to it are dropped "
+        "(a slow peer must not make the server hoard memory)",
+    )
+    max_early_candidates: int = setting(
+        32,
+        "trickled ICE candidates kept for a connection whose offer is still being applied; "
+        "later ones are dropped",
+    )
+
+    def __post_init__(self) -> None:
+        # (key, value, lowest, highest, why the bound): the protocol's maxima first, since a
+        # peer may rely on them (the server may be stricter, never looser)
+        bounds: tuple[tuple[str, int, int, int, str], ...] = (
+            ("max_sdp_chars", self.max_sdp_chars, 1, MAX_SDP_CHARS, ""),
+            ("max_data_message_bytes", self.max_data_message_bytes, 1, MAX_DATA_MESSAGE_BYTES, ""),
+            ("max_events_per_second", self.max_events_per_second, 1, MAX_MESSAGES_PER_SECOND, ""),
+            (
+                "max_data_messages_per_second",
+                self.max_data_messages_per_second,
+                1,
+                MAX_MESSAGES_PER_SECOND,
+                "",
+            ),
+            (
+                "max_http_buffer_bytes",
+                self.max_http_buffer_bytes,
+                self.max_sdp_chars,
+                MAX_SOCKETIO_FRAME_BYTES,
+                " (a frame must hold the longest SDP, limits.max_sdp_chars)",
+            ),
+            (
+                "max_json_body_bytes",
+                self.max_json_body_bytes,
+                1,
+                self.max_http_buffer_bytes,
+                " (limits.max_http_buffer_bytes bounds every request body)",
+            ),
+            (
+                "listener_queue_packets",
+                self.listener_queue_packets,
+                1,
+                MAX_LISTENER_QUEUE_PACKETS,
+                "",
+            ),
+            (
+                "max_buffered_data_bytes",
+                self.max_buffered_data_bytes,
+                self.max_data_message_bytes,
+                MAX_BUFFERED_DATA_BYTES,
+                " (it must hold one message, limits.max_data_message_bytes)",
+            ),
+            ("max_early_candidates", self.max_early_candidates, 1, MAX_EARLY_CANDIDATES, ""),
+        )
+        for name, value, lowest, highest, why in bounds:
+            if not lowest <= value <= highest:
+                raise ConfigError(
+                    f"limits.{name} must be between {lowest} and {highest}{why}, not {value}"
+                )
 
 
 @dataclass(frozen=True)
 class FloorConfig:
     """Transmit safety: the server's dead-man and TX time-out (the station has its own)."""
 
-    #: Seconds without a keep-alive from the holder before PTT is released.
-    deadman_s: float = 1.0
-    #: Longest continuous transmission, seconds (3 min is the usual remote default).
-    tx_timeout_s: float = 180.0
-    #: Seconds before the time-out at which the holder is warned (0: no warning).
-    tx_warning_s: float = 10.0
+    deadman_s: float = setting(
+        1.0,
+        "seconds without a keep-alive from the floor holder before PTT is released; "
+        f"{MIN_DEADMAN_S:g} … {MAX_DEADMAN_S:g} (at least {DEADMAN_MIN_KEEPALIVES} keep-alive "
+        f"intervals of {KEEPALIVE_INTERVAL_S:g} s)",
+    )
+    tx_timeout_s: float = setting(
+        180.0, "longest continuous transmission, seconds (3 min is the usual remote default)"
+    )
+    tx_warning_s: float = setting(
+        10.0, "seconds before the TX time-out at which the holder is warned (0: no warning)"
+    )
+
+    def __post_init__(self) -> None:
+        refusal = deadman_refusal("floor.deadman_s", self.deadman_s)
+        if refusal is not None:
+            raise ConfigError(refusal)
+        if not 1 <= self.tx_timeout_s <= 86400:
+            raise ConfigError(f"floor.tx_timeout_s must be 1 … 86400 s, not {self.tx_timeout_s}")
+        if not 0 <= self.tx_warning_s < self.tx_timeout_s:
+            raise ConfigError(
+                f"floor.tx_warning_s must be 0 or more and below floor.tx_timeout_s, "
+                f"not {self.tx_warning_s}"
+            )
 
 
 @dataclass(frozen=True)
 class ServerConfig:
     """Everything the server process is configured with; build it with `load_server_config`."""
 
-    host: str = "127.0.0.1"
-    #: 0 lets the operating system pick a free port (tests).
-    port: int = 8080
-    #: Signs operators' JWTs. Required (32+ characters) unless `demo`.
-    secret: str = field(default="", repr=False)
-    #: Demo mode: an ephemeral secret is generated when none is set.
-    demo: bool = False
-    data_dir: Path = Path("./radiocore-data")
-    #: Empty means the SQLite file `data_dir/radiocore.sqlite3`; else `sqlite:///path` or
-    #: `postgresql://…`. Hidden from repr: it may carry a password.
-    database_url: str = field(default="", repr=False)
-    jwt_audience: str = "radiocore"
-    #: Empty means tokens carry no `iss` claim and none is checked.
-    jwt_issuer: str = ""
-    jwt_ttl_s: int = 86400
-    #: Clock difference tolerated between the nodes that issue and check tokens.
-    jwt_leeway_s: float = 5.0
-    log_level: str = "INFO"
-    #: Record the SFU's ingress → egress latency of every Nth forwarded packet (0: off).
-    media_latency_sample_every: int = 0
-    #: None means the installed `web` package's directory.
-    web_root: Path | None = None
+    host: str = setting("127.0.0.1", "address to listen on", metavar="HOST")
+    port: int = setting(8080, "port to listen on; 0 lets the operating system pick a free one")
+    secret: str = setting(
+        "",
+        "signs operators' JWTs: a random secret of at least 32 characters; required unless demo",
+        secret=True,
+    )
+    demo: bool = setting(
+        False,
+        "demo mode: an ephemeral secret is generated when none is set (tokens stop working "
+        "at a restart)",
+    )
+    data_dir: Path = setting(
+        Path("./radiocore-data"), "directory of the SQLite database and other state"
+    )
+    database_url: str = setting(
+        "",
+        "empty: the SQLite file data_dir/radiocore.sqlite3; else sqlite:///PATH or "
+        "postgresql://USER:PASSWORD@HOST/DB (a secret: it may carry a password)",
+        secret=True,
+        redact=redact_url,
+    )
+    jwt_audience: str = setting("radiocore", "the `aud` claim tokens carry and must carry")
+    jwt_issuer: str = setting(
+        "", "the `iss` claim tokens carry and must carry; empty: none, and none is checked"
+    )
+    jwt_ttl_s: int = setting(86400, "seconds an operator's token stays valid")
+    jwt_leeway_s: float = setting(
+        5.0, "clock difference tolerated between the nodes that issue and check tokens, seconds"
+    )
+    log_level: str = setting(
+        "INFO", f"log level: {', '.join(LOG_LEVELS)} (any case)", metavar="LEVEL"
+    )
+    media_latency_sample_every: int = setting(
+        0, "record the SFU's ingress → egress latency of every Nth forwarded packet (0: off)"
+    )
+    web_root: Path | None = setting(
+        None, "directory the operator console is served from; unset: the installed web package"
+    )
     ice: IceConfig = field(default_factory=IceConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     floor: FloorConfig = field(default_factory=FloorConfig)
@@ -167,8 +322,12 @@ def load_server_config(
     file: Path | None = None,
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, object] | None = None,
+    *,
+    sources: MutableMapping[str, str] | None = None,
 ) -> ServerConfig:
-    """The validated configuration from defaults, `file`, `env` (pass `os.environ`), overrides.
+    """The validated configuration from defaults, `file`, `env` (pass `os.environ`), overrides
+    (from flags: never a secret). `sources` receives the layer of every key set (see
+    `radiocore.configlayers.load_layered`).
 
     Raises `ConfigError` naming the offending key and where it came from.
     """
@@ -180,6 +339,7 @@ def load_server_config(
             env_prefix=ENV_PREFIX,
             env_ignore=ENV_IGNORED_PREFIXES,
             overrides=overrides if overrides is not None else {},
+            sources=sources,
         )
     except LayeredConfigError as exc:
         raise ConfigError(str(exc)) from None
@@ -214,8 +374,6 @@ def validate(config: ServerConfig) -> ServerConfig:
             raise ConfigError(
                 f"ice.servers entry {url!r} must start with one of {', '.join(ICE_URL_SCHEMES)}"
             )
-    _check_limits(config.limits)
-    _check_floor(config.floor)
 
     problem = secret_problem(config.secret)
     if problem is not None and (config.secret or not config.demo):
@@ -268,52 +426,19 @@ def _check_database_url(url: str) -> None:
         )
 
 
-def _check_floor(floor: FloorConfig) -> None:
-    if not 0.1 <= floor.deadman_s <= 60:
-        raise ConfigError(f"floor.deadman_s must be 0.1 … 60 s, not {floor.deadman_s}")
-    if not 1 <= floor.tx_timeout_s <= 86400:
-        raise ConfigError(f"floor.tx_timeout_s must be 1 … 86400 s, not {floor.tx_timeout_s}")
-    if not 0 <= floor.tx_warning_s < floor.tx_timeout_s:
-        raise ConfigError(
-            f"floor.tx_warning_s must be 0 or more and below floor.tx_timeout_s, "
-            f"not {floor.tx_warning_s}"
-        )
-
-
-def _check_limits(limits: LimitsConfig) -> None:
-    # The protocol promises peers these maxima; the server may be stricter, never looser.
-    bounded = (
-        ("max_sdp_chars", limits.max_sdp_chars, MAX_SDP_CHARS),
-        ("max_data_message_bytes", limits.max_data_message_bytes, MAX_DATA_MESSAGE_BYTES),
-        ("max_events_per_second", limits.max_events_per_second, MAX_MESSAGES_PER_SECOND),
-        (
-            "max_data_messages_per_second",
-            limits.max_data_messages_per_second,
-            MAX_MESSAGES_PER_SECOND,
-        ),
+def render_server_config(config: ServerConfig, sources: Mapping[str, str] | None = None) -> str:
+    """The effective configuration as TOML `load_server_config` reads back, secrets redacted
+    (`radiocore config show`); `sources` (from `load_server_config`) names each value's layer."""
+    shown = dict(sources or {})
+    if config.secret_is_ephemeral:
+        shown["secret"] = "demo mode: generated, ephemeral"
+    header = (
+        "# RadioCore server: the effective configuration, from defaults, the --config file,\n"
+        f"# {ENV_PREFIX}* environment variables and flags, in that order. Secrets are redacted\n"
+        "# and commented out: set them in the environment. The comment after each value\n"
+        "# names where it came from.\n\n"
     )
-    for name, value, maximum in bounded:
-        if not 1 <= value <= maximum:
-            raise ConfigError(f"limits.{name} must be between 1 and {maximum}, not {value}")
-    for name, value in (
-        ("listener_queue_packets", limits.listener_queue_packets),
-        ("max_http_buffer_bytes", limits.max_http_buffer_bytes),
-    ):
-        if value < 1:
-            raise ConfigError(f"limits.{name} must be positive, not {value}")
-
-
-def redact_url(url: str) -> str:
-    """`url` with any password replaced by `***`, for logs and messages."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    return header + render_toml(config, env_prefix=ENV_PREFIX, sources=shown)
 
 
 def resolve_web_root(config: ServerConfig) -> Path:

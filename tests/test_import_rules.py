@@ -10,17 +10,19 @@ and the server meet only in the protocol and the config loader):
 
 - `radiocore_protocol`: the standard library, msgspec and itself; nothing else of the project.
   The browser, the agent and the server share it; the agent imports it on a Raspberry Pi.
-- `radiocore` (its `__init__`) and `radiocore.configlayers`: the standard library only (the
-  agent loads its config with it); `radiocore.aiortc_hooks`: aiortc/aioice only (every touch of
-  their private state, shared by the SFU and the agent). `radiocore.cli` and `radiocore.demo` start every process,
-  so they are free (and import lazily).
+- `radiocore` (its `__init__`), `radiocore.configlayers` and `radiocore.logs`: the standard
+  library only (the agent loads its config and sets up its logs with them);
+  `radiocore.aiortc_hooks`: aiortc/aioice only (every touch of their private state, shared by
+  the SFU and the agent). `radiocore.cli` and `radiocore.demo` start every process, so they are
+  free (and import lazily).
 - `turn`: the standard library only.
 - `media`: the standard library, itself, aiortc/aioice/av/pylibsrtp, msgspec,
-  `radiocore_protocol` and `radiocore.aiortc_hooks`; never aiohttp, Socket.IO, JWT, databases, Redis, `signaling`, `turn`,
-  `board_agent`, `bench` nor the command line.
+  `radiocore_protocol` and `radiocore.aiortc_hooks`; never aiohttp, Socket.IO, JWT, databases,
+  Redis, `signaling`, `turn`, `board_agent`, `bench` nor the command line.
 - `board_agent`: the standard library, itself, `radiocore_protocol`, `radiocore.configlayers`,
-  `radiocore.aiortc_hooks` and the agent's own dependencies (aiortc/aioice/av/pylibsrtp, aiohttp, the Socket.IO client,
-  msgspec); never `media`, `turn`, `signaling`, `bench`, nor server libraries.
+  `radiocore.aiortc_hooks`, `radiocore.logs` and the agent's own dependencies
+  (aiortc/aioice/av/pylibsrtp, aiohttp, the Socket.IO client, msgspec); never `media`, `turn`,
+  `signaling`, `bench`, nor server libraries.
 - `signaling`: anything but `board_agent`, `bench` and the command line (`radiocore` beyond
   `configlayers`): the server is a library the command line starts.
 - `web`: the standard library only (it is static assets).
@@ -125,6 +127,12 @@ RULES: tuple[ImportRule, ...] = (
         why="the aiortc hooks import only aiortc/aioice (the SFU and the agent share them)",
     ),
     ImportRule(
+        "radiocore.logs",
+        allowed=(),
+        stdlib=True,
+        why="logging set-up imports only the standard library (the agent uses it)",
+    ),
+    ImportRule(
         "radiocore",
         allowed=(),
         stdlib=True,
@@ -158,6 +166,7 @@ RULES: tuple[ImportRule, ...] = (
             "radiocore_protocol",
             "radiocore.configlayers",
             "radiocore.aiortc_hooks",
+            "radiocore.logs",
             *AGENT_LIBRARIES,
         ),
         stdlib=True,

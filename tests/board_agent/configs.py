@@ -23,6 +23,4 @@ def make_config(**changes: object) -> AgentConfig:
         "rig_reconnect_max_s": 0.3,
         **changes,
     }
-    config = AgentConfig(**values)  # type: ignore[arg-type]
-    config.validate()
-    return config
+    return AgentConfig(**values)  # type: ignore[arg-type]  # validated on construction

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 from board_agent import cli
 from board_agent.cli import build_parser, main
 from board_agent.config import AgentConfig
+from radiocore.configlayers import flag_overrides
 
 BOARD = "12345678-1234-4234-8234-123456789abc"
 
@@ -37,9 +39,66 @@ def test_flags_parse() -> None:
             "debug",
         ]
     )
-    assert args.ice_host_address == ["10.0.0.2", "10.0.0.3"]
-    assert args.log_level == "DEBUG"
-    assert args.audio_source == "alsa:hw:1,0"
+    assert args.config == "/etc/radiocore/agent.toml"
+    assert flag_overrides(args, AgentConfig) == {
+        "server_url": "https://radio.example",
+        "board_id": BOARD,
+        "audio_source": "alsa:hw:1,0",
+        "audio_sink": "raw:/tmp/tx.raw",
+        "ice_host_addresses": ("10.0.0.2", "10.0.0.3"),
+        "log_level": "debug",  # upper-cased by the config
+    }
+
+
+def test_every_key_but_the_secret_has_a_flag_with_help() -> None:
+    text = " ".join(build_parser().format_help().split())
+    for name in dataclasses.fields(AgentConfig):
+        flags = {
+            "server_url": "--server",
+            "ice_host_addresses": "--ice-host-address",
+            "tx_timeout_s": "--tx-timeout",
+            "deadman_s": "--deadman",
+            "rig_timeout_s": "--rig-timeout",
+            "rig_freq_ranges": "--rig-freq-range",
+            "rig_modes": "--rig-mode",
+        }
+        flag = flags.get(name.name, "--" + name.name.replace("_", "-"))
+        if name.name == "secret":
+            assert "--secret" not in text
+        else:
+            assert f"{flag} " in text, flag
+    assert "(default: " in text
+
+
+def test_flags_the_demo_and_benchmarks_use_still_parse() -> None:
+    # radiocore/demo.py, bench/control.py, tests/integration: published spellings
+    argv = ["--server", "http://127.0.0.1:8080/", "--board-id", BOARD, "--audio-source", "tone"]
+    argv += ["--audio-sink", "null", "--ice-host-address", "127.0.0.1", "--log-level", "INFO"]
+    argv += ["--rig", "hamlib", "--rig-model", "1", "--rig-ptt-type", "RIG"]
+    argv += ["--rigctld-port", "0", "--rigctld-path", "rigctld", "--rigctld-host", "127.0.0.1"]
+    overrides = flag_overrides(build_parser().parse_args(argv), AgentConfig)
+    config = AgentConfig.load(
+        env={"RADIOCORE_AGENT_SECRET": "s3cret-s3cret-s3cret"}, overrides=overrides
+    )
+    assert (config.rig, config.rigctld_port, config.ice_host_addresses) == (
+        "hamlib",
+        0,
+        ("127.0.0.1",),
+    )
+
+
+def test_print_config_shows_the_effective_configuration(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RADIOCORE_AGENT_SECRET", "s3cret-s3cret-s3cret")
+    assert main(["--print-config", "--board-id", BOARD, "--deadman", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "s3cret" not in out
+    assert f'board_id = "{BOARD}"  # command line' in out
+    assert "deadman_s = 0.5  # command line" in out
+    assert (
+        '# secret = "<redacted>"  # secret, from environment variable RADIOCORE_AGENT_SECRET' in out
+    )
 
 
 def test_rig_flags_reach_the_config(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -39,17 +39,26 @@ ice_host_addresses = ["10.0.0.5"]
         "RADIOCORE_AGENT_ICE_HOST_ADDRESSES": "10.0.0.6, 10.0.0.7",
         "UNRELATED": "ignored",
     }
+    sources: dict[str, str] = {}
     config = AgentConfig.load(
-        path, env=env, overrides={"server_url": "https://flag.example", "board_id": None}
+        path, env=env, overrides={"server_url": "https://flag.example"}, sources=sources
     )
     assert config.server_url == "https://flag.example"  # flag beats env beats file
     assert config.opus_bitrate == 16000  # env beats file
     assert config.ice_host_addresses == ("10.0.0.6", "10.0.0.7")
     assert config.status_interval_s == 2.0  # file beats default
-    assert config.board_id == BOARD  # a None flag does not override
+    assert config.board_id == BOARD  # a key no later layer sets keeps the file's
     assert config.secret == SECRET
     assert config.reconnect_min_s == 1.0 and config.reconnect_max_s == 60.0  # defaults
     assert config.audio_source == "tone" and config.audio_sink == "null"
+    assert sources == {
+        "server_url": "overrides",
+        "board_id": f"config file {path}",
+        "secret": f"config file {path}",
+        "opus_bitrate": "environment variable RADIOCORE_AGENT_OPUS_BITRATE",
+        "status_interval_s": f"config file {path}",
+        "ice_host_addresses": "environment variable RADIOCORE_AGENT_ICE_HOST_ADDRESSES",
+    }
 
 
 def test_secret_from_environment_only() -> None:
@@ -60,7 +69,9 @@ def test_secret_from_environment_only() -> None:
 
 
 def test_secret_is_refused_from_the_command_line() -> None:
-    with pytest.raises(ConfigError, match="secret must not be given on the command line"):
+    with pytest.raises(ConfigError, match="'secret' is a secret and must not be given on the "):
+        AgentConfig.load(env={"RADIOCORE_AGENT_BOARD_ID": BOARD}, overrides={"secret": SECRET})
+    with pytest.raises(ConfigError, match="RADIOCORE_AGENT_SECRET or `secret` in the config file"):
         AgentConfig.load(env={"RADIOCORE_AGENT_BOARD_ID": BOARD}, overrides={"secret": SECRET})
 
 
@@ -73,9 +84,10 @@ def test_secret_is_not_in_repr_or_str() -> None:
 
 def test_unknown_key_in_file_is_named(tmp_path: Path) -> None:
     path = write_toml(tmp_path, f'board_id = "{BOARD}"\nsecert = "{SECRET}"\n')
-    with pytest.raises(ConfigError, match=r"unknown key 'secert'") as info:
+    with pytest.raises(ConfigError, match=r"unknown configuration key 'secert'") as info:
         AgentConfig.load(path)
     assert str(path) in str(info.value)
+    assert "did you mean 'secret'" in str(info.value)
     assert SECRET not in str(info.value)
 
 
@@ -85,18 +97,20 @@ def test_unknown_environment_variable_is_named() -> None:
 
 
 def test_unknown_flag_key_is_named() -> None:
-    with pytest.raises(ConfigError, match="unknown key 'colour'"):
+    with pytest.raises(ConfigError, match="unknown configuration key 'colour' in overrides"):
         AgentConfig.load(overrides={"colour": "blue"})
 
 
 def test_wrong_type_in_file(tmp_path: Path) -> None:
     path = write_toml(tmp_path, 'opus_bitrate = "fast"\n')
-    with pytest.raises(ConfigError, match="opus_bitrate must be an integer"):
+    with pytest.raises(ConfigError, match=r"'opus_bitrate' in config file .* must be an integer"):
         AgentConfig.load(path)
 
 
 def test_bad_number_in_environment_does_not_echo_the_value() -> None:
-    with pytest.raises(ConfigError, match="RADIOCORE_AGENT_OPUS_BITRATE must be a int") as info:
+    with pytest.raises(
+        ConfigError, match="RADIOCORE_AGENT_OPUS_BITRATE must be an integer"
+    ) as info:
         AgentConfig.load(env={"RADIOCORE_AGENT_OPUS_BITRATE": "hunter2-hunter2"})
     assert "hunter2" not in str(info.value)
 
@@ -130,7 +144,14 @@ def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
         ({"rig": "icom"}, "rig 'icom' is not one of simulated, rigctld, hamlib"),
         ({"rig_poll_hz": 0.5}, r"rig_poll_hz 0.5 is outside 1 … 50"),
         ({"rig_timeout_s": 0.0}, "rig_timeout_s"),
-        ({"deadman_s": 0.2}, r"deadman_s \(0.2\) must be longer than .* \(0.25 s\)"),
+        ({"deadman_s": 0.2}, r"deadman_s must be 0\.5 … 60 s \(at least 2 keep-alive .*, not 0.2"),
+        ({"deadman_s": 61.0}, r"deadman_s must be 0\.5 … 60 s"),
+        ({"log_level": "loud"}, "log_level 'LOUD' is not one of DEBUG, INFO"),
+        ({"control_queue_size": 0}, "control_queue_size must be between 1 and 1024, not 0"),
+        (
+            {"max_channel_buffered_bytes": 100},
+            r"max_channel_buffered_bytes must be between 4096 \(one message\) and 16777216",
+        ),
         ({"rigctld_port": 0}, "rigctld_port 0"),
         ({"rig_model": 0}, "rig_model 0"),
         ({"rig_speed": -9600}, "rig_speed"),
@@ -217,3 +238,36 @@ def test_rig_defaults() -> None:
     )
     assert (config.rig_poll_hz, config.rig_timeout_s, config.deadman_s) == (5.0, 1.0, 1.0)
     assert config.tx_timeout_s == 180.0
+
+
+@pytest.mark.parametrize("deadman_s", [0.25, 0.3])
+def test_a_deadman_within_two_keepalives_is_refused(deadman_s: float) -> None:
+    env = {"RADIOCORE_AGENT_BOARD_ID": BOARD, "RADIOCORE_AGENT_SECRET": SECRET}
+    with pytest.raises(ConfigError, match=r"deadman_s must be 0\.5 … 60 s"):
+        AgentConfig.load(env=env, overrides={"deadman_s": deadman_s})
+
+
+def test_the_shortest_accepted_deadman_is_two_keepalives() -> None:
+    env = {"RADIOCORE_AGENT_BOARD_ID": BOARD, "RADIOCORE_AGENT_SECRET": SECRET}
+    assert AgentConfig.load(env=env, overrides={"deadman_s": 0.5}).deadman_s == 0.5
+
+
+def test_construction_validates_and_normalises() -> None:
+    with pytest.raises(ConfigError, match="board_id is required"):
+        AgentConfig()
+    assert AgentConfig(board_id=BOARD, secret=SECRET, log_level="debug").log_level == "DEBUG"
+
+
+def test_limits_that_were_constants_are_keys() -> None:
+    config = AgentConfig(board_id=BOARD, secret=SECRET)
+    assert (config.control_queue_size, config.max_channel_buffered_bytes) == (32, 64 * 1024)
+    env = {
+        "RADIOCORE_AGENT_BOARD_ID": BOARD,
+        "RADIOCORE_AGENT_SECRET": SECRET,
+        "RADIOCORE_AGENT_CONTROL_QUEUE_SIZE": "8",
+        "RADIOCORE_AGENT_MAX_CHANNEL_BUFFERED_BYTES": "8192",
+        "RADIOCORE_AGENT_LOG_LEVEL": "warning",
+    }
+    loaded = AgentConfig.load(env=env)
+    assert (loaded.control_queue_size, loaded.max_channel_buffered_bytes) == (8, 8192)
+    assert loaded.log_level == "WARNING"

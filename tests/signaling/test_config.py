@@ -1,19 +1,21 @@
-"""Layered configuration (signaling/configlayers.py) and the server's (signaling/config.py)."""
+"""The server's configuration (signaling/config.py); the generic loader is tested in
+tests/radiocore/test_configlayers.py."""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from radiocore.configlayers import LayeredConfigError, load_layered
 from signaling.config import (
+    FloorConfig,
     IceConfig,
     LimitsConfig,
     ServerConfig,
     load_server_config,
+    render_server_config,
     resolve_web_root,
 )
 from signaling.errors import ConfigError
@@ -47,7 +49,13 @@ def test_defaults() -> None:
         max_data_message_bytes=4096,
         listener_queue_packets=64,
         max_http_buffer_bytes=1_000_000,
+        max_json_body_bytes=16_384,
+        max_events_per_second=1000,
+        max_data_messages_per_second=1000,
+        max_buffered_data_bytes=262_144,
+        max_early_candidates=32,
     )
+    assert config.floor == FloorConfig(deadman_s=1.0, tx_timeout_s=180.0, tx_warning_s=10.0)
     assert config.secret_is_ephemeral is False
 
 
@@ -267,7 +275,6 @@ def test_secrets_never_shown() -> None:
         ({"jwt_audience": ""}, "jwt_audience"),
         ({"media_latency_sample_every": -1}, "media_latency_sample_every"),
         ({"host": ""}, "host"),
-        ({"database_url": "mysql://u:hunter2@db/x"}, "mysql://u:***@db/x"),
         ({"ice.servers": "http://stun.example.org"}, "ice.servers entry"),
         ({"limits.max_sdp_chars": 70000}, "limits.max_sdp_chars"),
         ({"limits.max_data_message_bytes": 0}, "limits.max_data_message_bytes"),
@@ -279,6 +286,127 @@ def test_validation(overrides: dict[str, object], needle: str) -> None:
         load_server_config(env=ENV, overrides=overrides)
     assert needle in info.value.message
     assert "hunter2" not in info.value.message
+
+
+def test_a_bad_database_url_is_named_without_its_password() -> None:
+    env = {**ENV, "RADIOCORE_DATABASE_URL": "mysql://u:hunter2@db/x"}
+    with pytest.raises(ConfigError) as info:
+        load_server_config(env=env)
+    assert "mysql://u:***@db/x" in info.value.message
+    assert "hunter2" not in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("key", "env_var"),
+    [("secret", "RADIOCORE_SECRET"), ("database_url", "RADIOCORE_DATABASE_URL")],
+)
+def test_secrets_are_refused_from_flags(key: str, env_var: str) -> None:
+    value = "postgresql://u:hunter2@db/x" if key == "database_url" else SECRET
+    with pytest.raises(ConfigError, match="must not be given on the command line") as info:
+        load_server_config(env=ENV, overrides={key: value})
+    assert env_var in info.value.message and f"`{key}` in the config file" in info.value.message
+    assert value not in info.value.message and "hunter2" not in info.value.message
+
+
+NEW_LIMITS = {
+    "max_json_body_bytes": 16_384,
+    "max_buffered_data_bytes": 262_144,
+    "max_early_candidates": 32,
+}
+
+
+@pytest.mark.parametrize(("key", "default"), NEW_LIMITS.items())
+def test_new_limits_are_configurable(key: str, default: int) -> None:
+    assert getattr(load_server_config(env=ENV).limits, key) == default
+    env = {**ENV, f"RADIOCORE_LIMITS__{key.upper()}": str(default // 2)}
+    assert getattr(load_server_config(env=env).limits, key) == default // 2
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        # every limit: its key, its bounds and the value given
+        ({"limits.max_sdp_chars": 0}, "limits.max_sdp_chars must be between 1 and 65536, not 0"),
+        (
+            {"limits.max_data_message_bytes": 4097},
+            "limits.max_data_message_bytes must be between 1 and 4096, not 4097",
+        ),
+        (
+            {"limits.max_events_per_second": 1001},
+            "limits.max_events_per_second must be between 1 and 1000, not 1001",
+        ),
+        (
+            {"limits.max_data_messages_per_second": 0},
+            "limits.max_data_messages_per_second must be between 1 and 1000, not 0",
+        ),
+        (
+            {"limits.max_http_buffer_bytes": 1_000_001},
+            "limits.max_http_buffer_bytes must be between 65536 and 1000000",
+        ),
+        (
+            {"limits.max_http_buffer_bytes": 60_000},
+            "limits.max_http_buffer_bytes must be between 65536 and 1000000 (a frame must "
+            "hold the longest SDP, limits.max_sdp_chars), not 60000",
+        ),
+        (
+            {"limits.max_json_body_bytes": 0},
+            "limits.max_json_body_bytes must be between 1 and 1000000",
+        ),
+        (
+            {"limits.max_http_buffer_bytes": 100_000, "limits.max_json_body_bytes": 100_001},
+            "limits.max_json_body_bytes must be between 1 and 100000",
+        ),
+        (
+            {"limits.listener_queue_packets": 1025},
+            "limits.listener_queue_packets must be between 1 and 1024, not 1025",
+        ),
+        (
+            {"limits.max_buffered_data_bytes": 4095},
+            "limits.max_buffered_data_bytes must be between 4096 and 16777216",
+        ),
+        (
+            {"limits.max_early_candidates": 0},
+            "limits.max_early_candidates must be between 1 and 1024, not 0",
+        ),
+    ],
+)
+def test_every_limit_is_bounded(overrides: dict[str, object], needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_server_config(env=ENV, overrides=overrides)
+    assert needle in info.value.message
+
+
+def test_sections_are_validated_on_construction() -> None:
+    with pytest.raises(ConfigError, match=r"limits\.max_early_candidates"):
+        LimitsConfig(max_early_candidates=0)
+    with pytest.raises(ConfigError, match=r"floor\.deadman_s"):
+        FloorConfig(deadman_s=0.25)
+
+
+def test_the_rendered_configuration_reads_back(tmp_path: Path) -> None:
+    url = "postgresql://radiocore:db-Pa55word@db.example.org/radiocore"
+    env = {**ENV, "RADIOCORE_DATABASE_URL": url, "RADIOCORE_PORT": "9001"}
+    sources: dict[str, str] = {}
+    config = load_server_config(
+        _write(tmp_path, FILE), env=env, overrides={"floor.deadman_s": 2.0}, sources=sources
+    )
+    text = render_server_config(config, sources)
+    assert SECRET not in text and "db-Pa55word" not in text
+    assert '# database_url = "postgresql://radiocore:***@db.example.org/radiocore"' in text
+    assert "port = 9001  # environment variable RADIOCORE_PORT" in text
+    assert "deadman_s = 2.0  # command line" in text
+    assert 'log_level = "DEBUG"  # config file' in text
+    assert tomllib.loads(text)["limits"]["listener_queue_packets"] == 32
+    shown = tmp_path / "shown.toml"
+    shown.write_text(text, encoding="utf-8")
+    assert load_server_config(shown, env=env) == config
+
+
+def test_an_ephemeral_secret_is_shown_as_such() -> None:
+    config = load_server_config(overrides={"demo": True})
+    text = render_server_config(config, {})
+    assert config.secret not in text
+    assert "secret, from demo mode: generated, ephemeral" in text
 
 
 def test_port_zero_and_ice_urls_are_accepted() -> None:
@@ -295,63 +423,6 @@ def test_web_root() -> None:
     assert resolve_web_root(custom) == Path("/srv/console")
 
 
-# -- the generic loader, on its own -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Inner:
-    ratio: float = 0.5
-    names: tuple[str, ...] = ("a",)
-    ports: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class _Middle:
-    enabled: bool = False
-    inner: _Inner = field(default_factory=_Inner)
-
-
-@dataclass(frozen=True)
-class _Root:
-    name: str = "x"
-    token: str = field(default="", repr=False)
-    middle: _Middle = field(default_factory=_Middle)
-
-
-def test_generic_loader_nests_two_levels(tmp_path: Path) -> None:
-    path = tmp_path / "c.toml"
-    path.write_text("[middle.inner]\nratio = 2\nports = [1, 2]\n", encoding="utf-8")
-    root = load_layered(
-        _Root,
-        file=path,
-        env={"APP_MIDDLE__INNER__NAMES": "b,c", "APP_MIDDLE__ENABLED": "on", "OTHER": "1"},
-        env_prefix="APP_",
-        overrides={"middle.inner.ports": "7, 8"},
-    )
-    assert root == _Root(middle=_Middle(enabled=True, inner=_Inner(2.0, ("b", "c"), (7, 8))))
-    assert isinstance(root.middle.inner.ratio, float)
-
-
-def test_generic_loader_errors_name_key_and_layer(tmp_path: Path) -> None:
-    with pytest.raises(LayeredConfigError, match=r"'middle.inner.size' in overrides"):
-        load_layered(
-            _Root, file=None, env={}, env_prefix="APP_", overrides={"middle.inner.size": 1}
-        )
-    with pytest.raises(LayeredConfigError, match="'token' in overrides") as info:
-        load_layered(_Root, file=None, env={}, env_prefix="APP_", overrides={"token": 987654})
-    assert "987654" not in str(info.value)  # repr=False: a secret, never echoed
-    with pytest.raises(LayeredConfigError, match=r"unknown .* in environment variable APP_NAME__X"):
-        load_layered(_Root, file=None, env={"APP_NAME__X": "1"}, env_prefix="APP_", overrides={})
-    with pytest.raises(LayeredConfigError, match="APP_MIDDLE__INNER__PORTS"):
-        load_layered(
-            _Root,
-            file=None,
-            env={"APP_MIDDLE__INNER__PORTS": "1,two"},
-            env_prefix="APP_",
-            overrides={},
-        )
-
-
 def test_floor_timers_are_configurable_and_checked() -> None:
     config = load_server_config(
         None,
@@ -366,3 +437,15 @@ def test_floor_timers_are_configurable_and_checked() -> None:
         )
     with pytest.raises(ConfigError, match="deadman_s"):
         load_server_config(None, {}, {"demo": True, "floor.deadman_s": 0.0})
+    with pytest.raises(ConfigError, match=r"floor\.deadman_s"):
+        load_server_config(None, {}, {"demo": True, "floor.deadman_s": 61.0})
+
+
+@pytest.mark.parametrize("deadman_s", [0.25, 0.3])
+def test_a_deadman_within_two_keepalives_is_refused(deadman_s: float) -> None:
+    with pytest.raises(ConfigError, match=r"floor\.deadman_s must be 0\.5 … 60 s"):
+        load_server_config(env=ENV, overrides={"floor.deadman_s": deadman_s})
+
+
+def test_the_shortest_accepted_deadman_is_two_keepalives() -> None:
+    assert load_server_config(env=ENV, overrides={"floor.deadman_s": 0.5}).floor.deadman_s == 0.5
