@@ -29,6 +29,12 @@ waits for its `RADIOCORE_DEMO_READY {json}` line, then drives Chromium like a pe
 7. joins in a context whose microphone permission takes 2.5 s: listening starts without it,
    the microphone is attached when it comes, and PTT then sends its audio.
 
+Every page records the Content-Security-Policy violations it sees (a `securitypolicyviolation`
+listener installed before the page's own scripts); a probe page first reads the console page's
+security headers and breaks its policy once on purpose, to show that a violation is recorded.
+Under that policy Playwright's `wait_for_function` (an `eval` in the page) cannot run: waits
+poll `page.evaluate` instead.
+
 It prints one JSON line with what it saw (`ok` false and `failure` say why it stopped early)
 and exits 0 when every step completed; the pytest wrapper (`test_console_chromium.py`) judges
 the figures. The demo is always stopped, and dies with this script if it is killed.
@@ -58,6 +64,7 @@ from typing import Any
 
 from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -211,6 +218,45 @@ DELAY_MICROPHONE_JS = f"""
 }})();
 """
 
+# Records every Content-Security-Policy violation, from before the page's own scripts run.
+RECORD_CSP_VIOLATIONS_JS = """
+window.addEventListener("securitypolicyviolation", (event) => {
+  window.__rcCspViolation({
+    directive: event.effectiveDirective,
+    blocked: event.blockedURI,
+    source: event.sourceFile,
+    line: event.lineNumber,
+    sample: event.sample,
+    disposition: event.disposition,
+  });
+}, true);
+"""
+
+# Breaks the console's policy on purpose (an inline script), to show violations are recorded.
+CSP_PROBE_JS = """
+() => {
+  const script = document.createElement("script");
+  script.textContent = "window.__rcInlineRan = true";
+  document.head.append(script);
+  return window.__rcInlineRan === true;
+}
+"""
+
+# `page.wait_for_function` evaluates its predicate with `eval` inside the page, which the
+# console's Content-Security-Policy forbids (`script-src 'self'`, no 'unsafe-eval'); what
+# `page.evaluate` runs comes over the DevTools protocol, which the policy does not govern.
+WAIT_POLL_S = 0.02
+DEFAULT_WAIT_MS = 15_000
+
+# The headers the server sends with the console page, reported as they came.
+SECURITY_HEADERS = (
+    "content-security-policy",
+    "x-content-type-options",
+    "x-frame-options",
+    "referrer-policy",
+    "permissions-policy",
+)
+
 PR_SET_PDEATHSIG = 1
 
 
@@ -336,6 +382,24 @@ def _stop(process: subprocess.Popen[str]) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
+def _wait_js(page: Page, expression: str, timeout: float = DEFAULT_WAIT_MS) -> Any:
+    """Evaluates `expression` in `page` until it is truthy, within `timeout` ms, and returns
+    it; raises Playwright's TimeoutError (a PlaywrightError) as `wait_for_function` does."""
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        try:
+            value = page.evaluate(expression)
+        except PlaywrightError as exc:
+            if "context was destroyed" not in str(exc):  # a navigation: try the new document
+                raise
+            value = None
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise PlaywrightTimeoutError(f"{expression!r} not true within {timeout:.0f} ms")
+        time.sleep(WAIT_POLL_S)
+
+
 def _outbound_audio(page: Page) -> dict[str, Any]:
     stats: dict[str, Any] | None = page.evaluate(OUTBOUND_AUDIO_JS)
     if stats is None:
@@ -351,7 +415,8 @@ def _tx_view(page: Page) -> dict[str, Any]:
 def _wait_status(page: Page, description: str, condition: str) -> None:
     """Waits (bounded) until the last station status satisfies `condition` (JS, `s` = it)."""
     try:
-        page.wait_for_function(
+        _wait_js(
+            page,
             "(() => { const s = window.radiocore.lastStatus;"
             f" return s !== null && ({condition}); }})()",
             timeout=STATUS_TIMEOUT_MS,
@@ -386,7 +451,7 @@ def _wait_for(description: str, timeout: float, probe: Any) -> Any:
 
 def _sign_in(page: Page, url: str, email: str, password: str) -> None:
     page.goto(url, wait_until="load")
-    page.wait_for_function("window.radiocore && window.radiocore.state === 'signed-out'")
+    _wait_js(page, "window.radiocore && window.radiocore.state === 'signed-out'")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
@@ -412,7 +477,7 @@ def check_listening(
     _sign_in(page, url, ready["email"], ready["password"])
     board = page.get_by_role("button", name=re.compile(re.escape(ready["board_name"])))
     board.first.click(timeout=15_000)  # waits until the station shows online (enabled)
-    page.wait_for_function("window.radiocore.state === 'connected'", timeout=15_000)
+    _wait_js(page, "window.radiocore.state === 'connected'", timeout=15_000)
     result["connected_s"] = round(time.monotonic() - started, 2)
 
     # inbound-rtp stats exist only from the first packet on, which may follow `connected`
@@ -439,7 +504,7 @@ def check_listening(
         level = _wait_for("audioLevel > 0", 5, lambda: _inbound_audio(page)["audioLevel"] or 0.0)
     result["audio_level"] = level
 
-    page.wait_for_function("window.radiocore.statusCount >= 2", timeout=10_000)
+    _wait_js(page, "window.radiocore.statusCount >= 2", timeout=10_000)
     result["status_count"] = page.evaluate("window.radiocore.statusCount")
     result["last_status"] = page.evaluate("window.radiocore.lastStatus")
     for key, selector in (
@@ -479,7 +544,8 @@ def check_transmitting(page: Page, screenshot: Path, result: dict[str, Any]) -> 
     result["ptt_hold"] = hold
     button = page.locator("#ptt")
     try:
-        page.wait_for_function(
+        _wait_js(
+            page,
             "!document.getElementById('ptt').disabled && window.radiocore.floor === null",
             timeout=5_000,
         )
@@ -494,11 +560,11 @@ def check_transmitting(page: Page, screenshot: Path, result: dict[str, Any]) -> 
     keepalives_before = page.evaluate("window.radiocore.keepalivesSent")
     pressed_at = time.monotonic()
     page.mouse.down()
-    page.wait_for_function("window.radiocore.ptt === true", timeout=2_000)
+    _wait_js(page, "window.radiocore.ptt === true", timeout=2_000)
     hold["keyed_view"] = _tx_view(page)
     _wait_status(page, "the station's status.ptt true while PTT is held", "s.ptt === true")
-    page.wait_for_function(
-        "document.getElementById('tx-indicator').textContent.trim() === 'TX'", timeout=1_000
+    _wait_js(
+        page, "document.getElementById('tx-indicator').textContent.trim() === 'TX'", timeout=1_000
     )
     hold["status_ptt_true_s"] = round(time.monotonic() - pressed_at, 2)
     hold["on_air_view"] = _tx_view(page)
@@ -520,9 +586,10 @@ def check_transmitting(page: Page, screenshot: Path, result: dict[str, Any]) -> 
 
     released_at = time.monotonic()
     page.mouse.up()
-    page.wait_for_function("window.radiocore.ptt === false", timeout=2_000)
+    _wait_js(page, "window.radiocore.ptt === false", timeout=2_000)
     _wait_status(page, "the station's status.ptt false after the release", "s.ptt === false")
-    page.wait_for_function(
+    _wait_js(
+        page,
         "document.getElementById('tx-indicator').textContent.trim() === 'RX'"
         " && window.radiocore.floor === null",
         timeout=2_000,
@@ -538,7 +605,7 @@ def _key_with_space(page: Page, description: str) -> None:
     page.evaluate("document.activeElement && document.activeElement.blur()")
     page.keyboard.down("Space")
     try:
-        page.wait_for_function("window.radiocore.ptt === true", timeout=2_000)
+        _wait_js(page, "window.radiocore.ptt === true", timeout=2_000)
     except PlaywrightError:
         raise CheckFailedError(
             f"{description}: the space bar did not key: {_tx_view(page)}"
@@ -554,7 +621,7 @@ def check_safety_releases(page: Page, result: dict[str, Any]) -> None:
     _key_with_space(page, "space bar")
     safety["space_keyed"] = True
     page.evaluate("window.dispatchEvent(new Event('blur'))")
-    page.wait_for_function("window.radiocore.ptt === false", timeout=2_000)
+    _wait_js(page, "window.radiocore.ptt === false", timeout=2_000)
     _wait_status(page, "status.ptt false after the window lost focus", "s.ptt === false")
     safety["blur_view"] = _tx_view(page)
     page.keyboard.up("Space")  # after the safety release: sends nothing, keys nothing
@@ -564,7 +631,7 @@ def check_safety_releases(page: Page, result: dict[str, Any]) -> None:
         "Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});"
         "document.dispatchEvent(new Event('visibilitychange'))"
     )
-    page.wait_for_function("window.radiocore.ptt === false", timeout=2_000)
+    _wait_js(page, "window.radiocore.ptt === false", timeout=2_000)
     _wait_status(page, "status.ptt false after the page was hidden", "s.ptt === false")
     safety["hidden_view"] = _tx_view(page)
     page.evaluate("delete document.hidden")  # back to the prototype's getter
@@ -631,7 +698,8 @@ def check_refused_tuning(page: Page, result: dict[str, Any]) -> None:
     freq_input.fill("2000000")
     freq_input.press("Enter")
     with contextlib.suppress(PlaywrightError):  # judged by the test from what is shown
-        page.wait_for_function(
+        _wait_js(
+            page,
             f"document.querySelectorAll('#error-list li').length > {errors_before}"
             " || document.getElementById('freq-error').textContent.trim() !== ''",
             timeout=STATUS_TIMEOUT_MS,
@@ -657,7 +725,7 @@ def _press_ptt_button(page: Page) -> None:
         raise CheckFailedError("the PTT button is not visible")
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.mouse.down()
-    page.wait_for_function("window.radiocore.ptt === true", timeout=2_000)
+    _wait_js(page, "window.radiocore.ptt === true", timeout=2_000)
 
 
 def check_server_messages(page: Page, result: dict[str, Any]) -> None:
@@ -716,7 +784,8 @@ def check_server_messages(page: Page, result: dict[str, Any]) -> None:
     seen["rig_offline_view"] = _deliver(page, {**status, "rig_online": False})
     page.mouse.up()
     _wait_status(page, "status.ptt false after the rig-offline release", "s.ptt === false")
-    page.wait_for_function(
+    _wait_js(
+        page,
         f"window.radiocore.statusCount > {count + 1} && window.radiocore.lastStatus.rig_online",
         timeout=3_000,
     )
@@ -742,7 +811,7 @@ def check_deadman(page: Page, result: dict[str, Any]) -> None:
         _wait_status(page, "status.ptt true with keep-alives swallowed", "s.ptt === true")
         keyed_at = time.monotonic()
         try:
-            page.wait_for_function("window.radiocore.ptt === false", timeout=DEADMAN_WAIT_MS)
+            _wait_js(page, "window.radiocore.ptt === false", timeout=DEADMAN_WAIT_MS)
             deadman["server_released_s"] = round(time.monotonic() - keyed_at, 2)
         except PlaywrightError:
             deadman["server_released_s"] = None
@@ -768,7 +837,8 @@ def check_channel_close(page: Page, listener: Page, result: dict[str, Any]) -> N
     result["channel_close"] = closed
     _press_ptt_button(page)
     try:
-        listener.wait_for_function(
+        _wait_js(
+            listener,
             "window.radiocore.lastStatus && window.radiocore.lastStatus.ptt === true"
             " && window.radiocore.floor !== null",
             timeout=STATUS_TIMEOUT_MS,
@@ -780,11 +850,12 @@ def check_channel_close(page: Page, listener: Page, result: dict[str, Any]) -> N
         ) from None
     page.evaluate("window.__rcControl.close()")
     closed_at = time.monotonic()
-    page.wait_for_function("window.radiocore.ptt === false", timeout=2_000)
+    _wait_js(page, "window.radiocore.ptt === false", timeout=2_000)
     closed["view"] = _tx_view(page)
     page.mouse.up()
     try:
-        listener.wait_for_function(
+        _wait_js(
+            listener,
             "window.radiocore.lastStatus.ptt === false && window.radiocore.floor === null",
             timeout=DEADMAN_WAIT_MS,
         )
@@ -803,7 +874,7 @@ def check_late_microphone(page: Page, url: str, ready: dict[str, Any]) -> dict[s
     _sign_in(page, url, ready["email"], ready["password"])
     board = page.get_by_role("button", name=re.compile(re.escape(ready["board_name"])))
     board.first.click(timeout=15_000)
-    page.wait_for_function("window.radiocore.state === 'connected'", timeout=15_000)
+    _wait_js(page, "window.radiocore.state === 'connected'", timeout=15_000)
     late["connected_s"] = round(time.monotonic() - started, 2)
     late["packets_before_mic"] = _wait_for(
         "inbound audio before the microphone",
@@ -812,7 +883,8 @@ def check_late_microphone(page: Page, url: str, ready: dict[str, Any]) -> dict[s
     )
     late["waiting_view"] = _tx_view(page)
     try:
-        page.wait_for_function(
+        _wait_js(
+            page,
             "window.radiocore.mic === 'ready' && !document.getElementById('ptt').disabled",
             timeout=LATE_MICROPHONE_MS + 5_000,
         )
@@ -839,13 +911,13 @@ def check_microphone_refused(page: Page, url: str, ready: dict[str, Any]) -> dic
     _sign_in(page, url, ready["email"], ready["password"])
     board = page.get_by_role("button", name=re.compile(re.escape(ready["board_name"])))
     board.first.click(timeout=15_000)
-    page.wait_for_function("window.radiocore.state === 'connected'", timeout=15_000)
+    _wait_js(page, "window.radiocore.state === 'connected'", timeout=15_000)
     packets = _wait_for(
         "inbound audio packets without a microphone",
         10,
         lambda: (page.evaluate(INBOUND_AUDIO_JS) or {}).get("packetsReceived"),
     )
-    page.wait_for_function("window.radiocore.statusCount >= 1", timeout=5_000)
+    _wait_js(page, "window.radiocore.statusCount >= 1", timeout=5_000)
     view = _tx_view(page)
     view["packets_received"] = packets
     view["outbound"] = page.evaluate(OUTBOUND_AUDIO_JS)
@@ -863,20 +935,43 @@ def _new_page(browser: Browser, viewport: ViewportSize | None = None) -> Page:
     return page
 
 
+def check_csp_probe(browser: Browser, url: str) -> dict[str, Any]:
+    """The console page's security headers, and that a violation of its policy is recorded
+    (so that none recorded on the other pages means none happened)."""
+    page = _new_page(browser)
+    violations = _collect_csp_violations(page)
+    response = page.goto(url, wait_until="load")
+    _wait_js(page, "window.radiocore && window.radiocore.state === 'signed-out'")
+    headers = response.headers if response is not None else {}
+    probe: dict[str, Any] = {name: headers.get(name) for name in SECURITY_HEADERS}
+    probe["inline_script_ran"] = page.evaluate(CSP_PROBE_JS)
+    with contextlib.suppress(CheckFailedError):  # judged by the test from what was recorded
+        _wait_for("the probe's violation", 2, lambda: page.evaluate("0") == 0 and violations)
+    probe["violations"] = violations
+    page.context.close()
+    return probe
+
+
 def run_pages(
     browser: Browser, url: str, ready: dict[str, Any], screenshot: Path, result: dict[str, Any]
 ) -> None:
     """Every browser step, in order; fills `result` as it goes."""
+    result["csp_probe"] = check_csp_probe(browser, url)
+    csp: dict[str, list[dict[str, Any]]] = {}
+    result["csp_violations"] = csp
+
     login_page = _new_page(browser)
+    csp["wrong_password"] = _collect_csp_violations(login_page)
     login_console = _collect_console(login_page)
     wrong = check_wrong_password(login_page, url, ready["email"], ready["password"])
     wrong["console_errors"] = [
         text for text in login_console if not EXPECTED_LOGIN_CONSOLE_ERROR.search(text)
     ]
     result["wrong_password"] = wrong
-    login_page.context.close()
+    _close(login_page)
 
     page = _new_page(browser, VIEWPORT)
+    csp["operator"] = _collect_csp_violations(page)
     page.add_init_script(CAPTURE_CONTROL_CHANNEL_JS)
     result["console_errors"] = _collect_console(page)
     try:
@@ -892,20 +987,23 @@ def run_pages(
         # A second operator (same account, its own connection) whose microphone is refused;
         # it also watches the station while the first page's control channel closes.
         no_mic_page = _new_page(browser)
+        csp["microphone_refused"] = _collect_csp_violations(no_mic_page)
         no_mic_console = _collect_console(no_mic_page)
         no_mic = check_microphone_refused(no_mic_page, url, ready)
         result["microphone_refused"] = no_mic
         check_channel_close(page, no_mic_page, result)
         no_mic["console_errors"] = no_mic_console
         no_mic["errors"] = _error_list(no_mic_page)
-        no_mic_page.context.close()
+        _close(no_mic_page)
 
         late_page = _new_page(browser, VIEWPORT)
+        csp["late_microphone"] = _collect_csp_violations(late_page)
         late_console = _collect_console(late_page)
         late = check_late_microphone(late_page, url, ready)
         late["console_errors"] = late_console
         late["errors"] = _error_list(late_page)
         result["late_microphone"] = late
+        _close(late_page)
     finally:
         with contextlib.suppress(PlaywrightError):
             result["errors_final"] = _error_list(page)
@@ -943,6 +1041,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
     return result
+
+
+def _collect_csp_violations(page: Page) -> list[dict[str, Any]]:
+    """Content-Security-Policy violations in `page`, as they happen (call before `goto`)."""
+    violations: list[dict[str, Any]] = []
+
+    def record(violation: dict[str, Any]) -> None:  # a function: Playwright tags it
+        violations.append(violation)
+
+    page.expose_function("__rcCspViolation", record)
+    page.add_init_script(RECORD_CSP_VIOLATIONS_JS)
+    return violations
+
+
+def _close(page: Page) -> None:
+    """Closes the page's context once what it reported so far has been received."""
+    _safe_evaluate(page, "0")  # a round trip: earlier events (console, violations) are in
+    page.context.close()
 
 
 def _collect_console(page: Page) -> list[str]:

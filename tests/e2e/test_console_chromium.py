@@ -3,7 +3,8 @@
 One run of `console_check.py` under `unshare -n` (demo server + simulated station + Chromium
 with its fake microphone) serves every test here: listening to the station, the sign-in error
 for a wrong password, transmitting with push to talk, tuning, the page's safety releases, its
-handling of the server's transmit messages, and listening with the microphone refused.
+handling of the server's transmit messages, listening with the microphone refused, and all of
+it under the console's Content-Security-Policy.
 """
 
 from __future__ import annotations
@@ -350,3 +351,15 @@ def test_late_microphone_permission_does_not_hold_up_listening(report: dict[str,
     assert late["keyed_outbound"]["source_level"] > 0
     assert late["errors"] == []
     assert late["console_errors"] == []
+
+
+def test_console_runs_under_its_content_security_policy(report: dict[str, Any]) -> None:
+    probe = report["csp_probe"]
+    policy = probe["content-security-policy"] or ""
+    assert "script-src 'self'" in policy, f"the console page's policy: {policy!r}"
+    # the probe's inline script was blocked and its violation recorded: the recorder works
+    assert probe["inline_script_ran"] is False
+    assert [v["directive"] for v in probe["violations"]] == ["script-src-elem"], probe
+    pages = report["csp_violations"]
+    assert set(pages) == {"wrong_password", "operator", "microphone_refused", "late_microphone"}
+    assert {page: found for page, found in pages.items() if found} == {}, "the console broke it"

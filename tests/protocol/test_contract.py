@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import typing
 from pathlib import Path
@@ -14,7 +15,101 @@ from signaling.namespaces import AgentNamespace, OperatorNamespace
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "protocol.md").read_text()
-CONSOLE = (ROOT / "web" / "src" / "console.js").read_text()
+# Punctuation and keywords after which a `/` starts a regular expression, not a division.
+_REGEX_AFTER = set("(,=:[!&|?{};+-*%<>~^") | {
+    "return",
+    "typeof",
+    "case",
+    "do",
+    "else",
+    "in",
+    "of",
+    "new",
+    "delete",
+    "void",
+    "throw",
+    "instanceof",
+    "yield",
+    "await",
+}
+
+
+def _skip_template(text: str, start: int) -> tuple[int, list[str] | None]:
+    """The index after the template literal opening at `start`, and the string literals in
+    its `${…}` substitutions (None when it has none: then it is a plain literal)."""
+    i, inner = start + 1, None
+    while text[i] != "`":
+        if text[i] == "\\":
+            i += 2
+        elif text.startswith("${", i):
+            depth, begin = 1, i + 2
+            i = begin
+            while depth:
+                depth += {"{": 1, "}": -1}.get(text[i], 0)
+                i += 1
+            inner = (inner or []) + scan_javascript(text[begin : i - 1])[1]
+        else:
+            i += 1
+    return i + 1, inner
+
+
+def scan_javascript(text: str) -> tuple[str, list[str]]:
+    """The code without its comments, and its string literals ("…", '…', `…` without `${}`).
+
+    A lexer just good enough for the console's sources: it knows strings, template literals,
+    regular expression literals (which may hold quotes) and comments (which may hold anything).
+    """
+    code: list[str] = []
+    strings: list[str] = []
+    last = ""  # the last token: a regular expression may follow some
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if text.startswith("//", i):
+            i = text.find("\n", i) if "\n" in text[i:] else len(text)
+        elif text.startswith("/*", i):
+            i = text.index("*/", i + 2) + 2
+        elif char in "\"'":
+            end = i + 1
+            while text[end] != char:
+                end += 2 if text[end] == "\\" else 1
+            strings.append(text[i + 1 : end])
+            code.append(text[i : end + 1])
+            i, last = end + 1, char
+        elif char == "`":
+            end, inner = _skip_template(text, i)
+            strings += [text[i + 1 : end - 1]] if inner is None else inner
+            code.append(text[i:end])
+            i, last = end, char
+        elif char == "/" and (last == "" or last in _REGEX_AFTER):
+            end, in_class = i + 1, False
+            while in_class or text[end] != "/":
+                in_class = (in_class or text[end] == "[") and text[end] != "]"
+                end += 2 if text[end] == "\\" else 1
+            end += 1
+            while end < len(text) and text[end].isalpha():
+                end += 1
+            code.append(text[i:end])
+            i, last = end, "/regex/"
+        elif char.isalnum() or char in "_$":
+            word = re.match(r"[\w$]+", text[i:])
+            assert word is not None
+            code.append(word.group())
+            i, last = i + len(word.group()), word.group()
+        else:
+            code.append(char)
+            i += 1
+            if not char.isspace():
+                last = char
+    return "".join(code), strings
+
+
+# Every module of the browser console (web/src/*.js, the generated protocol.js included).
+CONSOLE_MODULES = {
+    path.name: path.read_text() for path in sorted((ROOT / "web" / "src").glob("*.js"))
+}
+# Their code without comments: what they do, not what they say.
+CONSOLE = "\n".join(scan_javascript(text)[0] for text in CONSOLE_MODULES.values())
 
 
 def section(title: str) -> str:
@@ -108,21 +203,40 @@ def _event_table(namespace: type) -> list[str]:
 
 
 def test_the_console_uses_only_documented_events_and_messages() -> None:
+    assert "console.js" in CONSOLE_MODULES and len(CONSOLE_MODULES) > 2, sorted(CONSOLE_MODULES)
     operator = events("## Socket.IO namespace `/operator`")
-    requested = set(re.findall(r'request\(\s*"(\w+)"', CONSOLE))
+    client_events = {e for e, d in operator.items() if d.startswith("operator")}
+    server_events = {e for e, d in operator.items() if d.startswith("server")}
+
+    # Client -> server events go through `request("<event>", …)` (which waits for the ack);
+    # nothing emits a named event past it.
+    requested = set(re.findall(r'\brequest\(\s*"(\w+)"', CONSOLE))
+    assert requested, "the console requests nothing?"
+    assert requested <= client_events, requested - client_events
+    bypassing = re.findall(r'\.emit(?:WithAck)?\(\s*["\'`]', CONSOLE)
+    assert bypassing == [], "an event emitted with a literal name, past request()"
+
     handled = set(re.findall(r'\.on\(\s*"(\w+)"', CONSOLE)) - {
         "connect",
         "connect_error",
         "disconnect",
     }
-    assert requested, "the console requests nothing?"
-    assert requested <= {e for e, d in operator.items() if d.startswith("operator")}
-    assert handled <= {e for e, d in operator.items() if d.startswith("server")}
-    cases = set(re.findall(r'case "(\w+)":', CONSOLE))
+    assert handled == server_events, (
+        f"undocumented: {handled - server_events}, not handled: {server_events - handled}"
+    )
+
+    # Data-channel messages: each received type has its `case "<type>":` (the console's only
+    # string cases), and operator messages are sent as `send({ type: "<type>", … })`.
     received = set(data_channel_types("### station → operators")) | set(
         data_channel_types("### server → operator")
     )
-    assert cases and cases <= received
+    cases = set(re.findall(r'\bcase "(\w+)":', CONSOLE))
+    assert cases == received, f"unknown: {cases - received}, not handled: {received - cases}"
+    sent = set(re.findall(r'\b_?send\(\s*\{\s*type:\s*"(\w+)"', CONSOLE))
+    operator_types = set(data_channel_types("### operator → station"))
+    assert sent == operator_types, (
+        f"unknown: {sent - operator_types}, unsent: {operator_types - sent}"
+    )
 
 
 def test_documented_limits_match() -> None:
@@ -140,20 +254,70 @@ def test_the_consoles_protocol_constants_are_generated_from_the_protocol() -> No
     )
 
 
+def _generated_constants(text: str) -> dict[str, typing.Any]:
+    """The constants of the generated protocol.js: `export const NAME = <JSON>;`, a list or
+    an object wrapped in `Object.freeze(…)`."""
+    constants: dict[str, typing.Any] = {}
+    for name, value in re.findall(r"^export const (\w+) = (.*);$", text, flags=re.MULTILINE):
+        frozen = re.fullmatch(r"Object\.freeze\((.*)\)", value)
+        constants[name] = json.loads(frozen.group(1) if frozen else value)
+    return constants
+
+
+def _number_literals(text: str) -> set[float]:
+    """Every decimal number in the code (14_205_000, 4096, 3e11, 0.5; in strings too), by value."""
+    tokens = re.findall(r"(?<![\w.$])(\d[\d_]*(?:\.\d[\d_]*)?(?:[eE][+-]?\d+)?)(?![\w.])", text)
+    return {float(token.replace("_", "")) for token in tokens}
+
+
+# Constants whose values (strings) would be copies if a console module spelled them out.
+COPYABLE_STRINGS = ("OPERATOR_NAMESPACE", "CONTROL_CHANNEL_LABEL", "RIG_MODES", "ERROR_CODES")
+# Numbers above this are copies when spelled out; smaller ones (1, 250, 500, 1000: a second in
+# ms, a countdown's tick) are everyday values, checked by name only.
+COPYABLE_NUMBERS_ABOVE = 1000
+
+
 def test_the_console_keeps_no_copy_of_a_protocol_constant() -> None:
-    """Every protocol constant the console needs comes from the generated module."""
-    sources = {p.name: p.read_text() for p in (ROOT / "web" / "src").glob("*.js")}
-    generated = sources.pop("protocol.js")
-    names = re.findall(r"export const (\w+) =", generated)
-    for name, text in sources.items():
-        for constant in names:
-            assert not re.search(rf"\b(const|let|var)\s+{constant}\b", text), (
-                f"web/src/{name} defines its own {constant}; import it from ./protocol.js"
+    """Every protocol constant the console needs comes from the generated module: no module
+    defines one of its names or spells out one of its values (exact literals, not substrings)."""
+    sources = dict(CONSOLE_MODULES)
+    generated = sources.pop(Path(javascript.GENERATED_PATH).name)
+    constants = _generated_constants(generated)
+    assert set(constants) >= {*COPYABLE_STRINGS, "MAX_FREQUENCY_HZ", "KEEPALIVE_INTERVAL_MS"}
+
+    strings: set[str] = set()
+    for name in COPYABLE_STRINGS:
+        value = constants[name]
+        if isinstance(value, str):
+            strings.add(value)
+        else:
+            strings.update(value.values() if isinstance(value, dict) else value)
+    numbers = {
+        float(value)
+        for value in constants.values()
+        if isinstance(value, int) and not isinstance(value, bool) and value > COPYABLE_NUMBERS_ABOVE
+    }
+    assert "/operator" in strings and "USB" in strings and 300_000_000_000 in numbers
+    # the scan reads literals, not comments, and knows a regular expression's quotes
+    assert scan_javascript('a = /[\\s_\']/g; // "/operator"\nb = `x` + \'y\' + "z";') == (
+        "a = /[\\s_']/g; \nb = `x` + 'y' + \"z\";",
+        ["x", "y", "z"],
+    )
+    # and finds the values where they are spelled out: in the generated module itself
+    generated_code, generated_strings = scan_javascript(generated)
+    assert strings <= set(generated_strings) and numbers <= _number_literals(generated_code)
+
+    assert sources, "no console modules besides protocol.js?"
+    for module, text in sources.items():
+        code, literals = scan_javascript(text)
+        for constant in constants:
+            assert not re.search(rf"\b(const|let|var)\s+{constant}\b", code), (
+                f"web/src/{module} defines its own {constant}; import it from ./protocol.js"
             )
-    # and the literal values that used to be copied
-    for name, text in sources.items():
-        assert '"/operator"' not in text, f"web/src/{name} spells the namespace out"
-        assert "300_000_000_000" not in text and "300000000000" not in text, name
+        copied = sorted(strings & set(literals))
+        assert not copied, f"web/src/{module} spells out protocol values {copied}"
+        copied_numbers = sorted(numbers & _number_literals(code))
+        assert not copied_numbers, f"web/src/{module} spells out protocol numbers {copied_numbers}"
 
 
 def test_rig_mode_type_and_list_agree() -> None:
