@@ -68,7 +68,7 @@ typecheck: venv
 
 test: system-packages venv web lint typecheck
 	# a component that cannot start fails its tests here (tests/support/components.py)
-	RADIOCORE_REQUIRE_COMPONENTS=1 $(PY) -m pytest -q -rs $(PYTEST_ARGS)
+	TESTS_REQUIRE_COMPONENTS=1 $(PY) -m pytest -q -rs $(PYTEST_ARGS)
 
 demo: venv web
 	$(VENV)/bin/radiocore demo $(DEMO_ARGS)

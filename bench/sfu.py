@@ -73,12 +73,16 @@ async def _publish(url: str, board_id: str, secret: str, pipe: Connection) -> No
     )
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTransceiver(RecordingTrack(ToneSource(frequency_hz=1000)), direction="sendrecv")
-    pc.createDataChannel("control")
+    channel = pc.createDataChannel("control")
+    channel_open = asyncio.Event()
+    channel.on("open", channel_open.set)
     await pc.setLocalDescription(await pc.createOffer())
     reply = await sio.call(
         "offer", {"type": "offer", "sdp": pc.localDescription.sdp}, namespace="/agent"
     )
     await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
+    # online (listeners may connect) once the station's control channel is open
+    await asyncio.wait_for(channel_open.wait(), 30)
     pipe.send("ready")
     await asyncio.to_thread(pipe.recv)  # "stop"
     pipe.send(sent)

@@ -23,16 +23,14 @@ def free_port() -> int:
 
 
 async def seed(data_dir: Path) -> tuple[str, str]:
-    from signaling.auth import hash_board_secret, hash_password_async, new_board_secret
-    from signaling.store import SqliteStore
+    """The bench account and its board in `data_dir`'s SQLite store: (board id, board secret)."""
+    from signaling.accounts import create_account, register_board
+    from signaling.store import SQLITE_FILE_NAME, SqliteStore
 
-    async with SqliteStore(data_dir / "radiocore.sqlite3") as store:
-        user = await store.create_user(
-            BENCH_EMAIL, await hash_password_async(BENCH_PASSWORD), "BENCH"
-        )
-        secret = new_board_secret()
-        board = await store.create_board(user.id, "Bench station", hash_board_secret(secret))
-    return board.id, secret
+    async with SqliteStore(data_dir / SQLITE_FILE_NAME) as store:
+        user = await create_account(store, BENCH_EMAIL, BENCH_PASSWORD, "BENCH")
+        registered = await register_board(store, user.id, "Bench station")
+    return registered.board.id, registered.secret
 
 
 def use_loopback_ice() -> None:

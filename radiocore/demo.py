@@ -24,10 +24,10 @@ from pathlib import Path
 from aiohttp import web
 
 from signaling import keys
+from signaling.accounts import create_account, register_board
 from signaling.app import create_app
-from signaling.auth import hash_board_secret, hash_password_async, new_board_secret
 from signaling.config import ServerConfig
-from signaling.store import Store, create_store
+from signaling.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -49,20 +49,18 @@ async def seed(store: Store, data_dir: Path) -> DemoBoard:
     """The demo account and board, created on first use; the board secret kept in a 0600 file."""
     user = await store.get_user_by_email(DEMO_EMAIL)
     if user is None:
-        user = await store.create_user(
-            DEMO_EMAIL, await hash_password_async(DEMO_PASSWORD), DEMO_CALLSIGN
-        )
+        user = await create_account(store, DEMO_EMAIL, DEMO_PASSWORD, DEMO_CALLSIGN)
     secret_file = data_dir / "demo-board.json"
     if secret_file.exists():
         saved = json.loads(secret_file.read_text())
         if await store.get_board(saved["board_id"]) is not None:
             return DemoBoard(saved["board_id"], saved["secret"])
-    secret = new_board_secret()
-    board = await store.create_board(user.id, DEMO_BOARD_NAME, hash_board_secret(secret))
+    registered = await register_board(store, user.id, DEMO_BOARD_NAME)
+    board_id, secret = registered.board.id, registered.secret
     descriptor = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
-        json.dump({"board_id": board.id, "secret": secret}, handle)
-    return DemoBoard(board.id, secret)
+        json.dump({"board_id": board_id, "secret": secret}, handle)
+    return DemoBoard(board_id, secret)
 
 
 def _agent_command(config: ServerConfig, url: str, board: DemoBoard, source: str) -> list[str]:
@@ -91,18 +89,24 @@ def _agent_command(config: ServerConfig, url: str, board: DemoBoard, source: str
 
 async def _demo(args: argparse.Namespace, config: ServerConfig) -> int:
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    async with create_store(config.database_url, config.data_dir) as store:
-        board = await seed(store, config.data_dir)
-
     app = create_app(config)
     runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
-    await site.start()
-    port = runner.addresses[0][1]
-    public_host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
-    url = f"http://{public_host}:{port}/"
+    try:
+        await runner.setup()  # opens the store, once: the demo seeds it through the server
+        board = await seed(app[keys.STORE], config.data_dir)
+        site = web.TCPSite(runner, config.host, config.port)
+        await site.start()
+        port = runner.addresses[0][1]
+        public_host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
+        return await _run_station(args, config, app, f"http://{public_host}:{port}/", board)
+    finally:
+        await runner.cleanup()
 
+
+async def _run_station(
+    args: argparse.Namespace, config: ServerConfig, app: web.Application, url: str, board: DemoBoard
+) -> int:
+    """Start the simulated station's agent, wait for it, tell the user, run until stopped."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -113,7 +117,7 @@ async def _demo(args: argparse.Namespace, config: ServerConfig) -> int:
         *_agent_command(config, url, board, args.audio_source), env=env
     )
     try:
-        sfu = app[keys.SFU]  # online = its peer connection is in the room, not just signaling
+        sfu = app[keys.SFU]
         for _ in range(int(AGENT_START_TIMEOUT_S / 0.1)):
             if sfu.station_online(board.board_id) or agent.returncode is not None or stop.is_set():
                 break
@@ -143,6 +147,8 @@ async def _demo(args: argparse.Namespace, config: ServerConfig) -> int:
             return 1
         return 0
     finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
         if agent.returncode is None:
             agent.terminate()
             try:
@@ -150,11 +156,10 @@ async def _demo(args: argparse.Namespace, config: ServerConfig) -> int:
             except TimeoutError:
                 agent.kill()
                 await agent.wait()
-        await runner.cleanup()
 
 
 def run_demo(args: argparse.Namespace, config: ServerConfig) -> int:
-    from radiocore.cli import configure_logging
+    from radiocore.logs import configure_logging
 
     configure_logging(config.log_level)
     return asyncio.run(_demo(args, config))

@@ -1,9 +1,13 @@
-"""The application factory: aiohttp + python-socketio + the SFU, from one config."""
+"""The application factory: aiohttp + python-socketio + the SFU, from one config.
+
+Each resource has its own cleanup context (opened in order, closed in reverse), so a failure
+while starting closes exactly what was opened before it.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import socketio
 from aiohttp import web
@@ -15,20 +19,26 @@ from signaling.audit import TxAudit
 from signaling.auth import JwtAuthority
 from signaling.config import ServerConfig, resolve_web_root
 from signaling.namespaces import AgentNamespace, OperatorNamespace
-from signaling.presence import LocalPresence
+from signaling.presence import LocalPresence, PresenceTracker
 from signaling.rest import add_routes
 from signaling.stations import StationService
 from signaling.store import create_store
 
 logger = logging.getLogger(__name__)
 
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+
 
 def sfu_config(config: ServerConfig) -> SfuConfig:
+    limits = config.limits
     return SfuConfig(
         ice_host_addresses=config.ice.host_addresses,
         ice_servers=tuple(IceServerSpec(urls=(url,)) for url in config.ice.servers),
-        listener_queue_packets=config.limits.listener_queue_packets,
-        max_messages_per_second=config.limits.max_data_messages_per_second,
+        listener_queue_packets=limits.listener_queue_packets,
+        max_buffered_data_bytes=limits.max_buffered_data_bytes,
+        max_messages_per_second=limits.max_data_messages_per_second,
+        max_data_message_bytes=limits.max_data_message_bytes,
+        max_early_candidates=limits.max_early_candidates,
         latency_sample_every=config.media_latency_sample_every,
         deadman_s=config.floor.deadman_s,
         tx_timeout_s=config.floor.tx_timeout_s,
@@ -48,28 +58,73 @@ def create_app(config: ServerConfig) -> web.Application:
     )
     sio.attach(app)
     add_routes(app, resolve_web_root(config))
+    app.cleanup_ctx.extend([_store, _audit, _presence, _sfu, _signaling(sio)])
+    return app
 
-    async def resources(app: web.Application) -> AsyncIterator[None]:
-        store = create_store(config.database_url, config.data_dir)
-        await store.open()
-        audit = TxAudit(store)
-        audit.start()
-        sfu = Sfu(sfu_config(config), observer=audit)
-        app[keys.STORE] = store
-        app[keys.SFU] = sfu
-        stations = StationService(store, sfu, LocalPresence(), sfu.config.ice_servers)
+
+async def _store(app: web.Application) -> AsyncIterator[None]:
+    config = app[keys.CONFIG]
+    store = create_store(config.database_url, config.data_dir)
+    await store.open()
+    app[keys.STORE] = store
+    try:
+        yield
+    finally:
+        await store.close()
+
+
+async def _audit(app: web.Application) -> AsyncIterator[None]:
+    audit = TxAudit(app[keys.STORE])
+    audit.start()
+    app[keys.AUDIT] = audit
+    try:
+        yield
+    finally:
+        await audit.close()  # after the SFU closed: the ends of its transmissions are written
+
+
+async def _presence(app: web.Application) -> AsyncIterator[None]:
+    tracker = PresenceTracker(LocalPresence())
+    app[keys.PRESENCE] = tracker
+    try:
+        yield
+    finally:
+        await tracker.close()
+
+
+async def _sfu(app: web.Application) -> AsyncIterator[None]:
+    sfu = Sfu(
+        sfu_config(app[keys.CONFIG]),
+        observer=app[keys.AUDIT],
+        station_observer=app[keys.PRESENCE],
+    )
+    app[keys.SFU] = sfu
+    try:
+        yield
+    finally:
+        await sfu.close()  # ends transmissions: their ends reach the audit log
+
+
+def _signaling(sio: socketio.AsyncServer) -> CleanupContext:
+    async def signaling(app: web.Application) -> AsyncIterator[None]:
+        config = app[keys.CONFIG]
+        sfu = app[keys.SFU]
+        tracker = app[keys.PRESENCE]
+        stations = StationService(
+            app[keys.STORE],
+            sfu,
+            tracker.presence,
+            app[keys.AUTHORITY],
+            sfu.config.ice_servers,
+            max_sdp_chars=config.limits.max_sdp_chars,
+        )
         app[keys.STATIONS] = stations
         rate = config.limits.max_events_per_second
-        operators = OperatorNamespace(stations, app[keys.AUTHORITY], rate)
+        operators = OperatorNamespace(stations, rate)
         sio.register_namespace(operators)
-        sio.register_namespace(AgentNamespace(stations, operators, rate))
+        sio.register_namespace(AgentNamespace(stations, rate))
+        tracker.connect(operators.announce)
         logger.info("RadioCore server ready: %s", config.summary())
-        try:
-            yield
-        finally:
-            await sfu.close()  # ends transmissions: their ends reach the audit log
-            await audit.close()
-            await store.close()
+        yield
 
-    app.cleanup_ctx.append(resources)
-    return app
+    return signaling

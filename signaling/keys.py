@@ -5,13 +5,17 @@ from __future__ import annotations
 from aiohttp import web
 
 from media.sfu import Sfu
+from signaling.audit import TxAudit
 from signaling.auth import JwtAuthority
 from signaling.config import ServerConfig
+from signaling.presence import PresenceTracker
 from signaling.stations import StationService
 from signaling.store import Store
 
 CONFIG = web.AppKey("config", ServerConfig)
 STORE = web.AppKey("store", Store)
+AUDIT = web.AppKey("audit", TxAudit)
+PRESENCE = web.AppKey("presence", PresenceTracker)
 SFU = web.AppKey("sfu", Sfu)
 AUTHORITY = web.AppKey("authority", JwtAuthority)
 STATIONS = web.AppKey("stations", StationService)

@@ -15,7 +15,7 @@ import radiocore_protocol as protocol
 from media.errors import MediaError
 from media.ratelimit import RateLimiter
 from radiocore_protocol import ErrorCode, ProtocolError
-from signaling.auth import JwtAuthority, OperatorIdentity
+from signaling.auth import OperatorIdentity
 from signaling.errors import NotJoinedError, SignalingError
 from signaling.stations import AgentSession, StationService
 
@@ -85,12 +85,9 @@ class Empty(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class AgentNamespace(StrictNamespace):
     """`/agent`: one connection per board agent, authenticated by the board secret."""
 
-    def __init__(
-        self, service: StationService, operators: OperatorNamespace, max_events_per_second: int
-    ) -> None:
+    def __init__(self, service: StationService, max_events_per_second: int) -> None:
         super().__init__(protocol.AGENT_NAMESPACE, max_events_per_second)
         self._service = service
-        self._operators = operators
         self._sessions: dict[str, AgentSession] = {}
         self.events = {
             "hello": (Empty, self._hello),
@@ -106,19 +103,17 @@ class AgentNamespace(StrictNamespace):
             logger.warning("board agent refused: %s", exc.message)
             raise refuse(ErrorCode.UNAUTHORIZED, exc.message) from None
         self._sessions[sid] = session
-        replaced = await self._service.agent_online(session, sid)
+        replaced = await self._service.agent_connected(session, sid)
         if replaced is not None:
             logger.info("board %s reconnected; dropping its previous connection", session.board_id)
             self._sessions.pop(replaced, None)
             await self.disconnect(replaced)
         logger.info("board agent for %s (%s) connected", session.board_id, session.name)
-        await self._operators.announce(session.board_id, online=True)
 
     async def on_disconnect(self, sid: str, reason: object = None) -> None:
         session = self._sessions.pop(sid, None)
-        if session is not None and await self._service.agent_offline(session, sid):
+        if session is not None and await self._service.agent_disconnected(session, sid):
             logger.info("board agent for %s disconnected", session.board_id)
-            await self._operators.announce(session.board_id, online=False)
 
     def _session(self, sid: str) -> AgentSession:
         session = self._sessions.get(sid)
@@ -143,12 +138,9 @@ class AgentNamespace(StrictNamespace):
 class OperatorNamespace(StrictNamespace):
     """`/operator`: browsers and operator programs, authenticated by JWT."""
 
-    def __init__(
-        self, service: StationService, authority: JwtAuthority, max_events_per_second: int
-    ) -> None:
+    def __init__(self, service: StationService, max_events_per_second: int) -> None:
         super().__init__(protocol.OPERATOR_NAMESPACE, max_events_per_second)
         self._service = service
-        self._authority = authority
         self._identities: dict[str, OperatorIdentity] = {}
         self._joined: dict[str, set[str]] = {}
         self.events = {
@@ -162,7 +154,7 @@ class OperatorNamespace(StrictNamespace):
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: object = None) -> None:
         try:
             credentials = protocol.decode_payload(protocol.OperatorAuth, auth)
-            identity = self._authority.verify(credentials.token)
+            identity = await self._service.authenticate_operator(credentials.token)
         except (ProtocolError, SignalingError) as exc:
             logger.info("operator refused: %s", exc.message)
             raise refuse(ErrorCode.UNAUTHORIZED, exc.message) from None
@@ -176,7 +168,7 @@ class OperatorNamespace(StrictNamespace):
         for board_id in self._joined.pop(sid, set()):
             await self._service.leave(sid, board_id)
 
-    async def announce(self, board_id: str, *, online: bool) -> None:
+    async def announce(self, board_id: str, online: bool) -> None:
         """Tell every connected operator who may use the board that it went on/offline."""
         presence = protocol.to_builtins(protocol.Presence(board_id=board_id, online=online))
         for user_id in await self._service.audience_of(board_id):

@@ -1,4 +1,9 @@
-"""Which boards are online, and through which connection.
+"""Which boards are online, and through which connection their agent is signaling.
+
+Online means the station can be used now: its agent's media is up in the SFU and its control
+channel is open (the SFU reports that; see `media.sfu.StationObserver`), not merely that its
+Socket.IO connection is open. The agent's signaling connection is tracked beside it so that a
+reconnecting agent replaces its previous connection.
 
 One interface, and the in-process implementation for one node; a Redis implementation with
 TTLs comes with scale-out and plugs in at start-up.
@@ -7,22 +12,31 @@ TTLs comes with scale-out and plugs in at start-up.
 from __future__ import annotations
 
 import abc
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+logger = logging.getLogger(__name__)
+
+#: Told that a board went online (True) or offline (False).
+Announce = Callable[[str, bool], Awaitable[None]]
 
 
 class Presence(abc.ABC):
     @abc.abstractmethod
-    def set_online(self, board_id: str, connection_id: str) -> str | None:
-        """Mark the board online via `connection_id`; returns the connection it replaces."""
+    def agent_connected(self, board_id: str, connection_id: str) -> str | None:
+        """The board's agent signals through `connection_id` now; returns the one it replaces."""
 
     @abc.abstractmethod
-    def set_offline(self, board_id: str, connection_id: str) -> bool:
-        """Mark the board offline if `connection_id` is its current one; True when it was."""
+    def agent_disconnected(self, board_id: str, connection_id: str) -> bool:
+        """Forget `connection_id` if it is the board's current one; True when it was."""
+
+    @abc.abstractmethod
+    def set_online(self, board_id: str, online: bool) -> bool:
+        """Record whether the station's media is up; True when that changed."""
 
     @abc.abstractmethod
     def is_online(self, board_id: str) -> bool: ...
-
-    @abc.abstractmethod
-    def connection_of(self, board_id: str) -> str | None: ...
 
 
 class LocalPresence(Presence):
@@ -30,20 +44,86 @@ class LocalPresence(Presence):
 
     def __init__(self) -> None:
         self._connections: dict[str, str] = {}
+        self._online: set[str] = set()
 
-    def set_online(self, board_id: str, connection_id: str) -> str | None:
+    def agent_connected(self, board_id: str, connection_id: str) -> str | None:
         previous = self._connections.get(board_id)
         self._connections[board_id] = connection_id
         return previous if previous != connection_id else None
 
-    def set_offline(self, board_id: str, connection_id: str) -> bool:
+    def agent_disconnected(self, board_id: str, connection_id: str) -> bool:
         if self._connections.get(board_id) != connection_id:
             return False
         del self._connections[board_id]
         return True
 
-    def is_online(self, board_id: str) -> bool:
-        return board_id in self._connections
+    def set_online(self, board_id: str, online: bool) -> bool:
+        if online == (board_id in self._online):
+            return False
+        if online:
+            self._online.add(board_id)
+        else:
+            self._online.discard(board_id)
+        return True
 
-    def connection_of(self, board_id: str) -> str | None:
-        return self._connections.get(board_id)
+    def is_online(self, board_id: str) -> bool:
+        return board_id in self._online
+
+
+class PresenceTracker:
+    """The SFU's `StationObserver`: records each station going on- and offline in `Presence` and
+    has it announced to operators (by `announce`, connected once signaling is up).
+
+    The SFU reports synchronously; announcing is asynchronous (Socket.IO emits), so each
+    announcement runs as a task this tracker owns, in order per board, and `close()` ends them.
+    """
+
+    def __init__(self, presence: Presence) -> None:
+        self.presence = presence
+        self._announce: Announce | None = None
+        self._pending: dict[str, asyncio.Task[None]] = {}
+
+    def connect(self, announce: Announce) -> None:
+        self._announce = announce
+
+    def station_up(self, board_id: str) -> None:
+        self._changed(board_id, online=True)
+
+    def station_down(self, board_id: str) -> None:
+        self._changed(board_id, online=False)
+
+    def _changed(self, board_id: str, *, online: bool) -> None:
+        if not self.presence.set_online(board_id, online):
+            return
+        logger.info("station %s is %s", board_id, "online" if online else "offline")
+        announce = self._announce
+        if announce is None:
+            return
+        previous = self._pending.get(board_id)
+        task = asyncio.get_running_loop().create_task(
+            self._announce_after(previous, announce, board_id, online)
+        )
+        self._pending[board_id] = task
+        task.add_done_callback(lambda done: self._forget(board_id, done))
+
+    @staticmethod
+    async def _announce_after(
+        previous: asyncio.Task[None] | None, announce: Announce, board_id: str, online: bool
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait({previous})  # presence reaches operators in the order it changed
+        try:
+            await announce(board_id, online)
+        except Exception:
+            logger.exception("announcing that %s is %s failed", board_id, online)
+
+    def _forget(self, board_id: str, task: asyncio.Task[None]) -> None:
+        if self._pending.get(board_id) is task:
+            del self._pending[board_id]
+
+    async def close(self) -> None:
+        tasks = list(self._pending.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._pending.clear()

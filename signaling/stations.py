@@ -14,7 +14,7 @@ import radiocore_protocol as protocol
 from media.config import IceServerSpec
 from media.participant import AGENT_KEY, ParticipantIdentity, Role
 from media.sfu import Sfu
-from signaling.auth import OperatorIdentity, check_board_secret
+from signaling.auth import JwtAuthority, OperatorIdentity, check_board_secret
 from signaling.errors import AuthError, ForbiddenError, NotFoundError, StationOfflineError
 from signaling.presence import Presence
 from signaling.store import Board, Right, Store, TxSession
@@ -34,16 +34,20 @@ class AgentSession:
 
 class StationService:
     def __init__(
-        self, store: Store, sfu: Sfu, presence: Presence, ice_servers: tuple[IceServerSpec, ...]
+        self,
+        store: Store,
+        sfu: Sfu,
+        presence: Presence,
+        authority: JwtAuthority,
+        ice_servers: tuple[IceServerSpec, ...],
+        max_sdp_chars: int = protocol.MAX_SDP_CHARS,
     ) -> None:
+        self._max_sdp_chars = max_sdp_chars
         self._store = store
         self._sfu = sfu
         self._presence = presence
+        self._authority = authority
         self._ice_servers = ice_servers
-
-    @property
-    def presence(self) -> Presence:
-        return self._presence
 
     def ice_servers(self) -> list[protocol.IceServer]:
         return [
@@ -60,13 +64,23 @@ class StationService:
             raise AuthError("unknown board or wrong secret")
         return AgentSession(board_id=board.id, owner_id=board.owner_id, name=board.name)
 
-    async def agent_online(self, session: AgentSession, connection_id: str) -> str | None:
-        """Record the agent as online; returns the connection id it replaces, if any."""
-        replaced = self._presence.set_online(session.board_id, connection_id)
+    async def agent_connected(self, session: AgentSession, connection_id: str) -> str | None:
+        """Record the agent's signaling connection; returns the connection it replaces, if any.
+        (The station is online only once its media is up: see `signaling.presence`.)"""
+        replaced = self._presence.agent_connected(session.board_id, connection_id)
         await self._store.touch_board(session.board_id, datetime.now(UTC))
         return replaced
 
+    def _check_sdp(self, sdp: str) -> None:
+        if len(sdp) > self._max_sdp_chars:
+            raise protocol.ProtocolError(
+                protocol.ErrorCode.TOO_LARGE,
+                f"the SDP has {len(sdp)} characters; this server takes at most "
+                f"{self._max_sdp_chars}",
+            )
+
     async def agent_offer(self, session: AgentSession, offer: protocol.AgentOffer) -> str:
+        self._check_sdp(offer.sdp)
         return await self._sfu.connect_agent(session.board_id, session.name, offer.sdp)
 
     async def agent_candidate(self, session: AgentSession, msg: protocol.AgentCandidate) -> None:
@@ -74,15 +88,24 @@ class StationService:
             session.board_id, AGENT_KEY, msg.candidate, msg.sdpMid, msg.sdpMLineIndex
         )
 
-    async def agent_offline(self, session: AgentSession, connection_id: str) -> bool:
-        """Forget the agent if `connection_id` is still its connection; True when it was."""
-        if not self._presence.set_offline(session.board_id, connection_id):
+    async def agent_disconnected(self, session: AgentSession, connection_id: str) -> bool:
+        """Forget the agent, and its media, if `connection_id` is still its connection; True
+        when it was."""
+        if not self._presence.agent_disconnected(session.board_id, connection_id):
             return False
         await self._sfu.disconnect(session.board_id, AGENT_KEY)
         await self._store.touch_board(session.board_id, datetime.now(UTC))
         return True
 
     # -- operators -------------------------------------------------------------------------
+
+    async def authenticate_operator(self, token: str) -> OperatorIdentity:
+        """Who a token speaks for; `AuthError` if it is refused or its account is gone (a token
+        outlives the account it was issued to until it expires)."""
+        identity = self._authority.verify(token)
+        if await self._store.get_user(identity.user_id) is None:
+            raise AuthError("the account no longer exists")
+        return identity
 
     def _info(self, board: Board) -> protocol.BoardInfo:
         return protocol.BoardInfo(
@@ -118,6 +141,7 @@ class StationService:
     async def operator_offer(
         self, operator: OperatorIdentity, connection_id: str, offer: protocol.OperatorOffer
     ) -> str:
+        self._check_sdp(offer.sdp)
         board, access = await self._access(operator, offer.board_id)
         if not self._presence.is_online(board.id):
             raise StationOfflineError()

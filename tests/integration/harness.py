@@ -27,10 +27,10 @@ from bench.rig_reader import RigReader
 from bench.tools import stop_process
 from radiocore import aiortc_hooks
 from signaling import keys
+from signaling.accounts import create_account, register_board
 from signaling.app import create_app
-from signaling.auth import hash_board_secret, hash_password, new_board_secret
 from signaling.config import load_server_config
-from signaling.store import SqliteStore
+from signaling.store import SQLITE_FILE_NAME, SqliteStore
 from tests.media.peers import TonePacketTrack
 from tests.support.rigctld import RigctldServer
 
@@ -88,21 +88,17 @@ class LiveServer:
 
 
 async def seed(data_dir: Path) -> tuple[str, str, Account, Account, str]:
+    """Two operators, each with a board; the guest may transmit on the owner's board."""
     owner = Account("owner@example.org", "owner-password", "DL1OWN")
     other = Account("other@example.org", "other-password", "DL2OTH")
-    async with SqliteStore(data_dir / "radiocore.sqlite3") as store:
+    async with SqliteStore(data_dir / SQLITE_FILE_NAME) as store:
         for account in (owner, other):
-            user = await store.create_user(
-                account.email, hash_password(account.password), account.callsign
-            )
+            user = await create_account(store, account.email, account.password, account.callsign)
             account.user_id = user.id
-        secret = new_board_secret()
-        board = await store.create_board(owner.user_id, "Test station", hash_board_secret(secret))
-        other_board = await store.create_board(
-            other.user_id, "Other station", hash_board_secret(new_board_secret())
-        )
-        await store.set_grant(board.id, other.user_id, "transmit")  # a guest operator
-    return board.id, secret, owner, other, other_board.id
+        board = await register_board(store, owner.user_id, "Test station")
+        other_board = await register_board(store, other.user_id, "Other station")
+        await store.set_grant(board.board.id, other.user_id, "transmit")  # a guest operator
+    return board.board.id, board.secret, owner, other, other_board.board.id
 
 
 async def start_server(
@@ -121,12 +117,11 @@ async def start_server(
         )
     server_config = load_server_config(
         None,
-        {},
+        {"RADIOCORE_SECRET": "integration-" + "k" * 40},
         {
             "host": "127.0.0.1",
             "port": port,
             "data_dir": str(data_dir),
-            "secret": "integration-" + "k" * 40,
             "ice.host_addresses": ("127.0.0.1",),
             "media_latency_sample_every": 1,
             **(config or {}),

@@ -7,11 +7,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import jwt
 import pytest
 import socketio
 
 import radiocore_protocol as protocol
+from signaling import keys
 from tests.integration.harness import (
     AgentProcess,
     LiveServer,
@@ -48,6 +50,20 @@ async def test_forged_and_foreign_tokens_are_refused(server: LiveServer) -> None
         assert reason.get("code") == "unauthorized", (token, reason)
     reason = await refused_connection(server, "/operator", None)
     assert reason["code"] == "unauthorized"
+
+
+async def test_a_well_signed_token_of_a_deleted_account_is_refused(server: LiveServer) -> None:
+    token = await server.token(server.other)
+    await server.app[keys.STORE].delete_user(server.other.user_id)
+    reason = await refused_connection(server, "/operator", {"token": token})
+    assert reason == {"code": "unauthorized", "message": "the account no longer exists"}
+    async with aiohttp.ClientSession() as http:
+        reply = await http.get(
+            f"{server.url}api/boards/{server.board_id}/tx-log",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert reply.status == 401
+        assert (await reply.json())["error"]["message"] == "the account no longer exists"
 
 
 async def test_agent_with_a_wrong_secret_is_refused(server: LiveServer) -> None:
@@ -147,4 +163,44 @@ async def test_an_event_flood_is_rate_limited_and_the_server_keeps_answering(
         assert (await flooder.call("list_boards", {}))["ok"]
     finally:
         await flooder.close()
+        await stop_server(server)
+
+
+async def test_a_page_from_another_origin_cannot_open_socketio(server: LiveServer) -> None:
+    """A browser on a foreign site must not be able to drive a station through its operator's
+    logged-in browser: the handshake is refused before any event is read."""
+    url = f"{server.url}socket.io/?EIO=4&transport=websocket"
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(url, headers={"Origin": "http://evil.example"})
+        assert refused.value.status == 400
+        own_origin = server.url.rstrip("/")
+        async with http.ws_connect(url, headers={"Origin": own_origin}) as ws:
+            opening = await ws.receive_str(timeout=5)
+            assert opening.startswith("0{")  # Engine.IO "open" packet: the handshake worked
+
+
+async def test_the_configured_limits_are_the_ones_enforced(tmp_path: Path) -> None:
+    server = await start_server(
+        tmp_path, config={"limits.max_sdp_chars": 3000, "limits.max_json_body_bytes": 100}
+    )
+    operator = Operator(server, await server.token(server.owner))
+    try:
+        await operator.connect()
+        assert (await operator.call("join", {"board_id": server.board_id}))["ok"]
+        sdp = "v=0\r\n" + "a=padding\r\n" * 300  # 3305 characters, under the protocol's limit
+        reply = await operator.call(
+            "offer", {"board_id": server.board_id, "type": "offer", "sdp": sdp}
+        )
+        assert reply["error"] == {
+            "code": "too_large",
+            "message": "the SDP has 3305 characters; this server takes at most 3000",
+        }
+        async with aiohttp.ClientSession() as http:
+            body = {"email": server.owner.email, "password": "x" * 80}
+            refused = await http.post(server.url + "api/auth/login", json=body)
+            assert refused.status == 400
+            assert (await refused.json())["error"]["message"] == "request body too large"
+    finally:
+        await operator.close()
         await stop_server(server)

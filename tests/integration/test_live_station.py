@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 
+import socketio
+
 import radiocore_protocol as protocol
 from tests.integration.harness import (
     AgentProcess,
@@ -109,3 +111,36 @@ async def test_station_comes_back_after_its_agent_is_killed(
         assert rms > 500 and abs(peak - agent.tone_hz) < 15
     finally:
         await listener.close()
+
+
+async def test_online_means_the_station_can_take_an_offer(server: LiveServer) -> None:
+    """An agent whose Socket.IO link is up but whose media is not is not online; the moment an
+    operator is told `online`, an offer is accepted."""
+    operator = Operator(server, await server.token(server.owner))
+    half_agent = socketio.AsyncClient(reconnection=False)
+    auth = {"board_id": server.board_id, "secret": server.board_secret}
+    process = AgentProcess(server, sink=server.data_dir / "tx.raw")
+    try:
+        await operator.connect()
+        await half_agent.connect(
+            server.url, namespaces=["/agent"], auth=auth, transports=["websocket"]
+        )
+        boards = (await operator.call("list_boards", {}))["boards"]
+        assert {b["id"]: b["online"] for b in boards}[server.board_id] is False
+        joined = await operator.call("join", {"board_id": server.board_id})
+        assert joined["board"]["online"] is False
+        await asyncio.sleep(0.5)
+        assert not [e for e in operator.events if e[0] == "presence"], operator.events
+        await half_agent.disconnect()
+
+        online = ("presence", {"board_id": server.board_id, "online": True})
+        process.start()
+        assert await wait_for(lambda: online in operator.events, seconds=30)
+        reply = await operator.join_and_listen(server.board_id)  # at once
+        assert reply["ok"], reply
+        assert await wait_for(lambda: len(operator.frames) >= 25)
+    finally:
+        await operator.close()
+        if half_agent.connected:
+            await half_agent.disconnect()
+        process.stop()

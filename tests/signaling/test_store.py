@@ -17,7 +17,8 @@ from signaling.errors import (
     NotFoundError,
     SignalingError,
 )
-from signaling.store import SCHEMA_VERSION, Board, SqliteStore, User, create_store
+from signaling.store import Board, SqliteStore, User, create_store
+from signaling.store.sqlite import SCHEMA_VERSION
 
 BOARD_ID = "3f2a6c1e-8b4d-4e0f-9a7c-5d1e2b3c4a5f"
 

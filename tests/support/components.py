@@ -2,7 +2,7 @@
 
 Under `make test` (and so `.ci/run`) a component that is not installed fails the test that needs
 it: a CI machine without Chromium must not pass green. A developer without one may opt out on
-their own machine with `RADIOCORE_REQUIRE_COMPONENTS=0`; the tests that need it are then skipped,
+their own machine with `TESTS_REQUIRE_COMPONENTS=0`; the tests that need it are then skipped,
 each printing why, and pytest's summary (`-rs`) lists them.
 """
 
@@ -14,7 +14,7 @@ from typing import Final, NoReturn
 import pytest
 
 #: `0` lets a developer skip tests whose component is missing; anything else (or unset) fails.
-REQUIRE_VARIABLE: Final = "RADIOCORE_REQUIRE_COMPONENTS"
+REQUIRE_VARIABLE: Final = "TESTS_REQUIRE_COMPONENTS"
 
 
 def components_required() -> bool:
