@@ -98,7 +98,7 @@ def _mhz(hz: int) -> str:
     return f"{hz / 1e6:.6f}".rstrip("0").rstrip(".")
 
 
-#: S9 in the seed's convention.
+#: S9 on an S-meter: -73 dBm at the receiver input (the IARU convention for HF).
 S9_DBM: Final = -73
 #: How far the simulated S-meter wanders from S9, dB.
 _SMETER_SPAN_DB: Final = 6

@@ -98,7 +98,7 @@ class Status(_Msg, frozen=True, tag="status"):
     ptt: bool
     freq: FrequencyHz
     mode: RigMode
-    smeter: int | None = None  # dBm as Hamlib reports STRENGTH (S9 = -73 dBm in the seed)
+    smeter: int | None = None  # dBm as Hamlib reports STRENGTH (S9 = -73 dBm)
     squelch: bool | None = None  # True while the squelch is open (signal present)
     power: PowerPercent | None = None
     rig_online: bool = True  # False while the rig (rigctld) does not answer; values are stale

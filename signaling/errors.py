@@ -77,14 +77,6 @@ class ConflictError(SignalingError):
     default_message = "already exists"
 
 
-class StationOfflineError(SignalingError):
-    """The board's agent is not connected."""
-
-    code = ErrorCode.STATION_OFFLINE
-    http_status = 409
-    default_message = "the station is offline"
-
-
 class NotJoinedError(SignalingError):
     """The event needs a prior `join` of the board."""
 

@@ -12,10 +12,11 @@ from typing import Literal, TypeAlias
 
 import radiocore_protocol as protocol
 from media.config import IceServerSpec
+from media.errors import StationOfflineError
 from media.participant import AGENT_KEY, ParticipantIdentity, Role
 from media.sfu import Sfu
 from signaling.auth import JwtAuthority, OperatorIdentity, check_board_secret
-from signaling.errors import AuthError, ForbiddenError, NotFoundError, StationOfflineError
+from signaling.errors import AuthError, ForbiddenError, NotFoundError
 from signaling.presence import Presence
 from signaling.store import Board, Right, Store, TxSession
 
@@ -144,7 +145,7 @@ class StationService:
         self._check_sdp(offer.sdp)
         board, access = await self._access(operator, offer.board_id)
         if not self._presence.is_online(board.id):
-            raise StationOfflineError()
+            raise StationOfflineError("the station is offline")
         identity = ParticipantIdentity(
             key=connection_id,
             role=Role.OPERATOR,

@@ -1,4 +1,4 @@
-"""Who may import whom (HOUSE_STYLE "For RadioCore" 1), checked on the source with `ast`.
+"""Who may import whom (imports flow one way: the rules below), checked on the source by `ast`.
 
 Every `.py` file of the Python packages is parsed; every `import`/`from … import` (relative ones
 resolved to absolute names, those inside functions and under `TYPE_CHECKING` included) and every

@@ -51,7 +51,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -65,6 +64,8 @@ from typing import Any
 from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+from bench.tools import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -299,13 +300,6 @@ def _die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _bring_up_loopback() -> None:
     """`ip link set lo up`, after checking that loopback is all this namespace has."""
     links = subprocess.run(
@@ -322,7 +316,7 @@ def _bring_up_loopback() -> None:
 
 @contextlib.contextmanager
 def running_demo(python: str, module: str, data_dir: Path, ready_timeout: float) -> Iterator[Demo]:
-    port = _free_port()
+    port = free_port()
     log_path = data_dir / "demo.log"
     command = [
         python,
