@@ -69,13 +69,20 @@ def start_server(data_dir: Path, extra_config: str = "") -> tuple[str, subproces
         f'secret = "{os.urandom(32).hex()}"\nlog_level = "WARNING"\n' + extra_config
     )
     url = f"http://127.0.0.1:{port}/"
+    return url, restart_server(data_dir, url)
+
+
+def restart_server(data_dir: Path, url: str) -> subprocess.Popen[bytes]:
+    """`radiocore serve` again with the config `start_server` wrote in `data_dir` (same port,
+    secret and store), once it answers at `url`."""
+    config = data_dir / "server.toml"
     server = subprocess.Popen([sys.executable, "-m", "radiocore", "serve", "--config", str(config)])
     try:
         wait_http(url, server)
     except BaseException:
         stop_process(server)
         raise
-    return url, server
+    return server
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:

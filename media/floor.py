@@ -102,6 +102,11 @@ class FloorPolicy:
     def holds(self, key: str) -> bool:
         return self._holder is not None and self._holder.key == key
 
+    @property
+    def holder(self) -> FloorHolder | None:
+        """Who transmits now, if anyone."""
+        return self._holder
+
     def press(self, who: ParticipantIdentity) -> bool:
         """`who` pressed PTT. True when a transmission began (its audio is a new source), False
         when `who` already held the floor (the press refreshes the dead-man). Raises

@@ -208,6 +208,12 @@ class Participant:
             and channel.bufferedAmount <= self._config.max_buffered_data_bytes
         )
 
+    @property
+    def buffered_bytes(self) -> int:
+        """Data-channel bytes sent but not yet handed to the network (0 without a channel)."""
+        channel = self.channel
+        return 0 if channel is None else int(channel.bufferedAmount)
+
     def send(self, data: bytes, *, despite_backlog: bool = False) -> bool:
         """Send a data-channel message; False when the channel is not open or (unless
         `despite_backlog`) backed up."""

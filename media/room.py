@@ -129,6 +129,11 @@ class Room:
         if previous is not None and previous is not participant:
             await self._drop(previous)
 
+    def data_pending(self) -> bool:
+        """Whether a data channel of this room still holds messages not handed to the network."""
+        participants = [*self.operators.values(), *([self.agent] if self.agent else [])]
+        return any(p.buffered_bytes > 0 for p in participants)
+
     async def remove(self, key: str) -> None:
         participant = self._admitted(key)
         if participant is not None:

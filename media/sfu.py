@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import statistics
 from dataclasses import dataclass
@@ -14,8 +15,12 @@ from media.forwarder import LatencyRecorder
 from media.participant import AGENT_KEY, ParticipantIdentity, Role
 from media.room import Room
 from radiocore import aiortc_hooks
+from radiocore_protocol import TxEndReason
 
 logger = logging.getLogger(__name__)
+
+#: How often `flush()` looks at the data channels' backlog.
+_FLUSH_POLL_S = 0.01
 
 
 class StationObserver(Protocol):
@@ -149,6 +154,30 @@ class Sfu:
     def _forget_if_empty(self, room: Room) -> None:
         if room.empty and self._rooms.get(room.board_id) is room:
             del self._rooms[room.board_id]
+
+    def end_transmissions(self, reason: TxEndReason) -> int:
+        """End every transmission now, as the floor policy ends one (PTT off to each station
+        ahead of its backlog, the holder and the operators told); how many there were."""
+        ended = 0
+        for room in list(self._rooms.values()):
+            if room.floor.holder is not None:
+                room.floor.end(reason)
+                ended += 1
+        return ended
+
+    async def flush(self, timeout_s: float) -> bool:
+        """Wait, at most `timeout_s`, until every data channel handed what it was sent to the
+        network (so PTT off reached the stations before their connections close); True when
+        it did."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        for _ in range(max(1, int(timeout_s / _FLUSH_POLL_S))):
+            if not any(room.data_pending() for room in self._rooms.values()):
+                return True
+            if loop.time() >= deadline:
+                break
+            await asyncio.sleep(_FLUSH_POLL_S)
+        return not any(room.data_pending() for room in self._rooms.values())
 
     async def close(self) -> None:
         for room in list(self._rooms.values()):

@@ -198,15 +198,12 @@ def _config_show(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from radiocore.logs import configure_logging
-    from signaling.app import create_app
+    from signaling.server import serve
 
     config = _load_config(args)
     configure_logging(config.log_level)
-    web.run_app(create_app(config), host=config.host, port=config.port, print=None)
-    return 0
+    return asyncio.run(serve(config))
 
 
 async def _user_add(args: argparse.Namespace) -> int:

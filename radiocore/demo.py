@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +24,8 @@ from aiohttp import web
 
 from signaling import keys
 from signaling.accounts import create_account, register_board
-from signaling.app import create_app
 from signaling.config import ServerConfig
+from signaling.server import serve
 from signaling.store import Store
 
 logger = logging.getLogger(__name__)
@@ -89,29 +88,45 @@ def _agent_command(config: ServerConfig, url: str, board: DemoBoard, source: str
 
 async def _demo(args: argparse.Namespace, config: ServerConfig) -> int:
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app(config)
-    runner = web.AppRunner(app, handle_signals=False)
-    try:
-        await runner.setup()  # opens the store, once: the demo seeds it through the server
+    stop = asyncio.Event()
+    outcome: list[int] = []
+
+    async def start_station(app: web.Application, url: str) -> None:
+        # the server's store is open: the demo seeds it through the server, opening it once
         board = await seed(app[keys.STORE], config.data_dir)
-        site = web.TCPSite(runner, config.host, config.port)
-        await site.start()
-        port = runner.addresses[0][1]
-        public_host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
-        return await _run_station(args, config, app, f"http://{public_host}:{port}/", board)
+        station = asyncio.create_task(_run_station(args, config, app, url, board, stop))
+        station.add_done_callback(lambda done: _station_ended(done, outcome, stop))
+        tasks.add(station)
+
+    tasks: set[asyncio.Task[int]] = set()
+    try:
+        await serve(config, on_ready=start_station, stop=stop)
     finally:
-        await runner.cleanup()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return outcome[0] if outcome else 0
+
+
+def _station_ended(task: asyncio.Task[int], outcome: list[int], stop: asyncio.Event) -> None:
+    """The simulated station's run ended: its result is the demo's; the server stops too."""
+    if not task.cancelled():
+        exc = task.exception()
+        outcome.append(1 if exc is not None else task.result())
+        if exc is not None:
+            logger.error("the simulated station failed", exc_info=exc)
+    stop.set()
 
 
 async def _run_station(
-    args: argparse.Namespace, config: ServerConfig, app: web.Application, url: str, board: DemoBoard
+    args: argparse.Namespace,
+    config: ServerConfig,
+    app: web.Application,
+    url: str,
+    board: DemoBoard,
+    stop: asyncio.Event,
 ) -> int:
     """Start the simulated station's agent, wait for it, tell the user, run until stopped."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-
     env = dict(os.environ, RADIOCORE_AGENT_SECRET=board.secret)
     agent = await asyncio.create_subprocess_exec(
         *_agent_command(config, url, board, args.audio_source), env=env
@@ -147,8 +162,6 @@ async def _run_station(
             return 1
         return 0
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
         if agent.returncode is None:
             agent.terminate()
             try:

@@ -39,6 +39,8 @@ FrequencyHz = Annotated[int, msgspec.Meta(ge=MIN_FREQUENCY_HZ, le=MAX_FREQUENCY_
 PowerPercent = Annotated[int, msgspec.Meta(ge=0, le=100)]
 Sdp = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SDP_CHARS)]
 MLineIndex = Annotated[int, msgspec.Meta(ge=0, le=MAX_SDP_MLINE_INDEX)]
+#: Seconds since 1970 (UTC), from 2020 to 2100.
+UnixTime = Annotated[float, msgspec.Meta(ge=1_577_836_800, le=4_102_444_800)]
 
 
 class _Payload(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -87,6 +89,9 @@ TxEndReason: TypeAlias = Literal[
     "link_lost",  # the holder's connection dropped
     "station_lost",  # the station went offline
     "rig_error",  # the rig failed; PTT released as the safe default
+    "watchdog",  # the station's PTT guard released it: the agent process died or stalled
+    "server_shutdown",  # the server is stopping (it released every floor first)
+    "server_restart",  # (TX log only) the server stopped without closing the record
 ]
 
 
@@ -255,6 +260,22 @@ class Presence(_Payload, frozen=True):
 
     board_id: BoardId
     online: bool
+
+
+class AgentHello(_Payload, frozen=True):
+    """The agent's `hello`: what the station knows that the server may not (after a restart)."""
+
+    #: Unix time the station last confirmed its transmitter unkeyed (null: never keyed since
+    #: the agent started). The server closes a TX record it left open with this time.
+    ptt_released_at: UnixTime | None = None
+
+
+class Shutdown(_Payload, frozen=True):
+    """Server -> client event `shutdown`: the server is stopping; reconnect later."""
+
+    message: str
+    #: Seconds after which reconnecting makes sense (a restart usually takes a few).
+    retry_after_s: int
 
 
 class AgentWelcome(_Payload, frozen=True):

@@ -57,6 +57,7 @@ def create_app(config: ServerConfig) -> web.Application:
         engineio_logger=False,
     )
     sio.attach(app)
+    app[keys.SOCKETIO] = sio
     add_routes(app, resolve_web_root(config))
     app.cleanup_ctx.extend([_store, _audit, _presence, _sfu, _signaling(sio)])
     return app
@@ -75,7 +76,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
 
 async def _audit(app: web.Application) -> AsyncIterator[None]:
     audit = TxAudit(app[keys.STORE])
-    audit.start()
+    await audit.start()
     app[keys.AUDIT] = audit
     try:
         yield

@@ -45,8 +45,23 @@ class TxAudit:
         self._task: asyncio.Task[None] | None = None
         self.lost = 0
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Close the records a crashed server left open, then start writing."""
+        dangling = await self._store.close_open_tx(datetime.now(UTC), "server_restart")
+        if dangling:
+            logger.warning(
+                "closed %d TX record(s) left open by a server that did not stop cleanly "
+                "(reason server_restart; a station that reconnects reports when it unkeyed)",
+                dangling,
+            )
         self._task = asyncio.get_running_loop().create_task(self._write())
+
+    async def station_released(self, board_id: str, released_at: datetime) -> None:
+        """A reconnecting station reports when it last confirmed its transmitter unkeyed: a
+        record closed at restart gets that, truer, end."""
+        settled = await self._store.settle_open_tx(board_id, "server_restart", released_at)
+        if settled:
+            logger.info("TX log of %s: the station unkeyed at %s", board_id, released_at)
 
     async def close(self) -> None:
         """Write what is queued, then stop."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socketio
 from aiohttp import web
 
 from media.sfu import Sfu
@@ -19,3 +20,4 @@ PRESENCE = web.AppKey("presence", PresenceTracker)
 SFU = web.AppKey("sfu", Sfu)
 AUTHORITY = web.AppKey("authority", JwtAuthority)
 STATIONS = web.AppKey("stations", StationService)
+SOCKETIO = web.AppKey("socketio", socketio.AsyncServer)

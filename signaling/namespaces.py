@@ -90,7 +90,7 @@ class AgentNamespace(StrictNamespace):
         self._service = service
         self._sessions: dict[str, AgentSession] = {}
         self.events = {
-            "hello": (Empty, self._hello),
+            "hello": (protocol.AgentHello, self._hello),
             "offer": (protocol.AgentOffer, self._offer),
             "ice_candidate": (protocol.AgentCandidate, self._candidate),
         }
@@ -121,8 +121,10 @@ class AgentNamespace(StrictNamespace):
             raise ProtocolError(ErrorCode.UNAUTHORIZED, "not connected as a board agent")
         return session
 
-    async def _hello(self, sid: str, _: Empty) -> protocol.AgentWelcome:
+    async def _hello(self, sid: str, hello: protocol.AgentHello) -> protocol.AgentWelcome:
         session = self._session(sid)
+        if hello.ptt_released_at is not None:
+            await self._service.station_released(session, hello.ptt_released_at)
         return protocol.AgentWelcome(
             board_id=session.board_id, name=session.name, ice_servers=self._service.ice_servers()
         )

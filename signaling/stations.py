@@ -80,6 +80,14 @@ class StationService:
                 f"{self._max_sdp_chars}",
             )
 
+    async def station_released(self, session: AgentSession, released_at: float) -> None:
+        """The station says when it last confirmed its transmitter unkeyed: a TX record the
+        server closed at a restart (it could not know) ends then instead."""
+        when = datetime.fromtimestamp(released_at, UTC)
+        if when > datetime.now(UTC):
+            return  # the station's clock is ahead: the restart time is the better bound
+        await self._store.settle_open_tx(session.board_id, "server_restart", when)
+
     async def agent_offer(self, session: AgentSession, offer: protocol.AgentOffer) -> str:
         self._check_sdp(offer.sdp)
         return await self._sfu.connect_agent(session.board_id, session.name, offer.sdp)

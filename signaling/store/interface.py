@@ -134,6 +134,17 @@ class Store(abc.ABC):
     async def end_tx(self, tx_id: int, ended_at: datetime, reason: str) -> None: ...
 
     @abc.abstractmethod
+    async def close_open_tx(self, ended_at: datetime, reason: str) -> int:
+        """End every transmission still recorded as on air (a server that stopped without
+        closing them: it crashed); how many there were."""
+
+    @abc.abstractmethod
+    async def settle_open_tx(self, board_id: str, reason: str, released_at: datetime) -> int:
+        """The station reports it confirmed its transmitter unkeyed at `released_at`: the
+        board's records closed with `reason` (by `close_open_tx`) that started before and
+        were closed later than that end at `released_at` instead; how many changed."""
+
+    @abc.abstractmethod
     async def tx_sessions(self, board_id: str, limit: int = 100) -> list[TxSession]:
         """The board's transmissions, newest first."""
 

@@ -283,6 +283,20 @@ class SqliteStore(Store):
         sql = "UPDATE tx_sessions SET ended_at = ?, reason = ? WHERE id = ? AND ended_at IS NULL"
         await self._conn.execute(sql, (_iso(ended_at), reason, tx_id))
 
+    async def close_open_tx(self, ended_at: datetime, reason: str) -> int:
+        sql = "UPDATE tx_sessions SET ended_at = ?, reason = ? WHERE ended_at IS NULL"
+        async with self._conn.execute(sql, (_iso(ended_at), reason)) as cursor:
+            return int(cursor.rowcount)
+
+    async def settle_open_tx(self, board_id: str, reason: str, released_at: datetime) -> int:
+        sql = (
+            "UPDATE tx_sessions SET ended_at = ? WHERE board_id = ? AND reason = ? "
+            "AND started_at <= ? AND ended_at > ?"
+        )
+        when = _iso(released_at)
+        async with self._conn.execute(sql, (when, board_id, reason, when, when)) as cursor:
+            return int(cursor.rowcount)
+
     async def tx_sessions(self, board_id: str, limit: int = 100) -> list[TxSession]:
         sql = (
             "SELECT id, board_id, user_id, callsign, started_at, ended_at, reason "

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from bench.tools import free_port
 from radiocore import aiortc_hooks
 from tests.integration.harness import (
     AgentProcess,
     LiveServer,
+    Rigctld,
     sfu_of,
     start_server,
     stop_server,
 )
+from tests.support.rigctld import require_rigctld
 from tests.support.waiting import wait_for
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rigctld]:
+    """Hamlib's dummy rig behind a real rigctld on a free loopback port."""
+    require_rigctld()
+    daemon = Rigctld(free_port(), tmp_path / "rigctld.log")
+    daemon.start()
+    yield daemon
+    daemon.stop()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import pytest
 import radiocore_protocol as protocol
 from bench.control import _operator
 from bench.rig_reader import RigReader
-from bench.tools import free_port, login, seed, stop_process
+from bench.tools import login, seed, stop_process
 from bench.tools import start_server as start_server_process
 from radiocore import aiortc_hooks
 from signaling import keys
@@ -51,25 +51,19 @@ def send(operator: Operator, message: protocol.OperatorMessage) -> None:
     operator.send(protocol.encode(message).decode())
 
 
-def spawn_agent(url: str, board_id: str, secret: str, args: list[str]) -> subprocess.Popen[bytes]:
+def spawn_agent(
+    url: str, board_id: str, secret: str, args: list[str], log: Path
+) -> subprocess.Popen[bytes]:
+    """`python -m board_agent` for the board, its output in `log` (read it when a test fails)."""
     env = dict(os.environ, RADIOCORE_AGENT_SECRET=secret)
-    return subprocess.Popen(
-        [sys.executable, "-m", "board_agent", "--server", url, "--board-id", board_id,
-         "--ice-host-address", "127.0.0.1", *args],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    command = [sys.executable, "-m", "board_agent", "--server", url, "--board-id", board_id,
+               "--ice-host-address", "127.0.0.1", *args]  # fmt: skip
+    with log.open("ab") as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def rig_args(rig: Rigctld) -> list[str]:
     return ["--rig", "rigctld", "--rigctld-port", str(rig.port)]
-
-
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rigctld]:
-    daemon = Rigctld(free_port(), tmp_path / "rigctld.log")
-    daemon.start()
-    yield daemon
-    daemon.stop()
 
 
 @pytest.fixture
@@ -308,7 +302,7 @@ async def test_agent_unkeys_when_the_server_dies(rig: Rigctld, tmp_path: Path) -
     url, server = await asyncio.to_thread(
         start_server_process, tmp_path, '[ice]\nhost_addresses = ["127.0.0.1"]\n'
     )
-    agent = spawn_agent(url, board_id, secret, rig_args(rig))
+    agent = spawn_agent(url, board_id, secret, rig_args(rig), tmp_path / "agent.log")
     token = await asyncio.to_thread(login, url)
     holder, _pipe = await keyed_operator_process(url, token, board_id)
     reader = rig.reader()

@@ -205,3 +205,31 @@ async def test_tx_sessions_are_logged_newest_first(tmp_path: Path) -> None:
         assert sessions[0].ended_at is None and sessions[0].reason is None
         await store.end_tx(first, start + timedelta(hours=1), "timeout")  # ended stays ended
         assert (await store.tx_sessions(board.id))[1].reason == "released"
+
+
+async def test_records_left_open_are_closed_then_settled_by_the_station(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "db.sqlite3") as store:
+        owner = await store.create_user("owner@example.org", "h", "DL1OWN")
+        board = await store.create_board(owner.id, "Home", "secret-hash")
+        other = await store.create_board(owner.id, "Away", "secret-hash-2")
+        start = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+        done = await store.start_tx(board.id, owner.id, "DL1OWN", start)
+        await store.end_tx(done, start + timedelta(seconds=5), "released")
+        dangling = await store.start_tx(board.id, owner.id, "DL1OWN", start + timedelta(minutes=1))
+        elsewhere = await store.start_tx(other.id, owner.id, "DL1OWN", start + timedelta(minutes=1))
+        restart = start + timedelta(minutes=10)
+        assert await store.close_open_tx(restart, "server_restart") == 2
+        assert await store.close_open_tx(restart, "server_restart") == 0  # nothing open now
+        by_id = {s.id: s for s in await store.tx_sessions(board.id)}
+        assert (by_id[dangling].ended_at, by_id[dangling].reason) == (restart, "server_restart")
+        assert by_id[done].reason == "released"  # a closed record is left alone
+        # the station says it unkeyed 90 s after the key-up: that is the end recorded
+        unkeyed = start + timedelta(minutes=1, seconds=30)
+        assert await store.settle_open_tx(board.id, "server_restart", unkeyed) == 1
+        by_id = {s.id: s for s in await store.tx_sessions(board.id)}
+        assert by_id[dangling].ended_at == unkeyed
+        assert by_id[done].ended_at == start + timedelta(seconds=5)
+        # a time before the key-up, or after the restart, changes nothing
+        assert await store.settle_open_tx(board.id, "server_restart", start) == 0
+        assert await store.settle_open_tx(other.id, "server_restart", restart) == 0
+        assert (await store.tx_sessions(other.id))[0].id == elsewhere

@@ -189,6 +189,8 @@ function connectSignaling(token) {
     ended: () => signOut("The server ended the session. Please sign in again."),
     presence: onPresence,
     error: ({ code, message }) => showError(code, message),
+    shutdown: ({ retryAfterS }) =>
+      view.showNotice(`The server is restarting; reconnecting in ${retryAfterS} s…`),
   });
 }
 

@@ -12,6 +12,9 @@ const RELEASE_REASONS = {
   link_lost: "your connection to the server dropped",
   station_lost: "the station went offline",
   rig_error: "the rig reported an error",
+  watchdog: "the station's PTT guard released it (the station's software stopped responding)",
+  server_shutdown: "the server is restarting",
+  server_restart: "the server restarted",
 };
 
 /**
@@ -37,6 +40,7 @@ export function describeStationStop(reason) {
     deadman: "its dead-man timer ran out",
     timeout: "its TX time-out was reached",
     rig_error: "the rig reported an error",
+    watchdog: "its PTT guard released it (the station's software stopped responding)",
   }[reason];
   return `The station stopped transmitting: ${why ?? reason}.`;
 }

@@ -8,6 +8,8 @@ import { ConsoleError } from "./errors.js";
 import { OPERATOR_NAMESPACE } from "./protocol.js";
 
 export const ACK_TIMEOUT_MS = 10_000;
+/** The longest a `shutdown` notice may make the console wait before it reconnects. */
+export const MAX_RESTART_WAIT_S = 60;
 
 /**
  * An ack's reply when it says `ok`, else the `ConsoleError` it stands for.
@@ -55,6 +57,18 @@ export function parsePresence(event) {
 }
 
 /**
+ * A `shutdown` notice (the server is stopping; come back after `retryAfterS`), or null when it
+ * is malformed.
+ * @param {any} event
+ * @returns {{message: string, retryAfterS: number} | null}
+ */
+export function parseShutdown(event) {
+  const retry = event?.retry_after_s;
+  if (typeof event?.message !== "string" || !Number.isInteger(retry) || retry < 0) return null;
+  return { message: event.message, retryAfterS: Math.min(retry, MAX_RESTART_WAIT_S) };
+}
+
+/**
  * A server -> client `error` event (or a data-channel `error` message) as code and message.
  * @param {any} event
  * @param {string} fallback the message when it has none
@@ -86,6 +100,7 @@ export function refusalMessage(error) {
  *   ended: () => void,
  *   presence: (presence: {boardId: string, online: boolean}) => void,
  *   error: (error: {code: string, message: string}) => void,
+ *   shutdown: (notice: {message: string, retryAfterS: number}) => void,
  * }} SignalingEvents
  */
 
@@ -98,13 +113,16 @@ export class SignalingClient {
    * @param {string} token the JWT from sign-in
    * @param {SignalingEvents} events
    * @param {typeof io} [connect]
+   * @param {{setTimeout: (fn: () => void, ms: number) => unknown}} [timers]
    */
-  constructor(token, events, connect = io) {
+  constructor(token, events, connect = io, timers = globalThis) {
     const socket = connect(OPERATOR_NAMESPACE, { auth: { token }, transports: ["websocket"] });
     /** @type {import("socket.io-client").Socket | null} null once closed */
     this._socket = socket;
 
     const live = () => this._socket === socket; // false once closed by this page
+    /** Set by a `shutdown` notice: the server's coming disconnect is a restart, not an end. */
+    let restartAfterMs = /** @type {number | null} */ (null);
 
     socket.on("connect", () => {
       if (live()) events.connected();
@@ -118,8 +136,22 @@ export class SignalingClient {
     socket.on("disconnect", (reason) => {
       if (!live()) return;
       events.lost();
-      if (reason === "io server disconnect") events.ended();
+      if (reason === "io server disconnect" && restartAfterMs !== null) {
+        // socket.io-client does not reconnect after a server disconnect by itself
+        const delay = restartAfterMs;
+        restartAfterMs = null;
+        events.reconnecting();
+        timers.setTimeout(() => {
+          if (live()) socket.connect();
+        }, delay);
+      } else if (reason === "io server disconnect") events.ended();
       else if (reason !== "io client disconnect") events.reconnecting();
+    });
+    socket.on("shutdown", (event) => {
+      const notice = parseShutdown(event);
+      if (!live() || notice === null) return;
+      restartAfterMs = notice.retryAfterS * 1000;
+      events.shutdown(notice);
     });
     socket.on("presence", (event) => {
       const presence = parsePresence(event);

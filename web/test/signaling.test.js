@@ -10,6 +10,7 @@ import {
   ackReply,
   parseErrorEvent,
   parsePresence,
+  parseShutdown,
   refusalMessage,
   requestAck,
 } from "../src/signaling.js";
@@ -128,6 +129,10 @@ function fakeIo() {
       fire(event, ...args) {
         handlers.get(event)?.(...args);
       },
+      connects: 0,
+      connect() {
+        socket.connects += 1;
+      },
       disconnect() {
         socket.disconnects += 1;
         socket.connected = false;
@@ -144,7 +149,8 @@ function fakeIo() {
 function recordingEvents() {
   const seen = [];
   const events = {};
-  for (const name of ["connected", "reconnecting", "refused", "lost", "ended", "presence", "error"]) {
+  const names = ["connected", "reconnecting", "refused", "lost", "ended", "presence", "error"];
+  for (const name of [...names, "shutdown"]) {
     events[name] = (...args) => seen.push(args.length > 0 ? [name, ...args] : [name]);
   }
   return { seen, events };
@@ -198,4 +204,40 @@ test("the client reports its connection's life, and nothing once closed", async 
   assert.deepEqual(seen, [], "a closed client is silent");
   assert.equal(client.connected, false);
   await assert.rejects(client.request("list_boards", {}), { code: "not_connected" });
+});
+
+test("a server that announces its shutdown is reconnected to after its delay, not signed out", () => {
+  const { connect, opened } = fakeIo();
+  const { seen, events } = recordingEvents();
+  const delays = [];
+  const timers = { setTimeout: (fn, ms) => delays.push({ fn, ms }) };
+  new SignalingClient("jwt", events, connect, timers);
+  const socket = opened[0].socket;
+  socket.fire("shutdown", { message: "the server is stopping", retry_after_s: 5 });
+  socket.fire("disconnect", "io server disconnect");
+  assert.deepEqual(seen, [
+    ["shutdown", { message: "the server is stopping", retryAfterS: 5 }],
+    ["lost"],
+    ["reconnecting"],
+  ]);
+  assert.deepEqual(
+    delays.map((d) => d.ms),
+    [5000],
+  );
+  assert.equal(socket.connects, 0);
+  delays[0].fn();
+  assert.equal(socket.connects, 1);
+  // without a notice, a server disconnect still ends the session
+  socket.fire("disconnect", "io server disconnect");
+  assert.deepEqual(seen.at(-1), ["ended"]);
+});
+
+test("a malformed shutdown notice is ignored; a long delay is capped", () => {
+  assert.equal(parseShutdown({ message: "x" }), null);
+  assert.equal(parseShutdown({ message: 1, retry_after_s: 5 }), null);
+  assert.equal(parseShutdown({ message: "x", retry_after_s: -1 }), null);
+  assert.deepEqual(parseShutdown({ message: "x", retry_after_s: 3600 }), {
+    message: "x",
+    retryAfterS: 60,
+  });
 });

@@ -1,0 +1,150 @@
+"""The server stopping or dying while a station transmits: the rig is released (read from
+rigctld on its own connection), the clients are told, and the TX log says what happened."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import socketio
+
+from bench.tools import login, restart_server, seed, stop_process
+from bench.tools import start_server as start_server_process
+from signaling import keys
+from signaling.store import SQLITE_FILE_NAME, SqliteStore
+from tests.integration.harness import LiveServer, start_server, stop_server
+from tests.integration.test_station_control import (
+    keyed_operator_process,
+    rig_args,
+    spawn_agent,
+)
+from tests.support.rigctld import require_rigctld
+from tests.support.waiting import wait_for
+
+SERVER_CONFIG = '[ice]\nhost_addresses = ["127.0.0.1"]\n'
+
+
+@pytest.fixture(autouse=True)
+def _rigctld_installed() -> None:
+    require_rigctld()
+
+
+async def tx_log(url: str, token: str, board_id: str) -> list[dict[str, Any]]:
+    async with aiohttp.ClientSession() as http:
+        reply = await http.get(
+            f"{url}api/boards/{board_id}/tx-log", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert reply.status == 200, await reply.text()
+        return list((await reply.json())["sessions"])
+
+
+async def test_sigterm_with_clients_connected_releases_tells_and_exits_in_time(
+    rig: Any, tmp_path: Path
+) -> None:
+    board_id, secret = await seed(tmp_path)
+    url, server = await asyncio.to_thread(start_server_process, tmp_path, SERVER_CONFIG)
+    agent = spawn_agent(url, board_id, secret, rig_args(rig), tmp_path / "agent.log")
+    token = await asyncio.to_thread(login, url)
+    holder, _pipe = await keyed_operator_process(url, token, board_id)
+    bystander = socketio.AsyncClient(reconnection=False)
+    notices: list[Any] = []
+    bystander.on("shutdown", notices.append, namespace="/operator")
+    reader = rig.reader()
+    try:
+        await bystander.connect(
+            url, namespaces=["/operator"], auth={"token": token}, transports=["websocket"]
+        )
+        assert await wait_for(lambda: reader.ptt(), seconds=5), "the operator could not key"
+        signalled = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        assert await wait_for(lambda: not reader.ptt(), seconds=3, step=0.01), "still keyed"
+        released_s = time.monotonic() - signalled
+        code = await asyncio.to_thread(server.wait, 10)
+        stopped_s = time.monotonic() - signalled
+        assert code == 0, f"the server exited with {code}"
+        assert released_s < 1.5, f"PTT released {released_s:.2f} s after SIGTERM"
+        assert stopped_s < 5.0, f"the server took {stopped_s:.2f} s to stop"
+        assert notices == [{"message": "the server is stopping", "retry_after_s": 5}]
+        assert await wait_for(lambda: not bystander.connected, seconds=2)
+        async with SqliteStore(tmp_path / SQLITE_FILE_NAME) as store:
+            sessions = await store.tx_sessions(board_id)
+        assert sessions[0].reason == "server_shutdown" and sessions[0].ended_at is not None
+        assert agent.poll() is None, "the agent died with the server"
+    finally:
+        reader.close()
+        if bystander.connected:
+            await bystander.disconnect()
+        holder.kill()
+        holder.join(timeout=5)
+        stop_process(agent)
+        stop_process(server)
+
+
+async def test_a_killed_server_closes_the_record_it_left_open_when_it_restarts(
+    rig: Any, tmp_path: Path
+) -> None:
+    board_id, secret = await seed(tmp_path)
+    url, server = await asyncio.to_thread(start_server_process, tmp_path, SERVER_CONFIG)
+    agent = spawn_agent(url, board_id, secret, rig_args(rig), tmp_path / "agent.log")
+    token = await asyncio.to_thread(login, url)
+    holder, _pipe = await keyed_operator_process(url, token, board_id)
+    reader = rig.reader()
+    try:
+        assert await wait_for(lambda: reader.ptt(), seconds=5), "the operator could not key"
+        server.send_signal(signal.SIGKILL)
+        server.wait(5)
+        assert await wait_for(lambda: not reader.ptt(), seconds=3), "the rig stayed keyed"
+        killed_at = datetime.now(UTC)
+        server = await asyncio.to_thread(restart_server, tmp_path, url)
+        sessions = await tx_log(url, token, board_id)
+        assert sessions[0]["reason"] == "server_restart", sessions[0]
+        ended = datetime.fromisoformat(sessions[0]["ended_at"])
+        assert killed_at - timedelta(seconds=1) < ended < datetime.now(UTC)
+    finally:
+        reader.close()
+        holder.kill()
+        holder.join(timeout=5)
+        stop_process(agent)
+        stop_process(server)
+
+
+async def test_a_stations_hello_gives_the_real_end_of_a_record_left_open(
+    tmp_path: Path,
+) -> None:
+    live: LiveServer = await start_server(tmp_path)
+    store = live.app[keys.STORE]
+    agent = socketio.AsyncClient(reconnection=False)
+    try:
+        keyed_at = datetime.now(UTC) - timedelta(minutes=5)
+        tx = await store.start_tx(live.board_id, live.owner.user_id, "DL1OWN", keyed_at)
+        restart = datetime.now(UTC) - timedelta(minutes=1)
+        await store.close_open_tx(restart, "server_restart")
+        await agent.connect(
+            live.url,
+            namespaces=["/agent"],
+            auth={"board_id": live.board_id, "secret": live.board_secret},
+            transports=["websocket"],
+        )
+        bad = await agent.call("hello", {"ptt_released_at": "soon"}, namespace="/agent")
+        assert bad["ok"] is False and bad["error"]["code"] == "bad_request"
+        future = (datetime.now(UTC) + timedelta(hours=1)).timestamp()
+        assert (await agent.call("hello", {"ptt_released_at": future}, namespace="/agent"))["ok"]
+        assert (await store.tx_sessions(live.board_id))[0].ended_at == restart  # not the future
+        unkeyed = keyed_at + timedelta(seconds=42)
+        reply = await agent.call(
+            "hello", {"ptt_released_at": unkeyed.timestamp()}, namespace="/agent"
+        )
+        assert reply["ok"], reply
+        record = (await store.tx_sessions(live.board_id))[0]
+        assert record.id == tx and record.reason == "server_restart"
+        assert abs((record.ended_at - unkeyed).total_seconds()) < 0.001
+    finally:
+        if agent.connected:
+            await agent.disconnect()
+        await stop_server(live)
