@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that RadioCore's test suite starts for real (Chromium, coturn,
-# Redis, Hamlib's rigctld, PostgreSQL 15, iproute2/unshare for network namespaces, Node.js for
-# the web console), and nothing else.
+# Redis, Hamlib's rigctld, PostgreSQL 15, iproute2/unshare/nftables for network namespaces,
+# Node.js for the web console), and nothing else.
 #
 # Only packages that are missing are named to apt-get: naming an installed package would
 # upgrade it. `apt-get update` runs once, and only when something is missing.
@@ -19,7 +19,8 @@ required=(
     redis-server      # multi-node room state
     libhamlib-utils   # rigctld (Hamlib's dummy rig in tests and the demo)
     iproute2          # ip: loopback inside `unshare -n` network namespaces
-    util-linux        # unshare, runuser
+    util-linux        # unshare, nsenter, runuser
+    nftables          # nft: silent network cuts inside the tests' own namespaces
 )
 
 missing=()

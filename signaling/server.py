@@ -57,7 +57,8 @@ async def shutdown_gracefully(app: web.Application) -> None:
     for namespace in (protocol.AGENT_NAMESPACE, protocol.OPERATOR_NAMESPACE):
         with contextlib.suppress(Exception):  # a client that is already gone
             await asyncio.wait_for(sio.emit("shutdown", notice, namespace=namespace), 1.0)
-    await asyncio.wait_for(sio.eio.disconnect(), 1.0)  # every client, both namespaces
+    if sio.eio.sockets:  # engineio's disconnect-all fails on none
+        await asyncio.wait_for(sio.eio.disconnect(), 1.0)  # every client, both namespaces
     await sio.shutdown()
 
 

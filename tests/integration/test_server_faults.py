@@ -86,6 +86,19 @@ async def test_sigterm_with_clients_connected_releases_tells_and_exits_in_time(
         stop_process(server)
 
 
+async def test_sigterm_with_nobody_connected_exits_0_at_once(tmp_path: Path) -> None:
+    await seed(tmp_path)
+    _, server = await asyncio.to_thread(start_server_process, tmp_path, SERVER_CONFIG)
+    try:
+        signalled = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(server.wait, 10)
+        assert code == 0, f"the server exited with {code}"
+        assert time.monotonic() - signalled < 5.0
+    finally:
+        stop_process(server)
+
+
 async def test_a_killed_server_closes_the_record_it_left_open_when_it_restarts(
     rig: Any, tmp_path: Path
 ) -> None:

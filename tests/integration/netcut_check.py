@@ -1,0 +1,824 @@
+"""An operator holding PTT loses the network silently: the rig must be released by the server's
+dead-man, must stay released when the network comes back, and must key for the next operator.
+
+Meant to run as root inside a private network namespace ("A") that has only loopback, so no
+packet can leave the machine and nothing is changed outside it:
+
+    unshare -n python tests/integration/netcut_check.py
+
+Topology, all built here:
+
+    namespace A (this script)                          namespace B (a nested `unshare -n`)
+      rigctld -m 1 -P RIG      127.0.0.1:R               the cut operator (the board's owner):
+      radiocore serve          0.0.0.0:S, ICE on           Socket.IO to http://10.88.0.1:S/,
+                               127.0.0.1 and 10.88.0.1     ICE on 10.88.0.2 only
+      board agent (rigctld)    127.0.0.1
+      second operator (guest   127.0.0.1
+        with the transmit right, not the owner:
+        it cannot override a floor left held)
+      rcA 10.88.0.1/30  <============ veth ============>  rcB 10.88.0.2/30
+
+The cut is an nftables `netdev` table whose ingress chain drops every packet, loaded on both
+veth ends (rcA in A, rcB in B): what either side sends vanishes on the wire and neither sender
+is told (no FIN, RST, ICMP or local send error), as when Wi-Fi drops or a NAT forgets the flow.
+Dropping at ingress on each end, rather than in A's output hook, is what keeps it silent: a
+packet dropped on output fails the sender's `sendto` with EPERM. Neighbour entries are static,
+so ARP plays no part during the cut or after it. Healing deletes both tables.
+
+Steps:
+1. A: `lo` up, the veth pair, rigctld, a seeded store (owner BENCH and its board, guest DL2NET
+   with a transmit grant), the server (config file: `floor.deadman_s`), the agent (its own
+   dead-man set longer than the server's, so the release measured is the server's);
+2. both operator processes (this file, `operator` role) join and listen; the cut one in B once
+   rcB is moved there and configured;
+3. the cut operator keys (keep-alives every 250 ms) and holds for longer than the dead-man, so
+   the keep-alives demonstrably reach the server over the veth;
+4. cut, 50 ms after a keep-alive was sent (it got through: the dead-man then runs its full
+   time, the hardest case for the bound); the rig's PTT is read from rigctld on a connection of
+   its own until it is off, and the release is timed from the start of the cut;
+5. heal after `--cut-s`; the cut operator, still holding and still sending keep-alives, sends a
+   marker (an unknown message type the server answers with `error`) behind everything it
+   queued during the cut; the rig is watched until at least 3 s after the heal and 1 s after
+   that answer came, so the late keep-alives certainly reached the server while watched;
+6. the cut operator lets go (a `ptt` false from someone who no longer holds the floor); the
+   second operator keys and releases.
+
+It prints one JSON line with what it saw (`ok` false and `failure` say why it stopped early;
+log tails then) and exits 0 when every step ran; `test_network_cut.py` judges the figures.
+Every process it starts is in its own process group, dies with this script (PDEATHSIG), and is
+stopped whatever happens; the whole run is bounded (`RUN_BOUND_S`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final
+
+from bench.rig_reader import RigReader
+from bench.tools import BENCH_EMAIL, BENCH_PASSWORD, free_port, seed
+
+REPO_ROOT: Final = Path(__file__).resolve().parents[2]
+THIS_FILE: Final = Path(__file__).resolve()
+RIGCTLD: Final = "/usr/bin/rigctld"
+PR_SET_PDEATHSIG: Final = 1
+
+RUN_BOUND_S: Final = 90
+SIDE_A: Final = "rcA"
+SIDE_B: Final = "rcB"
+ADDRESS_A: Final = "10.88.0.1"
+ADDRESS_B: Final = "10.88.0.2"
+PREFIX: Final = 30
+CUT_TABLE: Final = "radiocore_netcut"
+
+GUEST_EMAIL: Final = "guest@radiocore.local"
+GUEST_PASSWORD: Final = "guest-password"
+GUEST_CALLSIGN: Final = "DL2NET"
+MARKER_TYPE: Final = "netcut_marker"
+
+#: The agent's own dead-man, longer than the server's so that the release measured is the
+#: server's (with both at 1 s either may win the race).
+AGENT_DEADMAN_S: Final = 5.0
+READY_WAIT_S: Final = 60.0
+KEY_WAIT_S: Final = 5.0
+#: The cut operator holds this long before the cut: longer than the dead-man, so keep-alives
+#: must have crossed the veth for the rig to be keyed still.
+HOLD_BEFORE_CUT_S: Final = 1.5
+#: The cut comes this long after a keep-alive was sent: it has crossed the veth by then, and
+#: the next one is 200 ms away.
+CUT_AFTER_KEEPALIVE_S: Final = 0.05
+WATCH_AFTER_HEAL_MIN_S: Final = 3.0
+WATCH_AFTER_MARKER_S: Final = 1.0
+WATCH_AFTER_HEAL_MAX_S: Final = 20.0
+SECOND_WAIT_S: Final = 2.0
+SECOND_HOLD_S: Final = 0.5
+RIG_POLL_S: Final = 0.005
+
+# The operator role.
+GO_WAIT_S: Final = 60.0
+CONNECT_TIMEOUT_S: Final = 15.0
+OFFER_ATTEMPTS: Final = 150  # 0.2 s apart, while the station comes online
+OPERATOR_BOUND_S: Final = RUN_BOUND_S + 30
+COMMAND_QUEUE: Final = 64
+
+
+class CheckFailedError(Exception):
+    """A step did not complete in its time bound; the message says which."""
+
+
+# -- processes ----------------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """In a child: own process group, and SIGTERM when this script dies (even by SIGKILL)."""
+    os.setpgid(0, 0)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+class Child:
+    """A process this script started, its output in a log file (stdout kept if piped)."""
+
+    def __init__(
+        self,
+        name: str,
+        command: list[str],
+        log: Path,
+        *,
+        env: dict[str, str] | None = None,
+        piped: bool = False,
+    ) -> None:
+        if threading.active_count() != 1:
+            # preexec_fn is unsafe once threads exist: every child starts before any thread
+            raise CheckFailedError(f"{name} started after a thread: fix the script's order")
+        self.name = name
+        self.log = log
+        with log.open("wb") as out:
+            self.process: subprocess.Popen[bytes] = subprocess.Popen(
+                command,
+                cwd=REPO_ROOT,
+                env=env,
+                stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
+                stdout=subprocess.PIPE if piped else out,
+                stderr=out,
+                preexec_fn=_die_with_parent,
+            )
+
+    def tail(self, count: int = 25) -> list[str]:
+        try:
+            return self.log.read_text(errors="replace").splitlines()[-count:]
+        except OSError as exc:
+            return [f"unreadable: {exc}"]
+
+    def stop(self) -> None:
+        """SIGTERM its process group, SIGKILL whatever is left after 5 s."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+        with contextlib.suppress(ProcessLookupError):  # children that outlived the leader
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+class OperatorChild(Child):
+    """An operator process (this file's `operator` role), driven by JSON lines on its stdin;
+    it reports JSON events on its stdout, read here by a thread into `events`."""
+
+    def __init__(self, name: str, command: list[str], log: Path) -> None:
+        super().__init__(name, command, log, piped=True)
+        self.events: list[dict[str, Any]] = []
+        self.other_output: collections.deque[str] = collections.deque(maxlen=20)
+        self._reader = threading.Thread(target=self._read, name=f"{name}-stdout", daemon=True)
+
+    def start_reading(self) -> None:
+        self._reader.start()
+
+    def _read(self) -> None:
+        stdout = self.process.stdout
+        assert stdout is not None  # Popen(stdout=PIPE)
+        for raw in stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            try:
+                event = json.loads(line)
+            except ValueError:
+                self.other_output.append(line)
+                continue
+            if isinstance(event, dict):
+                self.events.append(event)  # list.append is atomic: read from the main thread
+
+    def send(self, command: str, **fields: Any) -> float:
+        """Write one command; returns time.monotonic() when it was written."""
+        stdin = self.process.stdin
+        assert stdin is not None  # Popen(stdin=PIPE)
+        stdin.write((json.dumps({"cmd": command, **fields}) + "\n").encode())
+        stdin.flush()
+        return time.monotonic()
+
+    def find(self, event: str, **fields: Any) -> dict[str, Any] | None:
+        for seen in list(self.events):
+            if seen.get("event") == event and all(seen.get(k) == v for k, v in fields.items()):
+                return seen
+        return None
+
+    def tail(self, count: int = 25) -> list[str]:
+        return [*super().tail(count), *self.other_output]
+
+    def keepalive_times(self) -> list[float]:
+        """time.monotonic() of each keep-alive it sent (the clock is the machine's)."""
+        return [float(e["t"]) for e in list(self.events) if e.get("event") == "keepalive"]
+
+    def messages(self, kind: str) -> list[dict[str, Any]]:
+        return [
+            e["data"]
+            for e in list(self.events)
+            if e.get("event") == "message" and e["data"].get("type") == kind
+        ]
+
+    def wait(self, event: str, within: float, **fields: Any) -> dict[str, Any]:
+        deadline = time.monotonic() + within
+        for _ in range(int(within / 0.02) + 1):
+            found = self.find(event, **fields)
+            if found is not None:
+                return found
+            failed = self.find("failed")
+            if failed is not None:
+                raise CheckFailedError(f"{self.name} failed: {failed.get('why')}")
+            if self.process.poll() is not None:
+                raise CheckFailedError(f"{self.name} exited ({self.process.returncode})")
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        raise CheckFailedError(f"{self.name}: no `{event}` {fields or ''} within {within} s")
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.send("stop")
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=3)
+        super().stop()
+        if self._reader.is_alive():
+            self._reader.join(timeout=2)
+
+
+# -- the network --------------------------------------------------------------------------------
+
+
+def _run(command: list[str], stdin: str | None = None) -> str:
+    done = subprocess.run(
+        command, input=stdin, capture_output=True, text=True, timeout=10, check=False
+    )
+    if done.returncode != 0:
+        raise CheckFailedError(f"`{' '.join(command)}` failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def _in_namespace_of(pid: int, command: list[str]) -> list[str]:
+    return ["nsenter", f"--net=/proc/{pid}/ns/net", *command]
+
+
+def _bring_up_loopback() -> None:
+    """`ip link set lo up`, after checking that loopback is all this namespace has."""
+    links = _run(["ip", "-o", "link", "show"])
+    names = [line.split(":")[1].strip().split("@")[0] for line in links.splitlines() if line]
+    others = [name for name in names if name != "lo"]
+    if others:
+        raise CheckFailedError(
+            f"not in an isolated network namespace (interfaces {others}); run under `unshare -n`"
+        )
+    _run(["ip", "link", "set", "lo", "up"])
+
+
+def _mac(interface: str) -> str:
+    (link,) = json.loads(_run(["ip", "-j", "link", "show", interface]))
+    return str(link["address"])
+
+
+def create_veth() -> tuple[str, str]:
+    """The veth pair in A, A's end addressed and up; (MAC of rcA, MAC of rcB)."""
+    _run(["ip", "link", "add", SIDE_A, "type", "veth", "peer", "name", SIDE_B])
+    _run(["ip", "addr", "add", f"{ADDRESS_A}/{PREFIX}", "dev", SIDE_A])
+    _run(["ip", "link", "set", SIDE_A, "up"])
+    return _mac(SIDE_A), _mac(SIDE_B)
+
+
+def move_into_b(pid: int, mac_a: str, mac_b: str) -> None:
+    """rcB into the namespace of process `pid` (B), addressed and up; static neighbours."""
+    _run(["ip", "link", "set", SIDE_B, "netns", str(pid)])
+    for command in (
+        ["ip", "link", "set", "lo", "up"],
+        ["ip", "addr", "add", f"{ADDRESS_B}/{PREFIX}", "dev", SIDE_B],
+        ["ip", "link", "set", SIDE_B, "up"],
+        ["ip", "neigh", "replace", ADDRESS_A, "lladdr", mac_a, "dev", SIDE_B, "nud", "permanent"],
+    ):
+        _run(_in_namespace_of(pid, command))
+    _run(["ip", "neigh", "replace", ADDRESS_B, "lladdr", mac_b, "dev", SIDE_A, "nud", "permanent"])
+
+
+def _drop_table(interface: str) -> str:
+    return (
+        f"table netdev {CUT_TABLE} {{\n"
+        f"  chain ingress {{\n"
+        f'    type filter hook ingress device "{interface}" priority 0; policy drop;\n'
+        f"  }}\n"
+        f"}}\n"
+    )
+
+
+def cut(pid_b: int) -> None:
+    """Drop everything arriving on either veth end: A's first (the keep-alives stop there)."""
+    _run(["nft", "-f", "-"], stdin=_drop_table(SIDE_A))
+    _run(_in_namespace_of(pid_b, ["nft", "-f", "-"]), stdin=_drop_table(SIDE_B))
+
+
+def heal(pid_b: int) -> None:
+    _run(["nft", "delete", "table", "netdev", CUT_TABLE])
+    _run(_in_namespace_of(pid_b, ["nft", "delete", "table", "netdev", CUT_TABLE]))
+
+
+# -- the station side ---------------------------------------------------------------------------
+
+
+def login(url: str, email: str, password: str) -> str:
+    request = urllib.request.Request(
+        url + "api/auth/login",
+        data=json.dumps({"email": email, "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return str(json.load(response)["token"])
+
+
+def wait_listening(port: int, child: Child, within: float) -> None:
+    deadline = time.monotonic() + within
+    for _ in range(int(within / 0.05) + 1):
+        if child.process.poll() is not None:
+            raise CheckFailedError(f"{child.name} exited at start: {child.tail(10)}")
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=0.5),
+        ):
+            return
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    raise CheckFailedError(f"{child.name} did not listen on {port} within {within} s")
+
+
+def wait_health(url: str, child: Child, within: float) -> None:
+    deadline = time.monotonic() + within
+    for _ in range(int(within / 0.1) + 1):
+        if child.process.poll() is not None:
+            raise CheckFailedError(f"{child.name} exited at start: {child.tail(10)}")
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(url + "health", timeout=1).close()
+            return
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    raise CheckFailedError(f"{child.name} did not answer {url}health within {within} s")
+
+
+def wait_rig(rig: RigReader, keyed: bool, within: float) -> float | None:
+    """time.monotonic() when rigctld first reports PTT `keyed`, or None after `within` s."""
+    deadline = time.monotonic() + within
+    for _ in range(int(within / RIG_POLL_S) + 1):
+        if rig.ptt() is keyed:
+            return time.monotonic()
+        if time.monotonic() > deadline:
+            break
+        time.sleep(RIG_POLL_S)
+    return None
+
+
+# -- the driver ---------------------------------------------------------------------------------
+
+
+def _alarm(signum: int, frame: FrameType | None) -> None:
+    raise CheckFailedError(f"the check took over {RUN_BOUND_S} s")
+
+
+def run(args: argparse.Namespace, result: dict[str, Any], children: list[Child]) -> None:
+    _bring_up_loopback()
+    mac_a, mac_b = create_veth()
+    data_dir = Path(args.data_dir)
+    python = args.python
+
+    rig_port = free_port()
+    rigctld = Child(
+        "rigctld",
+        [RIGCTLD, "-m", "1", "-P", "RIG", "-T", "127.0.0.1", "-t", str(rig_port)],
+        data_dir / "rigctld.log",
+    )
+    children.append(rigctld)
+    board_id, secret = asyncio.run(_seed(data_dir))
+
+    port = free_port()
+    config = data_dir / "server.toml"
+    config.write_text(
+        f'host = "0.0.0.0"\nport = {port}\ndata_dir = "{data_dir}"\n'
+        f'secret = "{os.urandom(32).hex()}"\nlog_level = "INFO"\n'
+        f'[ice]\nhost_addresses = ["127.0.0.1", "{ADDRESS_A}"]\n'
+        f"[floor]\ndeadman_s = {args.deadman_s}\n"
+    )
+    server = Child(
+        "server",
+        [python, "-m", "radiocore", "serve", "--config", str(config)],
+        data_dir / "server.log",
+    )
+    children.append(server)
+    url_a = f"http://127.0.0.1:{port}/"
+    url_b = f"http://{ADDRESS_A}:{port}/"
+    wait_listening(rig_port, rigctld, 5)
+    wait_health(url_a, server, 30)
+    agent_command = [python, "-m", "board_agent", "--server", url_a, "--board-id", board_id,
+                     "--ice-host-address", "127.0.0.1", "--rig", "rigctld", "--rigctld-port",
+                     str(rig_port), "--deadman", str(AGENT_DEADMAN_S)]  # fmt: skip
+    agent = Child(
+        "agent",
+        agent_command,
+        data_dir / "agent.log",
+        env=dict(os.environ, RADIOCORE_AGENT_SECRET=secret),
+    )
+    children.append(agent)
+    owner_token = login(url_a, BENCH_EMAIL, BENCH_PASSWORD)
+    guest_token = login(url_a, GUEST_EMAIL, GUEST_PASSWORD)
+
+    def operator_command(url: str, ice_host: str) -> list[str]:
+        return [python, str(THIS_FILE), "operator", "--url", url, "--board-id", board_id,
+                "--ice-host", ice_host]  # fmt: skip
+
+    cut_op = OperatorChild(
+        "cut operator",
+        ["unshare", "-n", *operator_command(url_b, ADDRESS_B)],
+        data_dir / "cut-operator.log",
+    )
+    children.append(cut_op)
+    second = OperatorChild(
+        "second operator",
+        operator_command(url_a, "127.0.0.1"),
+        data_dir / "second-operator.log",
+    )
+    children.append(second)
+    cut_op.start_reading()  # the first thread: every child is started
+    second.start_reading()
+
+    started = cut_op.wait("started", 30)
+    pid_b = int(started["pid"])
+    if pid_b != cut_op.process.pid:
+        raise CheckFailedError(f"the cut operator runs as {pid_b}, not {cut_op.process.pid}")
+    move_into_b(pid_b, mac_a, mac_b)
+    cut_op.send("go", token=owner_token)  # a credential: never on a command line
+    second.send("go", token=guest_token)
+    began = time.monotonic()
+    cut_op.wait("ready", READY_WAIT_S)
+    second.wait("ready", READY_WAIT_S)
+    result["operators_ready_s"] = round(time.monotonic() - began, 2)
+
+    rig = RigReader(rig_port)
+    try:
+        drive(rig, cut_op, second, pid_b, args, result)
+    finally:
+        rig.close()
+
+
+async def _seed(data_dir: Path) -> tuple[str, str]:
+    """The bench owner and its board, and a guest with the transmit right: (board id, secret)."""
+    from signaling.accounts import create_account
+    from signaling.store import SQLITE_FILE_NAME, SqliteStore
+
+    board_id, secret = await seed(data_dir)
+    async with SqliteStore(data_dir / SQLITE_FILE_NAME) as store:
+        guest = await create_account(store, GUEST_EMAIL, GUEST_PASSWORD, GUEST_CALLSIGN)
+        await store.set_grant(board_id, guest.id, "transmit")
+    return board_id, secret
+
+
+def drive(
+    rig: RigReader,
+    cut_op: OperatorChild,
+    second: OperatorChild,
+    pid_b: int,
+    args: argparse.Namespace,
+    result: dict[str, Any],
+) -> None:
+    """Steps 3 to 6 of the module docstring; fills `result`."""
+    if rig.ptt():
+        raise CheckFailedError("the rig is keyed before anyone pressed PTT")
+    pressed = cut_op.send("key")
+    keyed = wait_rig(rig, True, KEY_WAIT_S)
+    if keyed is None:
+        raise CheckFailedError(f"the cut operator's key did not reach the rig in {KEY_WAIT_S} s")
+    result["cut_operator_key_s"] = round(keyed - pressed, 3)
+    time.sleep(HOLD_BEFORE_CUT_S)
+    result["keyed_before_cut"] = rig.ptt()
+    if not result["keyed_before_cut"]:
+        raise CheckFailedError(
+            f"the rig was released within {HOLD_BEFORE_CUT_S} s of holding, before any cut: "
+            "the keep-alives did not reach the server over the veth"
+        )
+
+    # The hardest case for the bound: the last keep-alive reaches the server just before the
+    # cut, so the dead-man runs its full time from then.
+    sent_before = len(cut_op.keepalive_times())
+    for _ in range(int(1.0 / 0.005)):  # the next one comes within 250 ms
+        if len(cut_op.keepalive_times()) > sent_before:
+            break
+        time.sleep(0.005)
+    else:
+        raise CheckFailedError("the cut operator stopped sending keep-alives before the cut")
+    time.sleep(max(0.0, cut_op.keepalive_times()[-1] + CUT_AFTER_KEEPALIVE_S - time.monotonic()))
+    cut_started = time.monotonic()
+    cut(pid_b)
+    cut_done = time.monotonic()
+    result["cut_apply_s"] = round(cut_done - cut_started, 3)
+    released = wait_rig(rig, False, max(0.0, args.cut_s - (time.monotonic() - cut_started)))
+    result["release_s"] = None if released is None else round(released - cut_started, 3)
+    last_through = max((t for t in cut_op.keepalive_times() if t < cut_started), default=None)
+    if released is not None and last_through is not None:
+        result["release_after_last_keepalive_s"] = round(released - last_through, 3)
+    time.sleep(max(0.0, args.cut_s - (time.monotonic() - cut_started)))
+
+    result["keyed_at_heal"] = rig.ptt()
+    heal(pid_b)
+    healed = time.monotonic()
+    result["cut_s"] = round(healed - cut_started, 3)
+    result["keepalives_sent_during_cut"] = sum(
+        1 for t in cut_op.keepalive_times() if cut_started <= t < healed
+    )
+    cut_op.send("marker")
+    watch_after_heal(rig, cut_op, healed, result)
+
+    cut_op.send("unkey")  # from someone who no longer holds the floor: ignored
+    time.sleep(0.3)
+    result["keyed_after_stale_release"] = rig.ptt()
+    pressed = second.send("key")
+    keyed_at = wait_rig(rig, True, SECOND_WAIT_S)
+    result["second_key_s"] = None if keyed_at is None else round(keyed_at - pressed, 3)
+    if keyed_at is not None:
+        time.sleep(SECOND_HOLD_S)
+        result["second_keyed_after_hold"] = rig.ptt()
+    let_go = second.send("unkey")
+    unkeyed = wait_rig(rig, False, SECOND_WAIT_S)
+    result["second_release_s"] = None if unkeyed is None else round(unkeyed - let_go, 3)
+    result["second_operator_errors"] = second.messages("error")
+    result["cut_operator"] = cut_operator_view(cut_op, healed)
+
+
+def watch_after_heal(
+    rig: RigReader, cut_op: OperatorChild, healed: float, result: dict[str, Any]
+) -> None:
+    """Reads the rig until `WATCH_AFTER_HEAL_MIN_S` after the heal and `WATCH_AFTER_MARKER_S`
+    after the marker's answer (at most `WATCH_AFTER_HEAL_MAX_S`); notes any PTT on."""
+    keyed_again: float | None = None
+    answered: float | None = None
+    now = healed
+    for _ in range(int(WATCH_AFTER_HEAL_MAX_S / RIG_POLL_S) + 1):
+        now = time.monotonic()
+        if keyed_again is None and rig.ptt():
+            keyed_again = now
+        if answered is None:
+            reply = _marker_reply(cut_op)
+            if reply is not None:
+                answered = float(reply["t"])
+        enough = now - healed >= WATCH_AFTER_HEAL_MIN_S and (
+            answered is not None and now - answered >= WATCH_AFTER_MARKER_S
+        )
+        if enough or now - healed >= WATCH_AFTER_HEAL_MAX_S:
+            break
+        time.sleep(RIG_POLL_S)
+    result["watched_after_heal_s"] = round(now - healed, 3)
+    result["marker_answered_after_heal_s"] = (
+        None if answered is None else round(answered - healed, 3)
+    )
+    result["rekeyed_after_heal_s"] = None if keyed_again is None else round(keyed_again - healed, 3)
+
+
+def _marker_reply(cut_op: OperatorChild) -> dict[str, Any] | None:
+    for event in list(cut_op.events):
+        data = event.get("data") if event.get("event") == "message" else None
+        if isinstance(data, dict) and (data.get("type"), data.get("ref")) == ("error", MARKER_TYPE):
+            return event
+    return None
+
+
+def cut_operator_view(cut_op: OperatorChild, healed: float) -> dict[str, Any]:
+    """What the cut operator was told, and when relative to the heal."""
+    view: dict[str, Any] = {"ptt_released": None}
+    for event in list(cut_op.events):
+        if event.get("event") == "message" and event["data"].get("type") == "ptt_released":
+            view["ptt_released"] = {
+                **event["data"],
+                "after_heal_s": round(float(event["t"]) - healed, 3),
+            }
+            break
+    view["floor"] = [m.get("holder") for m in cut_op.messages("floor")]
+    view["errors"] = cut_op.messages("error")
+    view["link_events"] = [
+        {"event": e["event"], **({"state": e["state"]} if "state" in e else {})}
+        for e in list(cut_op.events)
+        if e.get("event") in ("pc_state", "channel_closed", "sio_disconnect")
+    ]
+    return view
+
+
+def main_driver(args: argparse.Namespace) -> int:
+    result: dict[str, Any] = {
+        "ok": False,
+        "failure": None,
+        "deadman_s": args.deadman_s,
+        "agent_deadman_s": AGENT_DEADMAN_S,
+    }
+    children: list[Child] = []
+    data_dir = Path(tempfile.mkdtemp(prefix="radiocore-netcut-"))
+    args.data_dir = str(data_dir)
+    signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(RUN_BOUND_S)
+    started = time.monotonic()
+    try:
+        run(args, result, children)
+        result["ok"] = True
+    except Exception as exc:  # whatever stopped it is reported, with the logs, as JSON
+        result["failure"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:2000]
+    finally:
+        signal.alarm(0)
+        if not result["ok"]:
+            result["log_tails"] = {child.name: child.tail() for child in children}
+        for child in reversed(children):
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                child.stop()
+        # how each ended after SIGTERM (or the operators' `stop`): told, not judged here
+        result["exit_codes"] = {child.name: child.process.returncode for child in children}
+        if args.keep_data:
+            result["data_dir"] = str(data_dir)
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    result["run_s"] = round(time.monotonic() - started, 2)
+    print(json.dumps(result), flush=True)
+    return 0 if result["ok"] else 1
+
+
+# -- the operator role --------------------------------------------------------------------------
+
+
+def _emit(event: str, **fields: Any) -> None:
+    print(json.dumps({"event": event, "t": time.monotonic(), **fields}), flush=True)
+
+
+def _read_commands(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    """In a thread: stdin's JSON lines into `queue`; EOF (the driver is gone) is a `stop`."""
+    for line in sys.stdin:
+        with contextlib.suppress(ValueError):
+            loop.call_soon_threadsafe(queue.put_nowait, json.loads(line))
+    loop.call_soon_threadsafe(queue.put_nowait, {"cmd": "stop"})
+
+
+async def operate(args: argparse.Namespace) -> None:
+    """An operator as the console behaves: joins, listens, keys with keep-alives every 250 ms
+    until told to let go; reports what the server says to it."""
+    import socketio
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+    import radiocore_protocol as protocol
+    from radiocore.aiortc_hooks import set_host_addresses
+
+    _emit("started", pid=os.getpid())
+    loop = asyncio.get_running_loop()
+    commands: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=COMMAND_QUEUE)
+    threading.Thread(target=_read_commands, args=(loop, commands), daemon=True).start()
+    first = await asyncio.wait_for(commands.get(), GO_WAIT_S)
+    if first.get("cmd") != "go":
+        return
+    token = str(first.get("token"))
+    set_host_addresses([args.ice_host])
+
+    sio = socketio.AsyncClient(reconnection=False, handle_sigint=False)
+
+    async def on_disconnect(*_: Any) -> None:
+        _emit("sio_disconnect")
+
+    sio.on("disconnect", on_disconnect, namespace="/operator")
+    await asyncio.wait_for(
+        sio.connect(
+            args.url,
+            namespaces=["/operator"],
+            auth={"token": token},
+            transports=["websocket"],
+        ),
+        CONNECT_TIMEOUT_S,
+    )
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    keepalive: asyncio.Task[None] | None = None
+    try:
+        joined = await sio.call(
+            "join", {"board_id": args.board_id}, namespace="/operator", timeout=10
+        )
+        if not joined.get("ok"):
+            _emit("failed", why=f"join: {joined}")
+            return
+        pc.addTransceiver("audio", direction="recvonly")
+        channel = pc.createDataChannel("control")
+        station_ready = asyncio.Event()  # the first status: the station's channel is up
+
+        def on_message(message: str | bytes) -> None:
+            try:
+                data = json.loads(message)
+            except ValueError:
+                return
+            kind = data.get("type") if isinstance(data, dict) else None
+            if kind == "status":
+                station_ready.set()
+            elif kind in ("floor", "ptt_released", "error", "tx_warning"):
+                _emit("message", data=data)
+
+        channel.on("message", on_message)
+        channel.on("close", lambda: _emit("channel_closed"))
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            _emit("pc_state", state=pc.connectionState)
+
+        await pc.setLocalDescription(await pc.createOffer())
+        reply: dict[str, Any] = {}
+        for _ in range(OFFER_ATTEMPTS):  # until the station is online
+            reply = await sio.call(
+                "offer",
+                {"board_id": args.board_id, "type": "offer", "sdp": pc.localDescription.sdp},
+                namespace="/operator",
+                timeout=30,
+            )
+            if reply.get("ok"):
+                break
+            await asyncio.sleep(0.2)
+        if not reply.get("ok"):
+            _emit("failed", why=f"offer: {reply}")
+            return
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
+        await asyncio.wait_for(station_ready.wait(), READY_WAIT_S)
+        _emit("ready")
+
+        async def keep() -> None:
+            for n in range(int(OPERATOR_BOUND_S / protocol.KEEPALIVE_INTERVAL_S)):
+                await asyncio.sleep(protocol.KEEPALIVE_INTERVAL_S)
+                channel.send(protocol.encode(protocol.Keepalive()).decode())
+                _emit("keepalive", n=n + 1)
+
+        for _ in range(1000):  # commands: a handful per run
+            command = (await commands.get()).get("cmd")
+            if command == "stop":
+                break
+            if command == "key":
+                channel.send(protocol.encode(protocol.Ptt(state=True)).decode())
+                if keepalive is None:
+                    keepalive = loop.create_task(keep())
+            elif command == "unkey":
+                if keepalive is not None:
+                    keepalive.cancel()
+                    keepalive = None
+                channel.send(protocol.encode(protocol.Ptt(state=False)).decode())
+            elif command == "marker":
+                channel.send(json.dumps({"type": MARKER_TYPE}))
+            _emit("sent", command=command)
+    finally:
+        if keepalive is not None:
+            keepalive.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(pc.close(), 5)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(sio.disconnect(), 5)
+
+
+def main_operator(args: argparse.Namespace) -> int:
+    try:
+        asyncio.run(asyncio.wait_for(operate(args), OPERATOR_BOUND_S))
+    except (TimeoutError, OSError, ConnectionError) as exc:
+        _emit("failed", why=f"{type(exc).__name__}: {exc}")
+        return 1
+    except Exception as exc:  # reported to the driver, which shows it in its report
+        _emit("failed", why=f"{type(exc).__name__}: {exc}")
+        raise
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    roles = parser.add_subparsers(dest="role")
+    operator = roles.add_parser("operator", help="(internal) one operator process")
+    operator.add_argument("--url", required=True)
+    operator.add_argument("--board-id", required=True)
+    operator.add_argument("--ice-host", required=True)
+    parser.add_argument("--python", default=sys.executable, help="interpreter for the children")
+    parser.add_argument("--deadman-s", type=float, default=1.0, help="the server's floor.deadman_s")
+    parser.add_argument("--cut-s", type=float, default=3.0, help="how long the network is cut")
+    parser.add_argument(
+        "--keep-data", action="store_true", help="keep the store and the logs; report where"
+    )
+    args = parser.parse_args()
+    if args.role == "operator":
+        return main_operator(args)
+    return main_driver(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
