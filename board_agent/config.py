@@ -36,6 +36,9 @@ from radiocore_protocol import (
 )
 
 from .errors import ConfigError
+from .ptt_guard import DEFAULT_TIMEOUT_S as DEFAULT_GUARD_TIMEOUT_S
+from .ptt_guard import MAX_TIMEOUT_S as MAX_GUARD_TIMEOUT_S
+from .ptt_guard import MIN_TIMEOUT_S as MIN_GUARD_TIMEOUT_S
 
 logger = logging.getLogger(__name__)
 
@@ -203,10 +206,20 @@ class AgentConfig:
         metavar="S",
         group=_RIG_GROUP,
     )
+    ptt_guard_timeout_s: float = setting(
+        DEFAULT_GUARD_TIMEOUT_S,
+        "the PTT guard (a small process beside the agent, for rig = rigctld or hamlib) "
+        "releases PTT when the agent has given no sign of life for this long while keyed (its "
+        f"event loop stalled, or the process stopped; it releases at once when the agent "
+        f"dies); {MIN_GUARD_TIMEOUT_S:g} … {MAX_GUARD_TIMEOUT_S:g} s",
+        metavar="S",
+        group=_RIG_GROUP,
+    )
     rig: str = setting(
         "simulated",
         "the rig: simulated (in-process), rigctld (connect to a running rigctld at "
-        "rigctld_host:rigctld_port) or hamlib (the agent runs rigctld itself, on 127.0.0.1)",
+        "rigctld_host:rigctld_port) or hamlib (the agent runs rigctld itself, on 127.0.0.1, "
+        "under its PTT guard)",
         choices=RIG_KINDS,
         group=_RIG_GROUP,
     )
@@ -407,6 +420,11 @@ class AgentConfig:
         refusal = deadman_refusal("deadman_s", self.deadman_s)
         if refusal is not None:
             raise ConfigError(refusal)
+        if not MIN_GUARD_TIMEOUT_S <= self.ptt_guard_timeout_s <= MAX_GUARD_TIMEOUT_S:
+            raise ConfigError(
+                f"ptt_guard_timeout_s {self.ptt_guard_timeout_s} is outside "
+                f"{MIN_GUARD_TIMEOUT_S:g} … {MAX_GUARD_TIMEOUT_S:g} s"
+            )
         if not 1 <= self.rig_poll_hz <= _MAX_POLL_HZ:
             raise ConfigError(f"rig_poll_hz {self.rig_poll_hz} is outside 1 … {_MAX_POLL_HZ}")
         if not 0 < self.rig_timeout_s <= _MAX_RIG_TIMEOUT_S:

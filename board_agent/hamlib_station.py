@@ -13,7 +13,12 @@ What it does beyond passing commands on:
   is `set_ptt 0`: whatever happened while the link was down, the transmitter is not left keyed.
 - Unkeying is always attempted, connected or not (it reconnects on demand, bounded by the
   request time-out).
-- If the agent runs rigctld itself (`RigctldProcess`), the station owns that process.
+- Built from the config, it runs a PTT guard (`PttGuardLink`, a process of its own, which also
+  runs rigctld for `rig = "hamlib"`): the guard unkeys when the agent dies or its event loop
+  stalls. The station tells it `keying N` before asking rigctld to key and `unkeyed N` once
+  rigctld confirmed a release; keying is refused while the guard is not running. When the
+  guard released PTT by itself, the station tells the release handler (`StationControl`),
+  and a keying that was still under way is undone.
 """
 
 from __future__ import annotations
@@ -43,9 +48,11 @@ from radiocore_protocol import (
 from .backoff import Backoff
 from .config import AgentConfig
 from .errors import RigError, RigOfflineError, RigTimeoutError, StationError
+from .ptt_guard import GuardSettings
+from .ptt_guard_link import PttGuardLink
 from .rigctld import UNREACHABLE_CODES, RigCaps, RigClient
-from .rigctld_process import RigctldProcess, free_loopback_port
-from .station import S9_DBM, StationDriver, validate_command
+from .rigctld_process import free_loopback_port
+from .station import S9_DBM, ReleaseHandler, StationDriver, validate_command
 
 logger = logging.getLogger(__name__)
 
@@ -77,15 +84,19 @@ class HamlibStation(StationDriver):
         self,
         client: RigClient,
         *,
-        process: RigctldProcess | None = None,
+        guard: PttGuardLink | None = None,
         freq_ranges: Sequence[tuple[int, int]] = (),
         modes: Sequence[str] = (),
         reconnect_max_s: float = 5.0,
         rng: random.Random | None = None,
     ) -> None:
         self.client = client
-        #: The rigctld the station runs itself, if any.
-        self.process = process
+        #: The station's PTT guard (which runs rigctld for `rig = "hamlib"`), if any.
+        self.guard = guard
+        if guard is not None:
+            guard.on_released = self._guard_released
+            guard.on_lost = self._guard_lost
+        self._release_handler: ReleaseHandler | None = None
         self._config_ranges = tuple(freq_ranges)
         self._config_modes = tuple(modes)
         self._caps: RigCaps | None = None
@@ -105,24 +116,28 @@ class HamlibStation(StationDriver):
 
     @classmethod
     def from_config(cls, config: AgentConfig) -> HamlibStation:
-        """The station for `rig = "rigctld"` or `"hamlib"` (which also runs rigctld)."""
-        process = None
+        """The station for `rig = "rigctld"` or `"hamlib"`, with its PTT guard (which, for
+        `"hamlib"`, runs rigctld)."""
+        hamlib = config.rig == "hamlib"
         port = config.rigctld_port
-        if config.rig == "hamlib":
-            if port == 0:
-                port = free_loopback_port()
-            process = RigctldProcess(
-                path=config.rigctld_path,
-                model=config.rig_model,
+        if hamlib and port == 0:
+            port = free_loopback_port()  # chosen once: the same port if the guard restarts
+        guard = PttGuardLink(
+            GuardSettings(
+                host=config.rigctld_host,
                 port=port,
-                device=config.rig_device,
-                speed=config.rig_speed,
-                ptt_type=config.rig_ptt_type,
+                timeout_s=config.ptt_guard_timeout_s,
+                rigctld_path=config.rigctld_path if hamlib else "",
+                rig_model=config.rig_model,
+                rig_device=config.rig_device,
+                rig_speed=config.rig_speed,
+                rig_ptt_type=config.rig_ptt_type.upper(),
+                log_level=config.log_level,
             )
-        host = process.host if process is not None else config.rigctld_host
+        )
         return cls(
-            RigClient(host, port, timeout_s=config.rig_timeout_s),
-            process=process,
+            RigClient(config.rigctld_host, port, timeout_s=config.rig_timeout_s),
+            guard=guard,
             freq_ranges=config.freq_ranges(),
             modes=config.rig_modes,
             reconnect_max_s=config.rig_reconnect_max_s,
@@ -138,12 +153,15 @@ class HamlibStation(StationDriver):
     # StationDriver
 
     async def open(self) -> None:
-        """Start rigctld if the station runs it, try to reach the rig once, then keep trying
-        in the background. A rig that is not there yet is not an error: it is offline."""
+        """Start the PTT guard (which starts rigctld if the station runs it) and wait until it
+        is ready, try to reach the rig once, then keep trying in the background. A rig that is
+        not there yet is not an error: it is offline; a guard that cannot start (nor its
+        rigctld) is (`StationError`)."""
         if self._supervisor is not None:
             raise RuntimeError("the station is already open")
-        if self.process is not None:
-            await self.process.start()
+        if self.guard is not None:
+            await self.guard.start()
+            self.client.port = self.guard.port
         for attempt in range(1, OPEN_ATTEMPTS + 1):
             try:
                 await self._bring_online()
@@ -164,13 +182,19 @@ class HamlibStation(StationDriver):
             await asyncio.gather(self._supervisor, return_exceptions=True)
             self._supervisor = None
         if self.client.connected:
+            keying = self._last_keying()
             try:
                 await self.client.set_ptt(False, reconnect=False)
             except RigError as exc:
                 logger.error("could not release PTT before disconnecting from the rig: %s", exc)
+            else:
+                self._confirm_unkeyed(keying)
         await self.client.close()
-        if self.process is not None:
-            await self.process.stop()
+        if self.guard is not None:
+            await self.guard.close()  # it unkeys if the release was not confirmed
+
+    def set_release_handler(self, handler: ReleaseHandler) -> None:
+        self._release_handler = handler
 
     async def apply(self, message: OperatorMessage) -> None:
         match message:
@@ -187,7 +211,7 @@ class HamlibStation(StationDriver):
         try:
             match message:
                 case Ptt(state=True):
-                    await client.set_ptt(True, reconnect=False)
+                    await self._key()
                 case SetFrequency(value=hz):
                     await client.set_freq(hz, reconnect=False)
                 case SetMode(value=mode):
@@ -198,6 +222,16 @@ class HamlibStation(StationDriver):
                     raise StationError(f"the station does not handle {type(message).__name__}")
         except RigError as exc:
             raise await self._failed(exc) from None
+
+    async def _key(self) -> None:
+        """`set_ptt 1`, the guard told first. If the guard released this keying while the
+        request waited (the agent was stalled), the rig is unkeyed again at once."""
+        keying = self.guard.keying() if self.guard is not None else 0
+        await self.client.set_ptt(True, reconnect=False)
+        if self.guard is not None and self.guard.released_since(keying):
+            await self.client.set_ptt(False, reconnect=False)
+            self._confirm_unkeyed(keying)
+            raise RigError("the station's PTT guard released PTT while the agent was keying")
 
     async def status(self) -> Status:
         if not self.online:
@@ -263,12 +297,15 @@ class HamlibStation(StationDriver):
         client = self.client
         await client.connect()
         try:
+            keying = self._last_keying()
             try:
                 await client.set_ptt(False, reconnect=False)
             except RigError as exc:
                 if _is_loss(exc):
                     raise
                 logger.warning("the rig refused to release PTT on connecting (%s)", exc)
+            else:
+                self._confirm_unkeyed(keying)
             try:
                 caps = await client.dump_caps(reconnect=False)
             except RigError as exc:
@@ -331,12 +368,55 @@ class HamlibStation(StationDriver):
 
     async def _unkey(self) -> None:
         """`set_ptt 0`, connected or not: reconnects on demand, bounded by the time-out."""
+        keying = self._last_keying()
         try:
             await self.client.set_ptt(False, reconnect=True)
         except RigError as exc:
             raise await self._failed(exc) from None
+        self._confirm_unkeyed(keying)
         if self.online:
             self._last = msgspec.structs.replace(self._last, ptt=False)
+
+    # -----------------------------------------------------------------------------------------
+    # The PTT guard
+
+    def _last_keying(self) -> int:
+        """The latest keying the guard was told of, taken before a `set_ptt 0` is sent: the
+        release it confirms covers that keying, not one that follows it."""
+        return self.guard.last_keying if self.guard is not None else 0
+
+    def _confirm_unkeyed(self, keying: int) -> None:
+        if self.guard is not None and keying:
+            self.guard.unkeyed(keying)
+
+    def _guard_released(self, keying: int) -> None:
+        """The guard unkeyed `keying` by itself (the agent was silent for its time-out)."""
+        if self.guard is None or keying != self.guard.last_keying:
+            return  # an older keying, released since by the agent and keyed anew
+        self._last = msgspec.structs.replace(self._last, ptt=False)
+        if self._release_handler is not None:
+            self._release_handler(
+                "watchdog",
+                "the station's PTT guard released PTT: the agent gave no sign of life for "
+                f"{self.guard.settings.timeout_s:g} s (its event loop stalled or it was "
+                "stopped); not keyed again until PTT is pressed anew",
+            )
+
+    async def _guard_lost(self) -> None:
+        """The guard died: unkey while the agent still can, and say so."""
+        try:
+            async with asyncio.timeout(3 * self.client.timeout_s):
+                await self._unkey()
+            released = "PTT released"
+        except (RigError, TimeoutError) as exc:
+            logger.error("could not release PTT after losing the PTT guard: %s", exc)
+            released = "PTT could not be confirmed released"
+        if self._release_handler is not None:
+            self._release_handler(
+                "rig_error",
+                f"the station's PTT guard stopped unexpectedly; {released}; keying is refused "
+                "until the guard is back",
+            )
 
     async def _optional(self, name: str, read: Callable[[], Awaitable[T]]) -> T | None:
         """An optional reading (S-meter, power, squelch); None if this rig refuses it."""

@@ -1,12 +1,16 @@
-"""`RigctldProcess`: the rigctld the agent runs itself (`rig = "hamlib"`).
+"""`RigctldProcess`: the rigctld the station runs itself (`rig = "hamlib"`).
 
-The agent owns the process: it starts it, restarts it (with a bounded backoff) when it dies,
-and stops it on shutdown, after the transmitter was released. rigctld listens on 127.0.0.1
-only: it has no authentication, and whoever reaches it can key the transmitter.
+The station's PTT guard (`ptt_guard`) owns the process: it starts it, restarts it (with a
+bounded backoff) when it dies, and stops it on shutdown, after the transmitter was released.
+rigctld listens on 127.0.0.1 only: it has no authentication, and whoever reaches it can key
+the transmitter.
 
-rigctld runs in its own session, so a Ctrl-C at the terminal reaches the agent alone (which
-releases PTT first) and not rigctld; on Linux it is also told to end when the agent dies
-(`PR_SET_PDEATHSIG`), so that a killed agent leaves no rigctld holding the port.
+rigctld runs in its own session, so a Ctrl-C at the terminal does not reach it. It starts with
+SIGTERM blocked (a blocked mask survives `exec`): a SIGTERM to a whole process group, or
+systemd stopping the unit's control group, cannot take rigctld away before its owner has
+unkeyed the rig through it; the owner stops it with SIGINT (rigctld then closes the rig, which
+drops a serial RTS/DTR PTT line), and SIGKILL after a bound. On Linux it is also killed when
+its owner dies (`PR_SET_PDEATHSIG`), so that a killed owner leaves no rigctld holding the port.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import collections
 import contextlib
 import ctypes
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -30,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 #: Bound on rigctld's start (it listens after ~0.1 s with the dummy rig).
 READY_TIMEOUT_S: Final = 10.0
-#: Bound on its exit after SIGTERM, before SIGKILL.
+#: Bound on its exit after SIGINT, before SIGKILL.
 STOP_TIMEOUT_S: Final = 3.0
 #: Delays between restarts of a rigctld that keeps dying.
 RESTART_MIN_S: Final = 0.5
@@ -47,17 +52,21 @@ def free_loopback_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _parent_death_signal() -> Callable[[], None] | None:
-    """A `preexec_fn` asking Linux to SIGTERM the child when the agent dies, or None."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before fork, not after
-    except (OSError, AttributeError):
-        return None
+def _child_setup() -> Callable[[], None]:
+    """A `preexec_fn` that blocks SIGTERM in rigctld and, on Linux, asks the kernel to SIGKILL
+    it when its owner dies (SIGKILL: SIGTERM is blocked)."""
+    prctl = None
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before fork, not after
+    owner = os.getpid()
 
     def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+            if os.getppid() != owner:  # the owner died before the request took effect
+                os.kill(os.getpid(), signal.SIGKILL)
 
     return preexec
 
@@ -113,7 +122,7 @@ class RigctldProcess:
         self._supervisor = asyncio.create_task(self._supervise(), name="radiocore-rigctld")
 
     async def stop(self) -> None:
-        """Stop rigctld (SIGTERM, then SIGKILL after `STOP_TIMEOUT_S`) and stop restarting it."""
+        """Stop rigctld (SIGINT, then SIGKILL after `STOP_TIMEOUT_S`) and stop restarting it."""
         if self._supervisor is not None:
             self._supervisor.cancel()
             await asyncio.gather(self._supervisor, return_exceptions=True)
@@ -143,7 +152,7 @@ class RigctldProcess:
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
-                preexec_fn=_parent_death_signal(),
+                preexec_fn=_child_setup(),
             )
         except OSError as exc:
             raise RigctldProcessError(f"cannot start {program}: {exc.strerror or exc}") from None
@@ -205,12 +214,12 @@ class RigctldProcess:
         self._process = None
         if process is not None and process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                process.terminate()
+                process.send_signal(signal.SIGINT)  # SIGTERM is blocked in it
             try:
                 await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
             except TimeoutError:
                 logger.warning(
-                    "rigctld did not end on SIGTERM within %g s; killing it", STOP_TIMEOUT_S
+                    "rigctld did not end on SIGINT within %g s; killing it", STOP_TIMEOUT_S
                 )
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()

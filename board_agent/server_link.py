@@ -21,6 +21,7 @@ from radiocore_protocol import (
     ErrorBody,
     ErrorCode,
     ProtocolError,
+    Shutdown,
     decode_payload,
     to_builtins,
 )
@@ -60,6 +61,7 @@ class ServerLink:
             namespace=AGENT_NAMESPACE,
         )
         self._sio.on("error", _log_server_error, namespace=AGENT_NAMESPACE)
+        self._sio.on("shutdown", _log_shutdown, namespace=AGENT_NAMESPACE)
 
     async def connect(self) -> None:
         """Connect with the board's credentials; `SessionError` saying why if that fails."""
@@ -152,3 +154,17 @@ def _log_server_error(data: object = None) -> None:
         logger.warning("server error %s: %s", error.code.value, error.message)
     else:
         logger.warning("server error: %r", data)
+
+
+def _log_shutdown(data: object = None) -> None:
+    """The server announced it is stopping; the agent reconnects with its back-off anyway."""
+    try:
+        notice = decode_payload(Shutdown, data)
+    except ProtocolError:
+        logger.info("the server is stopping")
+        return
+    logger.info(
+        "the server is stopping (%s); it expects to be back in about %d s",
+        notice.message,
+        notice.retry_after_s,
+    )

@@ -32,6 +32,7 @@ from aiortc import (
 
 from radiocore_protocol import (
     CONTROL_CHANNEL_LABEL,
+    AgentHello,
     AgentOffer,
     AgentWelcome,
     Answer,
@@ -95,7 +96,10 @@ class Session:
             try:
                 async with asyncio.timeout(config.connect_timeout_s):
                     await link.connect()
-                    welcome = await link.call("hello", {}, AgentWelcome)
+                    # when the station last confirmed its transmitter unkeyed: a server that
+                    # restarted meanwhile closes the record it left open with that time
+                    hello = AgentHello(ptt_released_at=self._control.ptt_released_at)
+                    welcome = await link.call("hello", to_builtins(hello), AgentWelcome)
                     logger.info(
                         "server knows this board as %r; %d ICE server(s)",
                         welcome.name,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Callable, Sequence
+from typing import Final, TypeAlias
 
 from radiocore_protocol import (
     RIG_MODES,
@@ -24,11 +24,15 @@ from radiocore_protocol import (
     SetMode,
     SetPower,
     Status,
+    TxEndReason,
 )
 
 from .errors import InvalidCommandError, StationError
 
 logger = logging.getLogger(__name__)
+
+#: Told when PTT was released without the agent asking (why, and what to tell the operators).
+ReleaseHandler: TypeAlias = Callable[[TxEndReason, str], None]
 
 
 class StationDriver(ABC):
@@ -60,6 +64,10 @@ class StationDriver(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook, the simulation holds nothing
         """Release the rig connection (after making sure the transmitter is off)."""
+
+    def set_release_handler(self, handler: ReleaseHandler) -> None:  # noqa: B027 - optional
+        """Have `handler` called, at once, when PTT was released without the agent asking
+        (the station's PTT guard did it); the simulation never does."""
 
 
 def validate_command(message: OperatorMessage, capabilities: Capabilities) -> None:

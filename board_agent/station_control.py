@@ -8,7 +8,11 @@ It applies the server's control messages to the station, publishes the station's
 - TX time-out: PTT is released after `tx_timeout_s` keyed (`tx_stopped` "timeout");
 - rig failure: a PTT command that fails, or the rig lost while keyed, counts as released
   (`tx_stopped` "rig_error" and an `error` "rig_error");
-- losing the server: the agent calls `release_ptt()` at once (no `tx_stopped`: nobody to tell).
+- losing the server: the agent calls `release_ptt()` at once (no `tx_stopped`: nobody to tell);
+- the station released PTT by itself (its PTT guard found the agent's event loop stalled, or
+  the guard died and the station unkeyed): recorded as stopped at once, `tx_stopped` with the
+  station's reason ("watchdog"; "rig_error" for a lost guard) and an `error` "rig_error"
+  saying so; never keyed again unless a new `ptt` on comes.
 
 Control messages wait for the rig in a bounded `ControlQueue` in which tuning coalesces: the
 latest `freq`, `mode` or `power` wins, so a flood of tuning leaves one command per type waiting
@@ -27,6 +31,7 @@ import collections
 import contextlib
 import logging
 import math
+import time
 from collections.abc import Callable
 from typing import Final
 
@@ -159,6 +164,10 @@ class StationControl:
         self.unkey_timeout_s = 3 * config.rig_timeout_s
         #: Why the agent released PTT by itself, in order (for diagnostics and tests).
         self.tx_stops: list[TxEndReason] = []
+        #: Unix time the station last confirmed its transmitter unkeyed after a transmission
+        #: (None: no transmission since the agent started); the server gets it in `hello`.
+        self.ptt_released_at: float | None = None
+        station.set_release_handler(self._station_released)
 
     @property
     def ptt(self) -> bool:
@@ -208,6 +217,21 @@ class StationControl:
             await self._unkey(None)
 
     # -----------------------------------------------------------------------------------------
+
+    def _station_released(self, reason: TxEndReason, message: str) -> None:
+        """The station released PTT by itself (the rig is already unkeyed). Runs at once, not
+        under `_apply_lock`: after a stall it must come before the agent's own timers act on a
+        transmission that is over. A keying still under way is the station's to undo."""
+        if not self._ptt:
+            logger.info("%s (the agent had not keyed)", message)
+            return
+        logger.error("%s", message)
+        self._ptt = False
+        self.ptt_released_at = time.time()
+        self._tx_changed.set()
+        self.tx_stops.append(reason)
+        self._emit(Error(code=ErrorCode.RIG_ERROR, message=message, ref="ptt"))
+        self._emit(TxStopped(reason=reason))
 
     def _emit(self, message: StationMessage) -> None:
         if self._send is not None:
@@ -268,6 +292,8 @@ class StationControl:
         finally:
             if self._ptt:
                 logger.info("PTT off%s", f" ({reason})" if reason else "")
+                if failure is None:
+                    self.ptt_released_at = time.time()  # the rig confirmed it
             self._ptt = False  # tried: the station unkeys again as soon as the rig answers
             self._tx_changed.set()
         if failure is not None:

@@ -19,6 +19,8 @@ and the server meet only in the protocol and the config loader):
 - `media`: the standard library, itself, aiortc/aioice/av/pylibsrtp, msgspec,
   `radiocore_protocol` and `radiocore.aiortc_hooks`; never aiohttp, Socket.IO, JWT, databases,
   Redis, `signaling`, `turn`, `board_agent`, `bench` nor the command line.
+- `board_agent.ptt_guard` and the modules it runs on (`rigctld_process`, `backoff`, `errors`):
+  the standard library and each other only (a small process that must outlive a broken agent).
 - `board_agent`: the standard library, itself, `radiocore_protocol`, `radiocore.configlayers`,
   `radiocore.aiortc_hooks`, `radiocore.logs` and the agent's own dependencies
   (aiortc/aioice/av/pylibsrtp, aiohttp, the Socket.IO client, msgspec); never `media`, `turn`,
@@ -106,8 +108,26 @@ PROJECT = ("radiocore_protocol", "radiocore", "signaling", "media", "turn", "boa
 SERVER_LIBRARIES = ("jwt", "aiosqlite", "asyncpg", "redis", "psutil")
 
 
+#: The PTT guard process and what it runs on: it must start fast and small on a Pi, and outlive
+#: a broken agent, so it stays on the standard library (no aiortc, av, socketio, msgspec).
+GUARD_MODULES = (
+    "board_agent.ptt_guard",
+    "board_agent.rigctld_process",
+    "board_agent.backoff",
+    "board_agent.errors",
+)
+
 # Most specific first: the first rule that covers a module applies.
 RULES: tuple[ImportRule, ...] = (
+    *(
+        ImportRule(
+            module,
+            allowed=GUARD_MODULES,
+            stdlib=True,
+            why="the PTT guard (and what it imports) uses only the standard library",
+        )
+        for module in GUARD_MODULES
+    ),
     ImportRule(
         "radiocore_protocol",
         allowed=("radiocore_protocol", "msgspec"),
@@ -416,6 +436,14 @@ def test_checker_rules_for_turn_protocol_and_configlayers() -> None:
     assert _found("import aiohttp, signaling.app, board_agent.cli\n", "radiocore.cli") == []
     # The rest of signaling is free to use media, turn and server libraries.
     assert _found("import aiohttp, media.forwarder, turn, jwt\n", "signaling.app") == []
+
+
+def test_the_ptt_guard_stays_on_the_standard_library() -> None:
+    source = "import asyncio, socket\nfrom .rigctld_process import RigctldProcess\nimport msgspec\n"
+    assert _found(source, "board_agent.ptt_guard") == [(3, "msgspec")]
+    assert _found("from .station import StationDriver\n", "board_agent.rigctld_process") == [
+        (1, "board_agent.station.StationDriver")
+    ]
 
 
 def test_module_names_of_files() -> None:

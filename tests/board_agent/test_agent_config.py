@@ -146,6 +146,8 @@ def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
         ({"rig_timeout_s": 0.0}, "rig_timeout_s"),
         ({"deadman_s": 0.2}, r"deadman_s must be 0\.5 … 60 s \(at least 2 keep-alive .*, not 0.2"),
         ({"deadman_s": 61.0}, r"deadman_s must be 0\.5 … 60 s"),
+        ({"ptt_guard_timeout_s": 0.2}, r"ptt_guard_timeout_s 0.2 is outside 0\.3 … 5 s"),
+        ({"ptt_guard_timeout_s": 5.5}, r"ptt_guard_timeout_s 5.5 is outside 0\.3 … 5 s"),
         ({"log_level": "loud"}, "log_level 'LOUD' is not one of DEBUG, INFO"),
         ({"control_queue_size": 0}, "control_queue_size must be between 1 and 1024, not 0"),
         (
@@ -238,6 +240,14 @@ def test_rig_defaults() -> None:
     )
     assert (config.rig_poll_hz, config.rig_timeout_s, config.deadman_s) == (5.0, 1.0, 1.0)
     assert config.tx_timeout_s == 180.0
+    assert config.ptt_guard_timeout_s == 0.6
+
+
+@pytest.mark.parametrize("timeout_s", [0.3, 5.0])
+def test_the_ptt_guard_timeout_bounds_are_accepted(timeout_s: float) -> None:
+    env = {"RADIOCORE_AGENT_BOARD_ID": BOARD, "RADIOCORE_AGENT_SECRET": SECRET}
+    env["RADIOCORE_AGENT_PTT_GUARD_TIMEOUT_S"] = str(timeout_s)
+    assert AgentConfig.load(env=env).ptt_guard_timeout_s == timeout_s
 
 
 @pytest.mark.parametrize("deadman_s", [0.25, 0.3])

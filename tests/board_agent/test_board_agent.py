@@ -321,10 +321,17 @@ def test_the_config_chooses_the_station() -> None:
     assert isinstance(create_station(make_config()), SimulatedStation)
     station = create_station(make_config(rig="rigctld", rigctld_port=4999, rig_timeout_s=0.5))
     assert isinstance(station, HamlibStation)
-    assert (station.client.port, station.client.timeout_s, station.process) == (4999, 0.5, None)
+    assert (station.client.port, station.client.timeout_s) == (4999, 0.5)
+    assert station.guard is not None  # a PTT guard, which runs no rigctld
+    assert station.guard.settings.rigctld_path == ""
+    assert station.guard.settings.timeout_s == 0.6
     hamlib = create_station(make_config(rig="hamlib", rigctld_port=4998, rig_ptt_type="rig"))
-    assert isinstance(hamlib, HamlibStation) and hamlib.process is not None
-    assert hamlib.process.args == ["-m1", "-P", "RIG", "-T", "127.0.0.1", "-t", "4998"]
+    assert isinstance(hamlib, HamlibStation) and hamlib.guard is not None  # it runs rigctld
+    assert hamlib.guard.settings.serialize() == [
+        "--host", "127.0.0.1", "--port", "4998", "--timeout", "0.6",
+        "--rigctld", "rigctld", "--rig-model", "1", "--rig-ptt-type", "RIG",
+        "--log-level", "INFO",
+    ]  # fmt: skip
 
 
 class FrameTrack(MediaStreamTrack):

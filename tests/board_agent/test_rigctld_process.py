@@ -1,9 +1,11 @@
-"""`rig = "hamlib"`: the agent runs rigctld itself (Hamlib's dummy rig, `-P RIG`), restarts it
-when it dies and stops it on shutdown; clear errors when it cannot start."""
+"""`rig = "hamlib"`: the station's PTT guard runs rigctld itself (Hamlib's dummy rig, `-P RIG`),
+restarts it when it dies and stops it on shutdown; clear errors when it cannot start; rigctld
+ignores SIGTERM and dies with its owner."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -53,34 +55,59 @@ async def until(condition: object, within: float) -> None:
     raise AssertionError(f"not within {within} s")
 
 
-async def test_the_agent_runs_rigctld_restarts_it_and_stops_it() -> None:
+def children(pid: int) -> list[int]:
+    """The process ids of `pid`'s children (Linux: /proc/PID/task/TID/children)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            found += [int(child) for child in task.read_text().split()]
+    return found
+
+
+def rigctld_of(guard_pid: int | None) -> int | None:
+    """The rigctld the guard runs, if any."""
+    if guard_pid is None:
+        return None
+    pids = [pid for pid in children(guard_pid) if not process_gone(pid)]
+    return pids[0] if pids else None
+
+
+async def test_the_guard_runs_rigctld_restarts_it_and_stops_it() -> None:
     port = free_port()
     config = make_config(
         rig="hamlib", rigctld_path=RIGCTLD, rigctld_port=port, rig_model=1, rig_ptt_type="RIG"
     )
     agent = BoardAgent(config)  # the server is unreachable: the agent keeps retrying it
     station = agent.station
-    assert isinstance(station, HamlibStation) and station.process is not None
+    assert isinstance(station, HamlibStation) and station.guard is not None
+    guard = station.guard
     runner = asyncio.create_task(agent.run())
     try:
-        await until(lambda: station.online, 5)
-        first_pid = station.process.pid
-        assert first_pid is not None
+        await until(lambda: station.online, 10)
+        guard_pid = guard.pid
+        first_pid = rigctld_of(guard_pid)
+        assert guard_pid is not None and first_pid is not None
+        assert "rigctld" in _status_field(first_pid, "Name")
         assert await raw_query(port, "get_freq") == ["Frequency: 145000000"]
         await station.apply(Ptt(state=True))  # -P RIG: the dummy keys
         assert await rig_ptt(port) is True
 
-        os.kill(first_pid, signal.SIGKILL)  # rigctld dies: the agent starts another
-        await until(lambda: station.process is not None and station.process.starts == 2, 5)
-        await until(lambda: station.online, 5)
-        second_pid = station.process.pid
-        assert second_pid is not None and second_pid != first_pid
-        assert await rig_ptt(port) is False
+        os.kill(first_pid, signal.SIGKILL)  # rigctld dies: the guard starts another
+        await until(lambda: rigctld_of(guard_pid) not in (None, first_pid), 5)
+        second_pid = rigctld_of(guard_pid)
+        assert second_pid is not None
+        for _ in range(100):  # bounded: the new rigctld answers within a second
+            with contextlib.suppress(OSError, ConnectionError):
+                assert await rig_ptt(port) is False  # a new dummy rig: not keyed
+                break
+            await asyncio.sleep(0.02)
+        await station.apply(Ptt(state=False))  # the station reconnects to it
+        assert guard.pid == guard_pid and guard.starts == 1  # the guard itself lived on
         assert not runner.done()
     finally:
         agent.stop()
         await asyncio.wait_for(runner, 10)
-    assert process_gone(second_pid)
+    assert process_gone(second_pid) and process_gone(guard_pid)
     with pytest.raises(OSError):
         await raw_query(port, "get_freq")  # nothing listens any more
 
@@ -99,7 +126,15 @@ asyncio.run(main())
 """
 
 
-async def test_a_killed_agent_leaves_no_rigctld_behind() -> None:
+def _status_field(pid: int, name: str) -> str:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key == name:
+            return value.strip()
+    raise AssertionError(f"no {name} in /proc/{pid}/status")
+
+
+async def test_rigctld_ignores_sigterm_and_dies_with_its_owner() -> None:
     agent = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
@@ -112,7 +147,12 @@ async def test_a_killed_agent_leaves_no_rigctld_behind() -> None:
         assert agent.stdout is not None
         rigctld_pid = int(await asyncio.wait_for(agent.stdout.readline(), 10))
         assert not process_gone(rigctld_pid)
-        agent.kill()  # no chance to clean up: the kernel tells rigctld (PR_SET_PDEATHSIG)
+        blocked = int(_status_field(rigctld_pid, "SigBlk"), 16)
+        assert blocked & (1 << (signal.SIGTERM - 1)), "SIGTERM is not blocked in rigctld"
+        os.kill(rigctld_pid, signal.SIGTERM)  # a SIGTERM to everything cannot take it away
+        await asyncio.sleep(0.2)
+        assert not process_gone(rigctld_pid)
+        agent.kill()  # no chance to clean up: the kernel kills rigctld (PR_SET_PDEATHSIG)
         await agent.wait()
         await until(lambda: process_gone(rigctld_pid), 3)
     finally:
