@@ -16,7 +16,6 @@ import multiprocessing
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.rig_reader import RigReader
-from bench.tools import free_port, login, seed, start_server, stop_process
+from bench.tools import free_port, login, percentile_ms, seed, start_server, stop_process
 
 TX_TIMEOUT_S = 4.0
 
@@ -101,14 +100,6 @@ async def _operate(url: str, token: str, board_id: str, pipe: Connection) -> Non
 # -- driver -------------------------------------------------------------------------------------
 
 
-def _ms(values: list[float], quantile: int) -> float | None:
-    if not values:
-        return None
-    if len(values) == 1:
-        return round(values[0] * 1000, 2)
-    return round(statistics.quantiles(values, n=100, method="inclusive")[quantile - 1] * 1000, 2)
-
-
 def run_control_bench(args: argparse.Namespace) -> int:
     rigctld = shutil.which("rigctld")
     if rigctld is None:
@@ -138,7 +129,7 @@ def run_control_bench(args: argparse.Namespace) -> int:
             )
             processes.append(server)
             processes.append(_start_agent(url, board_id, secret, rig_port))
-            rig = _connect_rig(rig_port)
+            rig = RigReader.connect(rig_port)
             token = login(url)
             pipe, child_end = ctx.Pipe()
             operator = ctx.Process(target=_operator, args=(url, token, board_id, child_end))
@@ -194,12 +185,12 @@ def run_control_bench(args: argparse.Namespace) -> int:
                 stop_process(process)
     result = {
         "rounds": rounds,
-        "ptt_key_ms_p50": _ms(key_s, 50),
-        "ptt_key_ms_p99": _ms(key_s, 99),
-        "ptt_release_ms_p50": _ms(release_s, 50),
-        "ptt_release_ms_p99": _ms(release_s, 99),
-        "set_freq_ms_p50": _ms(freq_s, 50),
-        "set_freq_ms_p99": _ms(freq_s, 99),
+        "ptt_key_ms_p50": percentile_ms(key_s, 50),
+        "ptt_key_ms_p99": percentile_ms(key_s, 99),
+        "ptt_release_ms_p50": percentile_ms(release_s, 50),
+        "ptt_release_ms_p99": percentile_ms(release_s, 99),
+        "set_freq_ms_p50": percentile_ms(freq_s, 50),
+        "set_freq_ms_p99": percentile_ms(freq_s, 99),
         "deadman_release_ms": round((deadman - killed) * 1000, 1) if deadman else None,
         "deadman_frozen_release_ms": round(frozen_release * 1000, 1) if frozen_release else None,
         "tx_timeout_setting_s": TX_TIMEOUT_S,
@@ -231,15 +222,6 @@ def _start_agent(url: str, board_id: str, secret: str, rig_port: int) -> subproc
         ],
         env=env,
     )  # fmt: skip
-
-
-def _connect_rig(port: int) -> RigReader:
-    for _ in range(100):
-        try:
-            return RigReader(port)
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("rigctld did not start")
 
 
 def _wait_station_ready(pipe: Connection, operator: Any) -> bool:

@@ -21,6 +21,16 @@ class RigReader:
         self._port = port
         self._connect()
 
+    @classmethod
+    def connect(cls, port: int, seconds: float = 5.0) -> RigReader:
+        """A reader of the rigctld on `port`, waiting up to `seconds` for it to listen."""
+        for _ in range(max(1, int(seconds / 0.05))):
+            try:
+                return cls(port)
+            except OSError:
+                time.sleep(0.05)
+        return cls(port)  # the last try raises what is wrong
+
     def _connect(self) -> None:
         self._sock = socket.create_connection(("127.0.0.1", self._port), timeout=2)
         self._file = self._sock.makefile("rw", newline="\n")

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -31,6 +32,16 @@ async def seed(data_dir: Path) -> tuple[str, str]:
         user = await create_account(store, BENCH_EMAIL, BENCH_PASSWORD, "BENCH")
         registered = await register_board(store, user.id, "Bench station")
     return registered.board.id, registered.secret
+
+
+def percentile_ms(values: list[float], quantile: int) -> float | None:
+    """The `quantile`th percentile of `values` (seconds) in milliseconds, or None if empty."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return round(values[0] * 1000, 2)
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return round(cuts[quantile - 1] * 1000, 2)
 
 
 def use_loopback_ice() -> None:

@@ -123,6 +123,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     control.add_argument("--rounds", type=int, default=20, help="key/release/tune cycles")
     control.add_argument("--json", action="store_true", help="print only the JSON result")
+    faults = bench_commands.add_parser(
+        "faults",
+        help="release time at the rig when the operator, server or agent is killed or frozen "
+        "while transmitting",
+    )
+    faults.add_argument("--rounds", type=int, default=10, help="rounds per fault")
+    faults.add_argument(
+        "--faults",
+        metavar="LIST",
+        help="comma-separated: operator_sigkill, operator_sigstop, server_sigkill, "
+        "server_sigstop, server_sigterm, agent_sigkill, agent_sigstop (default: all)",
+    )
+    faults.add_argument("--json", action="store_true", help="print only the JSON result")
     return parser
 
 
@@ -158,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench.control import run_control_bench
 
             return run_control_bench(args)
+        if args.command == "bench" and args.target == "faults":
+            from bench.faults import run_faults_bench
+
+            return run_faults_bench(args)
         if args.command == "bench":
             from bench.sfu import run_sfu_bench
 

@@ -79,7 +79,7 @@ def _agent_command(config: ServerConfig, url: str, board: DemoBoard, source: str
     for address in config.ice.host_addresses:
         command += ["--ice-host-address", address]
     if shutil.which("rigctld") is not None:
-        # Hamlib's dummy rig behind a real rigctld, which the agent starts and owns; the dummy
+        # Hamlib's dummy rig behind a real rigctld, which the agent's PTT guard runs; the dummy
         # needs "-P RIG" on Hamlib 4.5 or it refuses PTT
         command += ["--rig", "hamlib", "--rig-model", "1", "--rig-ptt-type", "RIG"]
         command += ["--rigctld-port", "0"]  # the agent picks a free one

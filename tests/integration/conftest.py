@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -49,4 +50,4 @@ async def agent(server: LiveServer, tmp_path: Path) -> AsyncIterator[AgentProces
         log = process.log.read_text() if process.log and process.log.exists() else ""
         pytest.fail(f"the board agent did not come online; its log:\n{log[-3000:]}")
     yield process
-    process.stop()
+    await asyncio.to_thread(process.stop)  # the server in this loop must answer its goodbye

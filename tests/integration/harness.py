@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -329,8 +328,4 @@ class Rigctld(RigctldServer):
     """Hamlib's dummy rig behind a real rigctld on a loopback port, and readers of its state."""
 
     def reader(self) -> RigReader:
-        for _ in range(100):
-            with contextlib.suppress(OSError):
-                return RigReader(self.port)
-            time.sleep(0.05)
-        raise RuntimeError("rigctld does not answer")
+        return RigReader.connect(self.port)

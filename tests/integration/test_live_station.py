@@ -143,4 +143,4 @@ async def test_online_means_the_station_can_take_an_offer(server: LiveServer) ->
         await operator.close()
         if half_agent.connected:
             await half_agent.disconnect()
-        process.stop()
+        await asyncio.to_thread(process.stop)

@@ -110,15 +110,30 @@ async def test_a_killed_server_closes_the_record_it_left_open_when_it_restarts(
     reader = rig.reader()
     try:
         assert await wait_for(lambda: reader.ptt(), seconds=5), "the operator could not key"
+        killed_at = datetime.now(UTC)
         server.send_signal(signal.SIGKILL)
         server.wait(5)
         assert await wait_for(lambda: not reader.ptt(), seconds=3), "the rig stayed keyed"
-        killed_at = datetime.now(UTC)
+        await asyncio.sleep(1.0)  # so that the restart is clearly later than the unkey
+        restarted_at = datetime.now(UTC)
         server = await asyncio.to_thread(restart_server, tmp_path, url)
         sessions = await tx_log(url, token, board_id)
         assert sessions[0]["reason"] == "server_restart", sessions[0]
-        ended = datetime.fromisoformat(sessions[0]["ended_at"])
-        assert killed_at - timedelta(seconds=1) < ended < datetime.now(UTC)
+        assert datetime.fromisoformat(sessions[0]["ended_at"]) >= restarted_at
+        # the agent reconnects and says when it unkeyed (at the link loss): that is the end
+        ends: list[datetime] = []
+
+        async def settled() -> bool:
+            record = (await tx_log(url, token, board_id))[0]
+            ends.append(datetime.fromisoformat(record["ended_at"]))
+            return ends[-1] < restarted_at
+
+        for _ in range(60):  # the agent's back-off: a few seconds
+            if await settled():
+                break
+            await asyncio.sleep(0.25)
+        assert ends[-1] < restarted_at, "the station's unkey time never reached the TX log"
+        assert killed_at < ends[-1] < killed_at + timedelta(seconds=2)
     finally:
         reader.close()
         holder.kill()

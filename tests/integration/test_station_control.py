@@ -86,7 +86,7 @@ async def rig_agent(controlled: LiveServer, rig: Rigctld, tmp_path: Path) -> Asy
         agent.log.read_text()[-3000:] if agent.log else "agent did not start"
     )
     yield agent
-    agent.stop()
+    await asyncio.to_thread(agent.stop)  # the server in this loop must answer its goodbye
 
 
 @contextlib.asynccontextmanager
