@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +30,9 @@ from radiocore import aiortc_hooks
 from radiocore_protocol import CONTROL_CHANNEL_LABEL
 
 logger = logging.getLogger(__name__)
+
+#: A backed-up data channel's dropped messages are logged at most this often (with a count).
+DROP_LOG_INTERVAL_S = 1.0
 
 #: The participant key of a room's board agent (operators are keyed by their connection).
 AGENT_KEY = "agent"
@@ -117,6 +121,8 @@ class Participant:
         self._offer_applied = False
         self.limiter = RateLimiter(config.max_messages_per_second)
         self.last_refusal = 0.0
+        self._dropped_messages = 0
+        self._drop_logged_at = -DROP_LOG_INTERVAL_S
         self._closed = False
         self.pc.on("datachannel", self._datachannel)
         self.pc.on("connectionstatechange", self._state_changed)
@@ -221,7 +227,16 @@ class Participant:
         if channel is None or channel.readyState != "open":
             return False
         if not despite_backlog and channel.bufferedAmount > self._config.max_buffered_data_bytes:
-            logger.warning("data channel to %s backed up; message dropped", self.key)
+            self._dropped_messages += 1
+            now = time.monotonic()
+            if now - self._drop_logged_at >= DROP_LOG_INTERVAL_S:  # one line, not one a message
+                logger.warning(
+                    "data channel to %s backed up; %d message(s) dropped since the last report",
+                    self.key,
+                    self._dropped_messages,
+                )
+                self._drop_logged_at = now
+                self._dropped_messages = 0
             return False
         channel.send(data.decode())
         return True

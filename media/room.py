@@ -86,10 +86,10 @@ class Room:
             return
         self._station_up = up
         if up:
-            logger.info("station %s is online", self.board_id)
+            logger.debug("station %s is online", self.board_id)  # signaling logs it
             self._station_observer.station_up(self.board_id)
         else:
-            logger.info("station %s is offline", self.board_id)
+            logger.debug("station %s is offline", self.board_id)
             self._station_observer.station_down(self.board_id)
 
     def new_participant(self, identity: ParticipantIdentity) -> Participant:

@@ -328,3 +328,20 @@ async def test_a_message_over_the_configured_limit_is_refused_unread() -> None:
             await client.pc.close()
         await sfu.close()
         aiortc_hooks.set_host_addresses(())
+
+
+async def test_a_backed_up_station_costs_a_counted_line_a_second_not_one_a_message(
+    station: Station, caplog: pytest.LogCaptureFixture
+) -> None:
+    op = await station.operator("op")
+    started = asyncio.get_running_loop().time()
+    await back_up_the_station(station, op)
+    room = station.sfu.room(BOARD)
+    assert room is not None and room.agent is not None
+    for n in range(500):  # what the forwarding of station-bound messages tries meanwhile
+        assert not room.agent.send(protocol.encode(protocol.SetFrequency(value=7_000_000 + n)))
+    took = asyncio.get_running_loop().time() - started
+    lines = [r.getMessage() for r in caplog.records if "backed up" in r.getMessage()]
+    assert lines and len(lines) <= took + 1, lines
+    assert "message(s) dropped since the last report" in lines[0]
+    stall(station.agent, False)

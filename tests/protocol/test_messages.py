@@ -90,3 +90,25 @@ def test_acks_have_one_shape() -> None:
         "ok": False,
         "error": {"code": "floor_busy", "message": "DL1ABC is transmitting"},
     }
+
+
+def test_the_package_exports_every_public_name_of_its_modules() -> None:
+    """`import radiocore_protocol as protocol` is how everyone uses it: nothing may be missing."""
+    import ast
+    import inspect
+
+    import radiocore_protocol
+    from radiocore_protocol import constants, errors, messages
+
+    defined: set[str] = set()
+    for module in (constants, errors, messages):
+        for node in ast.parse(inspect.getsource(module)).body:
+            if isinstance(node, ast.ClassDef | ast.FunctionDef):
+                defined.add(node.name)
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                defined.add(node.target.id)
+            elif isinstance(node, ast.Assign):
+                defined |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    public = {name for name in defined if not name.startswith("_") and name != "T"}
+    assert len(public) > 60
+    assert public == set(radiocore_protocol.__all__), public ^ set(radiocore_protocol.__all__)
