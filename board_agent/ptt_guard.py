@@ -67,6 +67,8 @@ UNKEY_ATTEMPT_S: Final = 1.0
 UNKEY_RETRY_S: Final = 0.05
 #: Bound on all the attempts of one release by the guard.
 RELEASE_WITHIN_S: Final = 3.0
+#: After releasing PTT because the agent is gone, how long the guard's own rigctld stays up.
+RIGCTLD_LINGER_S: Final = 0.3
 #: Bound on the attempts of one release (the time bound is the one that matters).
 MAX_UNKEY_ATTEMPTS: Final = 200
 #: Pause before the watchdog tries again when rigctld could not confirm a release.
@@ -376,6 +378,10 @@ class PttGuard:
             else:
                 logger.error("could not release PTT: %s", failure)
         if self._rigctld is not None:
+            if failure is None and reason != "stop":
+                # the release is confirmed; rigctld stays a moment longer so that the rig's CAT
+                # link settles and whoever watches the rig through rigctld sees it released
+                await asyncio.sleep(RIGCTLD_LINGER_S)
             await self._rigctld.stop()
         if self._channel is not None:
             self._channel.close()
