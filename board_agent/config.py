@@ -173,6 +173,12 @@ class AgentConfig:
         flag="--ice-host-address",
         metavar="IP",
     )
+    ice_transport_policy: str = setting(
+        "all",
+        "all: any path to the server that works; relay: only through the server's TURN relay "
+        "(the server may also require it)",
+        choices=("all", "relay"),
+    )
     opus_bitrate: int = setting(24000, "Opus bit rate of the receiver audio, 6000 … 510000 bit/s")
     reconnect_min_s: float = setting(
         1.0, "first pause before connecting again after the server was lost, seconds"

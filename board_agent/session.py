@@ -23,9 +23,11 @@ from typing import Any, Final
 
 from aiortc import (
     MediaStreamTrack,
+    RTCBundlePolicy,
     RTCConfiguration,
     RTCDataChannel,
     RTCIceServer,
+    RTCIceTransportPolicy,
     RTCPeerConnection,
     RTCSessionDescription,
 )
@@ -110,7 +112,17 @@ class Session:
                         RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
                         for s in welcome.ice_servers
                     ]
-                    pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers))
+                    relay = "relay" in (welcome.ice_transport_policy, config.ice_transport_policy)
+                    pc = RTCPeerConnection(
+                        RTCConfiguration(
+                            iceServers=ice_servers,
+                            iceTransportPolicy=(
+                                RTCIceTransportPolicy.RELAY if relay else RTCIceTransportPolicy.ALL
+                            ),
+                            # one transport for audio and data: one TURN allocation, not two
+                            bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+                        )
+                    )
                     channel, channel_open = self._prepare_peer_connection(pc)
                     await pc.setLocalDescription(await pc.createOffer())
                     offer = AgentOffer(type="offer", sdp=pc.localDescription.sdp)

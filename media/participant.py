@@ -6,7 +6,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from aiortc import (
@@ -22,7 +22,7 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 from aiortc.sdp import candidate_from_sdp
 
-from media.config import SfuConfig
+from media.config import IceServerSpec, SfuConfig
 from media.errors import BadCandidateError, BadSdpError
 from media.forwarder import ForwardTarget
 from media.ratelimit import RateLimiter
@@ -73,12 +73,12 @@ class SilentTrack(MediaStreamTrack):
         super().stop()
 
 
-def rtc_configuration(config: SfuConfig) -> RTCConfiguration:
+def rtc_configuration(ice_servers: Sequence[IceServerSpec]) -> RTCConfiguration:
     """Always an explicit server list: `None` would make aiortc use a public STUN server."""
     return RTCConfiguration(
         iceServers=[
             RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
-            for s in config.ice_servers
+            for s in ice_servers
         ]
     )
 
@@ -105,14 +105,16 @@ class Participant:
         on_message: Callable[[Participant, str | bytes], None],
         on_channel_open: Callable[[Participant], None],
         on_gone: Callable[[Participant], None],
+        ice_servers: Sequence[IceServerSpec] = (),
     ) -> None:
+        """`ice_servers`: this connection's own (TURN credentials are issued per connection)."""
         self.identity = identity
         self._config = config
         self._on_packet = on_packet
         self._on_message = on_message
         self._on_channel_open = on_channel_open
         self._on_gone = on_gone
-        self.pc = RTCPeerConnection(rtc_configuration(config))
+        self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
         self.channel: RTCDataChannel | None = None
         self.target: ForwardTarget | None = None
         self._opus_payload_type = -1

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from aiortc.rtp import RtpPacket
 
 import radiocore_protocol as protocol
-from media.config import SfuConfig
+from media.config import IceServerSpec, SfuConfig
 from media.floor import FloorObserver, FloorPolicy
 from media.forwarder import LatencyRecorder, RtpFanout
 from media.participant import AGENT_KEY, Participant, ParticipantIdentity, Role
@@ -92,7 +92,9 @@ class Room:
             logger.debug("station %s is offline", self.board_id)
             self._station_observer.station_down(self.board_id)
 
-    def new_participant(self, identity: ParticipantIdentity) -> Participant:
+    def new_participant(
+        self, identity: ParticipantIdentity, ice_servers: Sequence[IceServerSpec]
+    ) -> Participant:
         return Participant(
             identity,
             self._config,
@@ -100,6 +102,7 @@ class Room:
             on_message=self._message,
             on_channel_open=self._channel_open,
             on_gone=self._gone,
+            ice_servers=ice_servers,
         )
 
     def finish_negotiation(self, participant: Participant) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from media.config import SfuConfig
+from media.config import IceServerSpec, SfuConfig
 from media.errors import StationOfflineError
 from media.floor import FloorObserver
 from media.forwarder import LatencyRecorder
@@ -70,10 +71,13 @@ class Sfu:
         config: SfuConfig,
         observer: FloorObserver | None = None,
         station_observer: StationObserver | None = None,
+        ice_servers: Callable[[], Sequence[IceServerSpec]] | None = None,
     ) -> None:
         """`observer` is told of every transmission (the TX audit log), `station_observer` of
-        every station coming online and going offline."""
+        every station coming online and going offline. `ice_servers` gives each new peer
+        connection its own list (TURN credentials expire); without it, `config.ice_servers`."""
         self.config = config
+        self._ice_servers_for = ice_servers or (lambda: config.ice_servers)
         self._observer = observer
         self._station_observer = station_observer or NoStationObserver()
         self._rooms: dict[str, Room] = {}
@@ -119,7 +123,7 @@ class Sfu:
 
     async def _connect(self, board_id: str, identity: ParticipantIdentity, offer_sdp: str) -> str:
         room = self._room(board_id)
-        participant = room.new_participant(identity)
+        participant = room.new_participant(identity, self._ice_servers_for())
         room.negotiating[identity.key] = participant
         try:
             answer = await participant.accept_offer(offer_sdp)

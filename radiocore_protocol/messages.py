@@ -189,10 +189,17 @@ class OperatorAuth(_Payload, frozen=True):
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TOKEN_CHARS)]
 
 
-class IceServer(_Payload, frozen=True):
+class IceServer(_Payload, frozen=True, omit_defaults=True):
+    """One STUN/TURN server for a peer's `RTCPeerConnection` (`username`/`credential` only for
+    TURN: time-limited, issued for this client; absent for STUN)."""
+
     urls: list[str]
     username: str | None = None
     credential: str | None = None
+
+
+#: How a peer may connect: `all` (any path that works) or `relay` (only through TURN).
+IceTransportPolicy: TypeAlias = Literal["all", "relay"]
 
 
 class BoardInfo(_Payload, frozen=True):
@@ -208,6 +215,8 @@ class JoinRequest(_Payload, frozen=True):
 class JoinReply(_Payload, frozen=True):
     board: BoardInfo
     ice_servers: list[IceServer]
+    #: The server's policy; a client may be stricter (relay) on its own.
+    ice_transport_policy: IceTransportPolicy
     can_transmit: bool
     is_owner: bool  # the owner may take the floor from anyone (override)
 
@@ -284,6 +293,7 @@ class AgentWelcome(_Payload, frozen=True):
     board_id: BoardId
     name: str
     ice_servers: list[IceServer]
+    ice_transport_policy: IceTransportPolicy = "all"
 
 
 class ErrorBody(_Payload, frozen=True):

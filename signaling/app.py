@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator, Callable
 import socketio
 from aiohttp import web
 
-from media.config import IceServerSpec, SfuConfig
+from media.config import SfuConfig
 from media.sfu import Sfu
 from signaling import keys
 from signaling.audit import TxAudit
 from signaling.auth import JwtAuthority
 from signaling.config import ServerConfig, resolve_web_root
+from signaling.ice import IcePlan
 from signaling.namespaces import AgentNamespace, OperatorNamespace
 from signaling.presence import LocalPresence, PresenceTracker
 from signaling.rest import add_routes
@@ -33,7 +34,6 @@ def sfu_config(config: ServerConfig) -> SfuConfig:
     limits = config.limits
     return SfuConfig(
         ice_host_addresses=config.ice.host_addresses,
-        ice_servers=tuple(IceServerSpec(urls=(url,)) for url in config.ice.servers),
         listener_queue_packets=limits.listener_queue_packets,
         max_buffered_data_bytes=limits.max_buffered_data_bytes,
         max_messages_per_second=limits.max_data_messages_per_second,
@@ -94,10 +94,13 @@ async def _presence(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _sfu(app: web.Application) -> AsyncIterator[None]:
+    ice = IcePlan(app[keys.CONFIG])
+    app[keys.ICE] = ice
     sfu = Sfu(
         sfu_config(app[keys.CONFIG]),
         observer=app[keys.AUDIT],
         station_observer=app[keys.PRESENCE],
+        ice_servers=ice.for_sfu,
     )
     app[keys.SFU] = sfu
     try:
@@ -116,7 +119,7 @@ def _signaling(sio: socketio.AsyncServer) -> CleanupContext:
             sfu,
             tracker.presence,
             app[keys.AUTHORITY],
-            sfu.config.ice_servers,
+            app[keys.ICE],
             max_sdp_chars=config.limits.max_sdp_chars,
         )
         app[keys.STATIONS] = stations

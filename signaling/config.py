@@ -38,6 +38,8 @@ from radiocore_protocol import (
     deadman_refusal,
 )
 from signaling.errors import ConfigError
+from turn.credentials import MAX_TTL_S, MIN_TTL_S, TurnCredentialError, TurnCredentialIssuer
+from turn.urls import parse_ice_url
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +51,8 @@ ENV_IGNORED_PREFIXES: Final = ("RADIOCORE_AGENT_", "RADIOCORE_PASSWORD")
 MIN_SECRET_CHARS: Final = 32
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DATABASE_SCHEMES: Final = ("sqlite", "postgres", "postgresql")
-ICE_URL_SCHEMES: Final = ("stun:", "stuns:", "turn:", "turns:")
+#: How peers may connect: any path, or only through the TURN relay.
+TRANSPORT_POLICIES: Final = ("all", "relay")
 # Upper bounds of limits the protocol does not fix: beyond them a setting is a mistake.
 MAX_LISTENER_QUEUE_PACKETS: Final = 1024  # 20 s of 20 ms audio
 MAX_BUFFERED_DATA_BYTES: Final = 16 * 1024 * 1024
@@ -106,10 +109,47 @@ class IceConfig:
     )
     servers: tuple[str, ...] = setting(
         (),
-        "STUN/TURN URLs (stun:, stuns:, turn:, turns:) given to every peer as its ICE servers; "
+        "STUN URLs (stun:HOST[:PORT], stuns:) given to every peer; TURN URLs go in [turn]; "
         "empty: none (never a library default)",
         flag="--ice-server",
         metavar="URL",
+    )
+    transport_policy: str = setting(
+        "all",
+        "all: peers use whatever path works; relay: every operator and station is told to use "
+        "only the TURN relay (needs [turn] urls)",
+        choices=TRANSPORT_POLICIES,
+    )
+
+
+@dataclass(frozen=True)
+class TurnConfig:
+    """The TURN relay (coturn with use-auth-secret) for peers that no direct path reaches."""
+
+    urls: tuple[str, ...] = setting(
+        (),
+        "TURN URLs in order of preference (turn:HOST:3478?transport=udp, "
+        "turn:HOST:3478?transport=tcp, turns:HOST:443?transport=tcp): aiortc peers use the "
+        "first, browsers try all; empty: no relay",
+        flag="--turn-url",
+        metavar="URL",
+    )
+    secret: str = setting(
+        "",
+        "coturn's static-auth-secret (32+ characters); per-client credentials are derived "
+        "from it and it never leaves the server",
+        secret=True,
+    )
+    ttl_s: int = setting(
+        3600,
+        f"seconds a client's TURN credentials stay valid for new allocations "
+        f"({MIN_TTL_S} … {MAX_TTL_S}; a relay in use outlives them)",
+    )
+    realm: str = setting("radiocore", "coturn's realm (radiocore turn config writes it)")
+    sfu_relay: bool = setting(
+        False,
+        "the SFU's own connections use the relay too (only for a server that cannot receive "
+        "UDP directly: each connection then holds a second allocation)",
     )
 
 
@@ -283,6 +323,7 @@ class ServerConfig:
         None, "directory the operator console is served from; unset: the installed web package"
     )
     ice: IceConfig = field(default_factory=IceConfig)
+    turn: TurnConfig = field(default_factory=TurnConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     floor: FloorConfig = field(default_factory=FloorConfig)
     #: True when `validate` generated the secret (demo mode): tokens do not survive a restart.
@@ -312,6 +353,10 @@ class ServerConfig:
             f"web_root={self.web_root or '(installed web package)'}",
             f"ice.host_addresses={','.join(self.ice.host_addresses) or '(all interfaces)'}",
             f"ice.servers={','.join(self.ice.servers) or '(none)'}",
+            f"ice.transport_policy={self.ice.transport_policy}",
+            f"turn.urls={','.join(self.turn.urls) or '(none)'}",
+            f"turn.secret={'<set>' if self.turn.secret else '<unset>'}",
+            f"turn.ttl_s={self.turn.ttl_s}",
             f"limits={self.limits}",
             f"floor={self.floor}",
         ]
@@ -369,11 +414,7 @@ def validate(config: ServerConfig) -> ServerConfig:
             f"not {config.media_latency_sample_every}"
         )
     _check_database_url(config.database_url)
-    for url in config.ice.servers:
-        if not url.startswith(ICE_URL_SCHEMES):
-            raise ConfigError(
-                f"ice.servers entry {url!r} must start with one of {', '.join(ICE_URL_SCHEMES)}"
-            )
+    _check_ice(config.ice, config.turn)
 
     problem = secret_problem(config.secret)
     if problem is not None and (config.secret or not config.demo):
@@ -410,6 +451,35 @@ def secret_problem(secret: str) -> str | None:
     if len(set(secret)) < _MIN_DISTINCT_SECRET_CHARS:
         return "is not random (too few distinct characters)"
     return None
+
+
+def _check_ice(ice: IceConfig, turn: TurnConfig) -> None:
+    for url in ice.servers:
+        try:
+            parsed = parse_ice_url(url)
+        except ValueError as exc:
+            raise ConfigError(f"ice.servers: {exc}") from None
+        if parsed.is_turn:
+            raise ConfigError(
+                f"ice.servers: {url!r} is a TURN URL: put it in [turn] urls, with [turn] secret"
+            )
+    for url in turn.urls:
+        try:
+            parsed = parse_ice_url(url)
+        except ValueError as exc:
+            raise ConfigError(f"turn.urls: {exc}") from None
+        if not parsed.is_turn:
+            raise ConfigError(f"turn.urls: {url!r} is not a TURN URL (turn: or turns:)")
+    if turn.urls:
+        try:
+            TurnCredentialIssuer(turn.secret, turn.ttl_s)
+        except TurnCredentialError as exc:
+            raise ConfigError(
+                f"turn: {exc} (set RADIOCORE_TURN__SECRET or [turn] secret: the same as "
+                "coturn's static-auth-secret)"
+            ) from None
+    if ice.transport_policy == "relay" and not turn.urls:
+        raise ConfigError("ice.transport_policy = relay needs a relay: set [turn] urls")
 
 
 def _check_database_url(url: str) -> None:

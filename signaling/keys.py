@@ -9,6 +9,7 @@ from media.sfu import Sfu
 from signaling.audit import TxAudit
 from signaling.auth import JwtAuthority
 from signaling.config import ServerConfig
+from signaling.ice import IcePlan
 from signaling.presence import PresenceTracker
 from signaling.stations import StationService
 from signaling.store import Store
@@ -18,6 +19,7 @@ STORE = web.AppKey("store", Store)
 AUDIT = web.AppKey("audit", TxAudit)
 PRESENCE = web.AppKey("presence", PresenceTracker)
 SFU = web.AppKey("sfu", Sfu)
+ICE = web.AppKey("ice", IcePlan)
 AUTHORITY = web.AppKey("authority", JwtAuthority)
 STATIONS = web.AppKey("stations", StationService)
 SOCKETIO = web.AppKey("socketio", socketio.AsyncServer)

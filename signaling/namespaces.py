@@ -125,9 +125,7 @@ class AgentNamespace(StrictNamespace):
         session = self._session(sid)
         if hello.ptt_released_at is not None:
             await self._service.station_released(session, hello.ptt_released_at)
-        return protocol.AgentWelcome(
-            board_id=session.board_id, name=session.name, ice_servers=self._service.ice_servers()
-        )
+        return self._service.welcome(session)
 
     async def _offer(self, sid: str, offer: protocol.AgentOffer) -> protocol.Answer:
         sdp = await self._service.agent_offer(self._session(sid), offer)

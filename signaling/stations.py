@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 from typing import Literal, TypeAlias
 
 import radiocore_protocol as protocol
-from media.config import IceServerSpec
 from media.errors import StationOfflineError
 from media.participant import AGENT_KEY, ParticipantIdentity, Role
 from media.sfu import Sfu
 from signaling.auth import JwtAuthority, OperatorIdentity, check_board_secret
 from signaling.errors import AuthError, ForbiddenError, NotFoundError
+from signaling.ice import IcePlan
 from signaling.presence import Presence
 from signaling.store import Board, Right, Store, TxSession
 
@@ -40,7 +40,7 @@ class StationService:
         sfu: Sfu,
         presence: Presence,
         authority: JwtAuthority,
-        ice_servers: tuple[IceServerSpec, ...],
+        ice: IcePlan,
         max_sdp_chars: int = protocol.MAX_SDP_CHARS,
     ) -> None:
         self._max_sdp_chars = max_sdp_chars
@@ -48,13 +48,16 @@ class StationService:
         self._sfu = sfu
         self._presence = presence
         self._authority = authority
-        self._ice_servers = ice_servers
+        self._ice = ice
 
-    def ice_servers(self) -> list[protocol.IceServer]:
-        return [
-            protocol.IceServer(urls=list(s.urls), username=s.username, credential=s.credential)
-            for s in self._ice_servers
-        ]
+    def welcome(self, session: AgentSession) -> protocol.AgentWelcome:
+        """What the agent of `session` is to use: its ICE servers (its own TURN credentials)."""
+        return protocol.AgentWelcome(
+            board_id=session.board_id,
+            name=session.name,
+            ice_servers=self._ice.for_peer(session.board_id),
+            ice_transport_policy=self._ice.policy,
+        )
 
     # -- board agents ----------------------------------------------------------------------
 
@@ -142,7 +145,8 @@ class StationService:
         board, access = await self._access(operator, board_id)
         return protocol.JoinReply(
             board=self._info(board),
-            ice_servers=self.ice_servers(),
+            ice_servers=self._ice.for_peer(operator.user_id),
+            ice_transport_policy=self._ice.policy,
             can_transmit=access in ("owner", "transmit"),
             is_owner=access == "owner",
         )

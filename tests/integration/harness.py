@@ -18,7 +18,14 @@ import aiohttp
 import numpy as np
 import socketio
 from aiohttp import web
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCIceTransportPolicy,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from aiortc.rtp import RtpPacket
 
 import radiocore_protocol as protocol
@@ -101,10 +108,15 @@ async def seed(data_dir: Path) -> tuple[str, str, Account, Account, str]:
 
 
 async def start_server(
-    data_dir: Path, port: int = 0, config: dict[str, object] | None = None, **seeded: Any
+    data_dir: Path,
+    port: int = 0,
+    config: dict[str, object] | None = None,
+    env: dict[str, str] | None = None,
+    **seeded: Any,
 ) -> LiveServer:
     """The server on `port` (0: any) with `data_dir`'s store (seeded unless `seeded` is given);
-    `config`: overrides by dotted key, e.g. `{"floor.deadman_s": 0.6}`."""
+    `config`: overrides by dotted key, e.g. `{"floor.deadman_s": 0.6}`; `env`: more
+    environment (secrets, which the overrides refuse)."""
     if not seeded:
         board_id, secret, owner, other, other_board = await seed(data_dir)
         seeded = dict(
@@ -116,7 +128,7 @@ async def start_server(
         )
     server_config = load_server_config(
         None,
-        {"RADIOCORE_SECRET": "integration-" + "k" * 40},
+        {"RADIOCORE_SECRET": "integration-" + "k" * 40, **(env or {})},
         {
             "host": "127.0.0.1",
             "port": port,
@@ -201,6 +213,20 @@ class AgentProcess:
         return np.frombuffer(data[: len(data) // 2 * 2], dtype=np.int16)
 
 
+def rtc_configuration(joined: dict[str, Any]) -> RTCConfiguration:
+    """As the console builds it from a `join` ack: the ICE servers given (TURN credentials
+    included), relay-only when the server says so, one transport for audio and data."""
+    relay = joined.get("ice_transport_policy") == "relay"
+    return RTCConfiguration(
+        iceServers=[
+            RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+            for s in joined["ice_servers"]
+        ],
+        iceTransportPolicy=RTCIceTransportPolicy.RELAY if relay else RTCIceTransportPolicy.ALL,
+        bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+    )
+
+
 @dataclass
 class Operator:
     """An operator program: Socket.IO signaling + one peer connection per board."""
@@ -215,6 +241,8 @@ class Operator:
     pc: RTCPeerConnection | None = None
     channel: Any = None
     inbox: list[str] = field(default_factory=list)
+    #: The last `join` ack.
+    joined: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[str, Any]] = field(default_factory=list)
     packets: list[RtpPacket] = field(default_factory=list)
     frames: list[np.ndarray] = field(default_factory=list)
@@ -245,9 +273,10 @@ class Operator:
 
     async def join_and_listen(self, board_id: str) -> dict[str, Any]:
         joined = await self.call("join", {"board_id": board_id})
+        self.joined = joined
         if not joined.get("ok"):
             return joined
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc = RTCPeerConnection(rtc_configuration(joined))
         if self.mic_hz is None:
             self.pc.addTransceiver("audio", direction="recvonly")
         else:

@@ -89,7 +89,8 @@ def test_the_agent_example_loads_to_the_defaults() -> None:
 
 def test_the_placeholder_secret_in_the_server_example_is_refused(tmp_path: Path) -> None:
     text = SERVER_EXAMPLE.read_text(encoding="utf-8")
-    (line,) = [line for line in text.splitlines() if line.startswith("# secret = ")]
+    top_level = text.split("\n[", 1)[0]  # the JWT secret, not [turn]'s
+    (line,) = [line for line in top_level.splitlines() if line.startswith("# secret = ")]
     uncommented = tmp_path / "server.toml"
     uncommented.write_text(line.removeprefix("# ") + "\n" + text, encoding="utf-8")
     with pytest.raises(ServerConfigError, match="placeholder"):

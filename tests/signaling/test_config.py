@@ -140,7 +140,7 @@ def test_empty_env_values() -> None:
     [
         ("prot = 8080\n", "'prot'"),
         ("[ice]\nhost_adresses = ['1.2.3.4']\n", "'ice.host_adresses'"),
-        ("[turn]\nsecret = 'x'\n", "'turn'"),
+        ("[stun]\nsecret = 'x'\n", "'stun'"),
     ],
 )
 def test_unknown_key_in_file(tmp_path: Path, text: str, needle: str) -> None:
@@ -275,7 +275,12 @@ def test_secrets_never_shown() -> None:
         ({"jwt_audience": ""}, "jwt_audience"),
         ({"media_latency_sample_every": -1}, "media_latency_sample_every"),
         ({"host": ""}, "host"),
-        ({"ice.servers": "http://stun.example.org"}, "ice.servers entry"),
+        ({"ice.servers": "http://stun.example.org"}, "ice.servers: 'http://stun.example.org'"),
+        ({"ice.servers": "turn:turn.example.org"}, "put it in [turn] urls"),
+        ({"ice.servers": "stun:user:pw@stun.example.org"}, "carry no credentials"),
+        ({"turn.urls": "turn:turn.example.org"}, "turn: the TURN secret must have at least 32"),
+        ({"turn.urls": "stun:stun.example.org"}, "is not a TURN URL"),
+        ({"ice.transport_policy": "relay"}, "needs a relay"),
         ({"limits.max_sdp_chars": 70000}, "limits.max_sdp_chars"),
         ({"limits.max_data_message_bytes": 0}, "limits.max_data_message_bytes"),
         ({"limits.listener_queue_packets": 0}, "limits.listener_queue_packets"),
@@ -410,10 +415,21 @@ def test_an_ephemeral_secret_is_shown_as_such() -> None:
 
 
 def test_port_zero_and_ice_urls_are_accepted() -> None:
-    servers = "stun:stun.example.org,turn:turn.example.org:3478?transport=tcp,turns:t.example.org"
-    config = load_server_config(env=ENV, overrides={"port": 0, "ice.servers": servers})
+    turn = "turn:turn.example.org:3478?transport=udp,turns:t.example.org:443?transport=tcp"
+    env = {**ENV, "RADIOCORE_TURN__SECRET": "a-turn-secret-of-at-least-32-characters!"}
+    config = load_server_config(
+        env=env,
+        overrides={
+            "port": 0,
+            "ice.servers": "stun:stun.example.org",
+            "turn.urls": turn,
+            "ice.transport_policy": "relay",
+        },
+    )
     assert config.port == 0
-    assert len(config.ice.servers) == 3
+    assert config.ice.servers == ("stun:stun.example.org",)
+    assert len(config.turn.urls) == 2 and config.ice.transport_policy == "relay"
+    assert "a-turn-secret" not in repr(config) and "a-turn-secret" not in config.summary()
 
 
 def test_web_root() -> None:

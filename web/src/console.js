@@ -287,6 +287,8 @@ async function joinBoard(boardId) {
     boardId,
     signaling: sig,
     mediaDevices: navigator.mediaDevices,
+    // `?relay=1`: media only through the TURN relay (for networks that need it, and tests)
+    forceRelay: new URLSearchParams(location.search).get("relay") === "1",
     events: sessionEvents(() => mine),
   });
   session = mine;

@@ -34,6 +34,23 @@ export function toRtcIceServers(list) {
 }
 
 /**
+ * The RTCPeerConnection configuration for a join reply: its ICE servers (the TURN entry carries
+ * credentials issued for this operator), relay-only when the server or the operator asks for
+ * it, and one transport for audio and data (one TURN allocation, not two).
+ * @param {any} joined the `join` ack
+ * @param {boolean} forceRelay the operator chose relay-only
+ * @returns {RTCConfiguration}
+ */
+export function rtcConfiguration(joined, forceRelay) {
+  const relay = forceRelay || joined?.ice_transport_policy === "relay";
+  return {
+    iceServers: toRtcIceServers(joined?.ice_servers),
+    iceTransportPolicy: relay ? "relay" : "all",
+    bundlePolicy: "max-bundle",
+  };
+}
+
+/**
  * What a session tells the page. None of these runs once the session is closed, except `ptt`
  * for the release that closing itself makes.
  * @typedef {{
@@ -64,10 +81,20 @@ export class BoardSession {
    *   events: SessionEvents,
    *   mediaDevices?: MediaDevices,
    *   micWaitMs?: number,
+   *   forceRelay?: boolean,
    * }} options
    */
-  constructor({ boardId, signaling, events, mediaDevices, micWaitMs = MIC_WAIT_MS }) {
+  constructor({
+    boardId,
+    signaling,
+    events,
+    mediaDevices,
+    micWaitMs = MIC_WAIT_MS,
+    forceRelay = false,
+  }) {
     this.boardId = boardId;
+    /** only through the TURN relay, whatever the server's policy */
+    this.forceRelay = forceRelay;
     this._signaling = signaling;
     this._events = events;
     this._mediaDevices = mediaDevices;
@@ -130,7 +157,7 @@ export class BoardSession {
     const micTrack = mic?.getAudioTracks()[0] ?? null;
     if (micPending) events.microphone("waiting");
 
-    const pc = new RTCPeerConnection({ iceServers: toRtcIceServers(joined.ice_servers) });
+    const pc = new RTCPeerConnection(rtcConfiguration(joined, this.forceRelay));
     this.pc = pc;
     events.state("negotiating");
     this._wirePeerConnection(pc);

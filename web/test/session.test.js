@@ -5,7 +5,12 @@ import assert from "node:assert/strict";
 import { afterEach, test } from "node:test";
 
 import { CONTROL_CHANNEL_LABEL } from "../src/protocol.js";
-import { BoardSession, OFFER_TIMEOUT_MS, toRtcIceServers } from "../src/session.js";
+import {
+  BoardSession,
+  OFFER_TIMEOUT_MS,
+  rtcConfiguration,
+  toRtcIceServers,
+} from "../src/session.js";
 
 class FakeChannel extends EventTarget {
   /** @param {string} label */
@@ -221,6 +226,8 @@ test("listening only: join, a receive-only offer with the control channel, the a
   const [pc] = FakePeerConnection.created;
   assert.deepEqual(pc.config, {
     iceServers: [{ urls: ["turn:turn.example:3478"], username: "u", credential: "c" }],
+    iceTransportPolicy: "all",
+    bundlePolicy: "max-bundle",
   });
   assert.deepEqual(
     pc.transceivers.map((t) => [t.trackOrKind, t.init]),
@@ -406,4 +413,14 @@ test("an answer without a session description fails the start", async () => {
   const { events } = recorder();
   const session = newSession({ signaling: fakeServer({ answer: { type: "answer" } }), events });
   await assert.rejects(session.start(), { name: "ConsoleError", code: "bad_reply" });
+});
+
+test("relay-only when the server's policy or the operator asks for it", () => {
+  const joined = { ice_servers: [{ urls: ["stun:s.example"] }], ice_transport_policy: "all" };
+  assert.equal(rtcConfiguration(joined, false).iceTransportPolicy, "all");
+  assert.equal(rtcConfiguration(joined, true).iceTransportPolicy, "relay");
+  const strict = { ...joined, ice_transport_policy: "relay" };
+  assert.equal(rtcConfiguration(strict, false).iceTransportPolicy, "relay");
+  assert.deepEqual(rtcConfiguration(strict, false).iceServers, [{ urls: ["stun:s.example"] }]);
+  assert.equal(rtcConfiguration(strict, false).bundlePolicy, "max-bundle");
 });
