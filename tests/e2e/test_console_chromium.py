@@ -10,18 +10,15 @@ it under the console's Content-Security-Policy.
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.components import missing
+from tests.support.namespaces import namespace_command, run_check
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(200)]
 
@@ -47,23 +44,6 @@ def format_frequency(hz: int) -> str:
     return f"{hz // 1_000_000}.{hz // 1000 % 1000:03d}.{hz % 1000:03d} MHz"
 
 
-# Root can make a network namespace directly; others may through a user namespace.
-NAMESPACE_COMMANDS = (("unshare", "-n"), ("unshare", "--map-root-user", "-n"))
-
-
-def _namespace_command() -> tuple[tuple[str, ...] | None, str]:
-    """The first way to run a command in a new network namespace that works here, or why none."""
-    failures = []
-    for command in NAMESPACE_COMMANDS:
-        probe = subprocess.run(
-            [*command, "true"], capture_output=True, text=True, timeout=10, check=False
-        )
-        if probe.returncode == 0:
-            return command, ""
-        failures.append(f"`{' '.join(command)}`: {probe.stderr.strip() or probe.returncode}")
-    return None, "; ".join(failures)
-
-
 def _preconditions() -> tuple[tuple[str, ...] | None, str]:
     """(namespace command, "") when the test can run, else (None, why not)."""
     if not CHROMIUM.exists():
@@ -75,12 +55,9 @@ def _preconditions() -> tuple[tuple[str, ...] | None, str]:
         return None, "the playwright Python package is not installed (pip install -e '.[test]')"
     if not WEB_BUNDLE.exists():
         return None, f"{WEB_BUNDLE.relative_to(REPO_ROOT)} is not built (run `make web`)"
-    command, failures = _namespace_command()
+    command, why = namespace_command()
     if command is None:
-        return None, (
-            f"cannot create a network namespace (uid {os.getuid()}; needs root or "
-            f"unprivileged user namespaces): {failures}"
-        )
+        return None, f"cannot create a network namespace: {why}"
     return command, ""
 
 
@@ -90,31 +67,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     if namespace is None:
         missing(f"the Chromium end-to-end test cannot run: {reason}")
     screenshot = tmp_path_factory.mktemp("e2e") / "console.png"
-    try:
-        run = subprocess.run(
-            [*namespace, sys.executable, str(CHECK_SCRIPT), "--screenshot", str(screenshot)],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=RUN_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"console_check.py did not finish in {RUN_TIMEOUT_S} s: {exc.stderr!r}")
-    lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        pytest.fail(
-            f"console_check.py printed no JSON (exit {run.returncode});\n"
-            f"stdout: {run.stdout[-2000:]}\nstderr: {run.stderr[-4000:]}"
-        )
-    result: dict[str, Any] = json.loads(lines[-1])
-    print(json.dumps(result, indent=2))  # shown with -rA / on failure
-    if not result.get("ok"):
-        pytest.fail(
-            f"console check stopped: {result.get('failure')}\n"
-            f"report: {json.dumps(result, indent=2)}\nstderr: {run.stderr[-4000:]}"
-        )
-    return result
+    return run_check(
+        namespace, CHECK_SCRIPT, ["--screenshot", str(screenshot)], REPO_ROOT, RUN_TIMEOUT_S
+    )
 
 
 def test_console_plays_station_audio_and_shows_status(report: dict[str, Any]) -> None:

@@ -19,14 +19,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 import pytest
 
 from bench.rig_reader import RigReader
 from bench.tools import free_port
-from radiocore import aiortc_hooks
 from tests.integration.harness import (
     Account,
     AgentProcess,
@@ -34,8 +33,6 @@ from tests.integration.harness import (
     Operator,
     Rigctld,
     sfu_of,
-    start_server,
-    stop_server,
 )
 from tests.support.rigctld import RIGCTLD, require_rigctld
 from tests.support.waiting import wait_for
@@ -48,22 +45,6 @@ RELEASE_BOUND_S = 1.5
 @pytest.fixture(autouse=True)
 def _rigctld_installed() -> None:
     require_rigctld()
-
-
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rigctld]:
-    daemon = Rigctld(free_port(), tmp_path / "rigctld.log")
-    daemon.start()
-    yield daemon
-    daemon.stop()
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[LiveServer]:
-    live = await start_server(tmp_path)
-    yield live
-    await stop_server(live)
-    aiortc_hooks.set_host_addresses(())
 
 
 def rigctld_args(rig: Rigctld) -> list[str]:

@@ -9,17 +9,14 @@ a NAT times out. The rig's PTT is read from rigctld on a connection of its own.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Final
 
 import pytest
 
 from tests.support.components import missing
+from tests.support.namespaces import namespace_command, run_check
 from tests.support.rigctld import require_rigctld
 
 pytestmark = pytest.mark.timeout(200)
@@ -37,8 +34,6 @@ MIN_QUIET_AFTER_HEAL_S: Final = 2.0
 #: The second operator's key and release, each seen at rigctld.
 MAX_SECOND_OPERATOR_S: Final = 2.0
 
-# Root can make a network namespace directly; others may through a user namespace.
-NAMESPACE_COMMANDS: Final = (("unshare", "-n"), ("unshare", "--map-root-user", "-n"))
 TOOLS: Final = {
     "unshare": "util-linux",
     "nsenter": "util-linux",
@@ -59,18 +54,10 @@ def _preconditions() -> tuple[tuple[str, ...] | None, str]:
     for tool, package in TOOLS.items():
         if shutil.which(tool) is None:
             return None, f"`{tool}` is not installed (Debian: {package})"
-    failures = []
-    for command in NAMESPACE_COMMANDS:
-        probe = subprocess.run(
-            [*command, "sh", "-c", PROBE], capture_output=True, text=True, timeout=10, check=False
-        )
-        if probe.returncode == 0:
-            return command, ""
-        failures.append(f"`{' '.join(command)}`: {probe.stderr.strip() or probe.returncode}")
-    return None, (
-        f"cannot build a veth pair with an nftables netdev table in a network namespace "
-        f"(uid {os.getuid()}; needs root or unprivileged user namespaces): {'; '.join(failures)}"
-    )
+    command, why = namespace_command(PROBE)
+    if command is None:
+        return None, f"cannot build a veth pair with an nftables netdev table: {why}"
+    return command, ""
 
 
 @pytest.fixture(scope="module")
@@ -79,31 +66,7 @@ def report() -> dict[str, Any]:
     namespace, reason = _preconditions()
     if namespace is None:
         missing(f"the network-cut test cannot run: {reason}")
-    try:
-        run = subprocess.run(
-            [*namespace, sys.executable, str(CHECK_SCRIPT)],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=RUN_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"netcut_check.py did not finish in {RUN_TIMEOUT_S} s: {exc.stderr!r}")
-    lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        pytest.fail(
-            f"netcut_check.py printed no JSON (exit {run.returncode});\n"
-            f"stdout: {run.stdout[-2000:]}\nstderr: {run.stderr[-4000:]}"
-        )
-    result: dict[str, Any] = json.loads(lines[-1])
-    print(json.dumps(result, indent=2))  # shown with -rA / on failure
-    if not result.get("ok"):
-        pytest.fail(
-            f"network-cut check stopped: {result.get('failure')}\n"
-            f"report: {json.dumps(result, indent=2)}\nstderr: {run.stderr[-4000:]}"
-        )
-    return result
+    return run_check(namespace, CHECK_SCRIPT, [], REPO_ROOT, RUN_TIMEOUT_S)
 
 
 def test_silent_cut_releases_the_rig_within_the_deadman(report: dict[str, Any]) -> None:
