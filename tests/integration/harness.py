@@ -345,6 +345,16 @@ class Operator:
             await self.sio.disconnect()
 
 
+async def tx_log(url: str, token: str, board_id: str) -> list[dict[str, Any]]:
+    """The board's TX log as its owner reads it (`GET /api/boards/{id}/tx-log`), newest first."""
+    async with aiohttp.ClientSession() as http:
+        reply = await http.get(
+            f"{url}api/boards/{board_id}/tx-log", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert reply.status == 200, await reply.text()
+        return list((await reply.json())["sessions"])
+
+
 async def stop_server(server: LiveServer) -> None:
     await server.runner.cleanup()
 

@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from bench.faults import FAULTS, WATCH_AFTER_HEAL_S, Station, fault_round, keyed_operator
+from tests.integration.harness import tx_log
 from tests.support.rigctld import require_rigctld
 
 RELEASE_BOUND_S = 1.5
@@ -74,16 +74,6 @@ async def keyed_once_the_rig_is_back(station: Station) -> Any:
     raise AssertionError("unreachable")
 
 
-async def tx_log(station: Station) -> list[dict[str, Any]]:
-    async with aiohttp.ClientSession() as http:
-        reply = await http.get(
-            f"{station.url}api/boards/{station.board_id}/tx-log",
-            headers={"Authorization": f"Bearer {station.token}"},
-        )
-        assert reply.status == 200, await reply.text()
-        return list((await reply.json())["sessions"])
-
-
 async def test_rigctld_killed_while_keyed_ends_the_transmission_and_comes_back_unkeyed(
     station: Station,
 ) -> None:
@@ -101,7 +91,11 @@ async def test_rigctld_killed_while_keyed_ends_the_transmission_and_comes_back_u
         ended: list[dict[str, Any]] = []
 
         async def transmission_ended() -> bool:
-            ended[:] = [s for s in (await tx_log(station))[:1] if s["ended_at"] is not None]
+            ended[:] = [
+                s
+                for s in (await tx_log(station.url, station.token, station.board_id))[:1]
+                if s["ended_at"] is not None
+            ]
             return bool(ended)
 
         for _ in range(40):  # bounded: 10 s

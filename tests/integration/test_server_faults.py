@@ -10,20 +10,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import socketio
 
-from bench.tools import login, restart_server, seed, stop_process
+from bench.tools import restart_server, seed, stop_process
 from bench.tools import start_server as start_server_process
 from signaling import keys
 from signaling.store import SQLITE_FILE_NAME, SqliteStore
-from tests.integration.harness import LiveServer, start_server, stop_server
-from tests.integration.test_station_control import (
-    keyed_operator_process,
-    rig_args,
-    spawn_agent,
-)
+from tests.integration.harness import LiveServer, start_server, stop_server, tx_log
+from tests.integration.test_station_control import keyed_process_station
 from tests.support.rigctld import require_rigctld
 from tests.support.waiting import wait_for
 
@@ -35,55 +30,40 @@ def _rigctld_installed() -> None:
     require_rigctld()
 
 
-async def tx_log(url: str, token: str, board_id: str) -> list[dict[str, Any]]:
-    async with aiohttp.ClientSession() as http:
-        reply = await http.get(
-            f"{url}api/boards/{board_id}/tx-log", headers={"Authorization": f"Bearer {token}"}
-        )
-        assert reply.status == 200, await reply.text()
-        return list((await reply.json())["sessions"])
-
-
 async def test_sigterm_with_clients_connected_releases_tells_and_exits_in_time(
     rig: Any, tmp_path: Path
 ) -> None:
-    board_id, secret = await seed(tmp_path)
-    url, server = await asyncio.to_thread(start_server_process, tmp_path, SERVER_CONFIG)
-    agent = spawn_agent(url, board_id, secret, rig_args(rig), tmp_path / "agent.log")
-    token = await asyncio.to_thread(login, url)
-    holder, _pipe = await keyed_operator_process(url, token, board_id)
     bystander = socketio.AsyncClient(reconnection=False)
     notices: list[Any] = []
     bystander.on("shutdown", notices.append, namespace="/operator")
-    reader = rig.reader()
-    try:
-        await bystander.connect(
-            url, namespaces=["/operator"], auth={"token": token}, transports=["websocket"]
-        )
-        assert await wait_for(lambda: reader.ptt(), seconds=5), "the operator could not key"
-        signalled = time.monotonic()
-        server.send_signal(signal.SIGTERM)
-        assert await wait_for(lambda: not reader.ptt(), seconds=3, step=0.01), "still keyed"
-        released_s = time.monotonic() - signalled
-        code = await asyncio.to_thread(server.wait, 10)
-        stopped_s = time.monotonic() - signalled
-        assert code == 0, f"the server exited with {code}"
-        assert released_s < 1.5, f"PTT released {released_s:.2f} s after SIGTERM"
-        assert stopped_s < 5.0, f"the server took {stopped_s:.2f} s to stop"
-        assert notices == [{"message": "the server is stopping", "retry_after_s": 5}]
-        assert await wait_for(lambda: not bystander.connected, seconds=2)
-        async with SqliteStore(tmp_path / SQLITE_FILE_NAME) as store:
-            sessions = await store.tx_sessions(board_id)
-        assert sessions[0].reason == "server_shutdown" and sessions[0].ended_at is not None
-        assert agent.poll() is None, "the agent died with the server"
-    finally:
-        reader.close()
-        if bystander.connected:
-            await bystander.disconnect()
-        holder.kill()
-        holder.join(timeout=5)
-        stop_process(agent)
-        stop_process(server)
+    async with keyed_process_station(rig, tmp_path) as station:
+        try:
+            await bystander.connect(
+                station.url,
+                namespaces=["/operator"],
+                auth={"token": station.token},
+                transports=["websocket"],
+            )
+            signalled = time.monotonic()
+            station.server.send_signal(signal.SIGTERM)
+            assert await wait_for(lambda: not station.reader.ptt(), seconds=3, step=0.01), (
+                "still keyed"
+            )
+            released_s = time.monotonic() - signalled
+            code = await asyncio.to_thread(station.server.wait, 10)
+            stopped_s = time.monotonic() - signalled
+            assert code == 0, f"the server exited with {code}"
+            assert released_s < 1.5, f"PTT released {released_s:.2f} s after SIGTERM"
+            assert stopped_s < 5.0, f"the server took {stopped_s:.2f} s to stop"
+            assert notices == [{"message": "the server is stopping", "retry_after_s": 5}]
+            assert await wait_for(lambda: not bystander.connected, seconds=2)
+            async with SqliteStore(tmp_path / SQLITE_FILE_NAME) as store:
+                sessions = await store.tx_sessions(station.board_id)
+            assert sessions[0].reason == "server_shutdown" and sessions[0].ended_at is not None
+            assert station.agent.poll() is None, "the agent died with the server"
+        finally:
+            if bystander.connected:
+                await bystander.disconnect()
 
 
 async def test_sigterm_with_nobody_connected_exits_0_at_once(tmp_path: Path) -> None:
@@ -102,21 +82,15 @@ async def test_sigterm_with_nobody_connected_exits_0_at_once(tmp_path: Path) -> 
 async def test_a_killed_server_closes_the_record_it_left_open_when_it_restarts(
     rig: Any, tmp_path: Path
 ) -> None:
-    board_id, secret = await seed(tmp_path)
-    url, server = await asyncio.to_thread(start_server_process, tmp_path, SERVER_CONFIG)
-    agent = spawn_agent(url, board_id, secret, rig_args(rig), tmp_path / "agent.log")
-    token = await asyncio.to_thread(login, url)
-    holder, _pipe = await keyed_operator_process(url, token, board_id)
-    reader = rig.reader()
-    try:
-        assert await wait_for(lambda: reader.ptt(), seconds=5), "the operator could not key"
+    async with keyed_process_station(rig, tmp_path) as station:
+        url, token, board_id = station.url, station.token, station.board_id
         killed_at = datetime.now(UTC)
-        server.send_signal(signal.SIGKILL)
-        server.wait(5)
-        assert await wait_for(lambda: not reader.ptt(), seconds=3), "the rig stayed keyed"
+        station.server.send_signal(signal.SIGKILL)
+        station.server.wait(5)
+        assert await wait_for(lambda: not station.reader.ptt(), seconds=3), "still keyed"
         await asyncio.sleep(1.0)  # so that the restart is clearly later than the unkey
         restarted_at = datetime.now(UTC)
-        server = await asyncio.to_thread(restart_server, tmp_path, url)
+        station.server = await asyncio.to_thread(restart_server, tmp_path, url)
         sessions = await tx_log(url, token, board_id)
         assert sessions[0]["reason"] == "server_restart", sessions[0]
         assert datetime.fromisoformat(sessions[0]["ended_at"]) >= restarted_at
@@ -134,12 +108,6 @@ async def test_a_killed_server_closes_the_record_it_left_open_when_it_restarts(
             await asyncio.sleep(0.25)
         assert ends[-1] < restarted_at, "the station's unkey time never reached the TX log"
         assert killed_at < ends[-1] < killed_at + timedelta(seconds=2)
-    finally:
-        reader.close()
-        holder.kill()
-        holder.join(timeout=5)
-        stop_process(agent)
-        stop_process(server)
 
 
 async def test_a_stations_hello_gives_the_real_end_of_a_record_left_open(

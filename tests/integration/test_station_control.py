@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from tests.integration.harness import (
     sfu_of,
     start_server,
     stop_server,
+    tx_log,
 )
 from tests.support.rigctld import require_rigctld
 from tests.support.waiting import wait_for
@@ -114,15 +116,41 @@ async def keyed_operator_process(url: str, token: str, board_id: str) -> tuple[A
     return holder, pipe
 
 
-async def tx_log(server: LiveServer, token: str) -> list[dict[str, Any]]:
-    async with aiohttp.ClientSession() as http:
-        reply = await http.get(
-            server.url + f"api/boards/{server.board_id}/tx-log",
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        assert reply.status == 200, await reply.text()
-        body = await reply.json()
-        return list(body["sessions"])
+@dataclass
+class ProcessStation:
+    """`radiocore serve` and the agent as processes, an operator process holding PTT, and a
+    reader of the rig; `server` may be replaced (a restart) before the station closes."""
+
+    url: str
+    board_id: str
+    token: str
+    server: subprocess.Popen[bytes]
+    agent: subprocess.Popen[bytes]
+    reader: RigReader
+
+
+@contextlib.asynccontextmanager
+async def keyed_process_station(rig: Rigctld, tmp_path: Path) -> AsyncIterator[ProcessStation]:
+    """A station of real processes on `rig`, keyed by an operator; all of it stopped after."""
+    board_id, secret = await seed(tmp_path)
+    url, server = await asyncio.to_thread(
+        start_server_process, tmp_path, '[ice]\nhost_addresses = ["127.0.0.1"]\n'
+    )
+    agent = spawn_agent(url, board_id, secret, rig_args(rig), tmp_path / "agent.log")
+    station = ProcessStation(url, board_id, "", server, agent, rig.reader())
+    holder = None
+    try:
+        station.token = await asyncio.to_thread(login, url)
+        holder, _pipe = await keyed_operator_process(url, station.token, board_id)
+        assert await wait_for(lambda: station.reader.ptt(), seconds=5), "could not key the rig"
+        yield station
+    finally:
+        station.reader.close()
+        if holder is not None:
+            holder.kill()
+            holder.join(timeout=5)
+        stop_process(station.agent)
+        stop_process(station.server)
 
 
 async def operator(server: LiveServer, account: Any) -> Operator:
@@ -215,7 +243,7 @@ async def test_holder_killed_mid_transmission_unkeys_the_rig(
         holder.join(timeout=5)
     sessions: list[dict[str, Any]] = []
     for _ in range(50):  # the audit log is written a moment after the release
-        sessions = await tx_log(controlled, token)
+        sessions = await tx_log(controlled.url, token, controlled.board_id)
         if sessions and sessions[0]["reason"]:
             break
         await asyncio.sleep(0.1)
@@ -298,25 +326,10 @@ async def test_rigctld_dying_is_reported_and_recovered(
 
 
 async def test_agent_unkeys_when_the_server_dies(rig: Rigctld, tmp_path: Path) -> None:
-    board_id, secret = await seed(tmp_path)
-    url, server = await asyncio.to_thread(
-        start_server_process, tmp_path, '[ice]\nhost_addresses = ["127.0.0.1"]\n'
-    )
-    agent = spawn_agent(url, board_id, secret, rig_args(rig), tmp_path / "agent.log")
-    token = await asyncio.to_thread(login, url)
-    holder, _pipe = await keyed_operator_process(url, token, board_id)
-    reader = rig.reader()
-    try:
-        assert await wait_for(lambda: reader.ptt(), seconds=5)
+    async with keyed_process_station(rig, tmp_path) as station:
         loop = asyncio.get_running_loop()
         killed = loop.time()
-        server.send_signal(signal.SIGKILL)
-        assert await wait_for(lambda: not reader.ptt(), seconds=5), "the rig stayed keyed"
+        station.server.send_signal(signal.SIGKILL)
+        assert await wait_for(lambda: not station.reader.ptt(), seconds=5), "the rig stayed keyed"
         assert loop.time() - killed < 2.5
-        assert agent.poll() is None, "the agent died with the server"
-    finally:
-        reader.close()
-        holder.kill()
-        holder.join(timeout=5)
-        stop_process(agent)
-        stop_process(server)
+        assert station.agent.poll() is None, "the agent died with the server"
