@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.rig_reader import RigReader
-from bench.tools import free_port, login, percentile_ms, seed, start_server, stop_process
+from bench.tools import (
+    free_port,
+    login,
+    percentile_ms,
+    seed,
+    start_agent,
+    start_server,
+    stop_process,
+)
 
 TX_TIMEOUT_S = 4.0
 
@@ -128,7 +136,7 @@ def run_control_bench(args: argparse.Namespace) -> int:
                 "tx_warning_s = 1.0\n",
             )
             processes.append(server)
-            processes.append(_start_agent(url, board_id, secret, rig_port))
+            processes.append(start_agent(url, board_id, secret, rig_port))
             rig = RigReader.connect(rig_port)
             token = login(url)
             pipe, child_end = ctx.Pipe()
@@ -210,18 +218,6 @@ def _release_after(rig: RigReader, pipe: Connection, pid: int, signum: int) -> f
     os.kill(pid, signum)
     released = rig.wait_until(lambda r: not r.ptt(), seconds=10)
     return released - sent if released is not None else None
-
-
-def _start_agent(url: str, board_id: str, secret: str, rig_port: int) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, RADIOCORE_AGENT_SECRET=secret)
-    return subprocess.Popen(
-        [
-            sys.executable, "-m", "board_agent", "--server", url, "--board-id", board_id,
-            "--ice-host-address", "127.0.0.1", "--log-level", "WARNING",
-            "--rig", "rigctld", "--rigctld-port", str(rig_port),
-        ],
-        env=env,
-    )  # fmt: skip
 
 
 def _wait_station_ready(pipe: Connection, operator: Any) -> bool:

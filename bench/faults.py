@@ -35,6 +35,7 @@ from bench.tools import (
     percentile_ms,
     restart_server,
     seed,
+    start_agent,
     start_server,
     stop_process,
 )
@@ -103,22 +104,14 @@ class Station:
         self.rig = RigReader.connect(self.rig_port)
 
     def _start_agent(self) -> subprocess.Popen[bytes]:
-        env = dict(
-            os.environ,
-            RADIOCORE_AGENT_SECRET=self.secret,
-            RADIOCORE_AGENT_RECONNECT_MIN_S="0.2",
-            RADIOCORE_AGENT_RECONNECT_MAX_S="1",
+        return start_agent(
+            self.url,
+            self.board_id,
+            self.secret,
+            self.rig_port,
+            log=self.data_dir / "agent.log",
+            env={"RADIOCORE_AGENT_RECONNECT_MIN_S": "0.2", "RADIOCORE_AGENT_RECONNECT_MAX_S": "1"},
         )
-        with (self.data_dir / "agent.log").open("ab") as log:
-            return subprocess.Popen(
-                [
-                    sys.executable, "-m", "board_agent", "--server", self.url,
-                    "--board-id", self.board_id, "--ice-host-address", "127.0.0.1",
-                    "--log-level", "WARNING", "--rig", "rigctld",
-                    "--rigctld-port", str(self.rig_port),
-                ],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
 
     def restart_server(self) -> None:
         stop_process(self.server)

@@ -34,6 +34,28 @@ async def seed(data_dir: Path) -> tuple[str, str]:
     return registered.board.id, registered.secret
 
 
+def start_agent(
+    url: str,
+    board_id: str,
+    secret: str,
+    rig_port: int,
+    log: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """`python -m board_agent` for the board on loopback, driving the rigctld on `rig_port`
+    (its PTT guard included); the secret in the environment; output to `log` if given."""
+    command = [
+        sys.executable, "-m", "board_agent", "--server", url, "--board-id", board_id,
+        "--ice-host-address", "127.0.0.1", "--log-level", "WARNING",
+        "--rig", "rigctld", "--rigctld-port", str(rig_port),
+    ]  # fmt: skip
+    environment = dict(os.environ, RADIOCORE_AGENT_SECRET=secret, **(env or {}))
+    if log is None:
+        return subprocess.Popen(command, env=environment)
+    with log.open("ab") as out:
+        return subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT)
+
+
 def percentile_ms(values: list[float], quantile: int) -> float | None:
     """The `quantile`th percentile of `values` (seconds) in milliseconds, or None if empty."""
     if not values:
