@@ -53,31 +53,39 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
-import contextlib
-import ctypes
 import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import threading
 import time
-import urllib.request
 from pathlib import Path
-from types import FrameType
 from typing import Any, Final
 
+from bench.netlab import (
+    RIG_POLL_S,
+    CheckFailedError,
+    Child,
+    OperatorChild,
+    close_operator,
+    emit,
+    in_namespace_of,
+    login,
+    offer_until_online,
+    report_link,
+    run_command,
+    run_driver,
+    run_role,
+    serve_ptt_commands,
+    start_role,
+    wait_health,
+    wait_listening,
+    wait_rig,
+)
 from bench.rig_reader import RigReader
 from bench.tools import BENCH_EMAIL, BENCH_PASSWORD, free_port, seed
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 THIS_FILE: Final = Path(__file__).resolve()
 RIGCTLD: Final = "/usr/bin/rigctld"
-PR_SET_PDEATHSIG: Final = 1
 
 RUN_BOUND_S: Final = 90
 SIDE_A: Final = "rcA"
@@ -108,7 +116,6 @@ WATCH_AFTER_MARKER_S: Final = 1.0
 WATCH_AFTER_HEAL_MAX_S: Final = 20.0
 SECOND_WAIT_S: Final = 2.0
 SECOND_HOLD_S: Final = 0.5
-RIG_POLL_S: Final = 0.005
 
 # The operator role.
 GO_WAIT_S: Final = 60.0
@@ -118,202 +125,47 @@ OPERATOR_BOUND_S: Final = RUN_BOUND_S + 30
 COMMAND_QUEUE: Final = 64
 
 
-class CheckFailedError(Exception):
-    """A step did not complete in its time bound; the message says which."""
-
-
-# -- processes ----------------------------------------------------------------------------------
-
-
-def _die_with_parent() -> None:
-    """In a child: own process group, and SIGTERM when this script dies (even by SIGKILL)."""
-    os.setpgid(0, 0)
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
-class Child:
-    """A process this script started, its output in a log file (stdout kept if piped)."""
-
-    def __init__(
-        self,
-        name: str,
-        command: list[str],
-        log: Path,
-        *,
-        env: dict[str, str] | None = None,
-        piped: bool = False,
-    ) -> None:
-        if threading.active_count() != 1:
-            # preexec_fn is unsafe once threads exist: every child starts before any thread
-            raise CheckFailedError(f"{name} started after a thread: fix the script's order")
-        self.name = name
-        self.log = log
-        with log.open("wb") as out:
-            self.process: subprocess.Popen[bytes] = subprocess.Popen(
-                command,
-                cwd=REPO_ROOT,
-                env=env,
-                stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
-                stdout=subprocess.PIPE if piped else out,
-                stderr=out,
-                preexec_fn=_die_with_parent,
-            )
-
-    def tail(self, count: int = 25) -> list[str]:
-        try:
-            return self.log.read_text(errors="replace").splitlines()[-count:]
-        except OSError as exc:
-            return [f"unreadable: {exc}"]
-
-    def stop(self) -> None:
-        """SIGTERM its process group, SIGKILL whatever is left after 5 s."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
-        with contextlib.suppress(ProcessLookupError):  # children that outlived the leader
-            os.killpg(self.process.pid, signal.SIGKILL)
-
-
-class OperatorChild(Child):
-    """An operator process (this file's `operator` role), driven by JSON lines on its stdin;
-    it reports JSON events on its stdout, read here by a thread into `events`."""
-
-    def __init__(self, name: str, command: list[str], log: Path) -> None:
-        super().__init__(name, command, log, piped=True)
-        self.events: list[dict[str, Any]] = []
-        self.other_output: collections.deque[str] = collections.deque(maxlen=20)
-        self._reader = threading.Thread(target=self._read, name=f"{name}-stdout", daemon=True)
-
-    def start_reading(self) -> None:
-        self._reader.start()
-
-    def _read(self) -> None:
-        stdout = self.process.stdout
-        assert stdout is not None  # Popen(stdout=PIPE)
-        for raw in stdout:
-            line = raw.decode(errors="replace").rstrip("\n")
-            try:
-                event = json.loads(line)
-            except ValueError:
-                self.other_output.append(line)
-                continue
-            if isinstance(event, dict):
-                self.events.append(event)  # list.append is atomic: read from the main thread
-
-    def send(self, command: str, **fields: Any) -> float:
-        """Write one command; returns time.monotonic() when it was written."""
-        stdin = self.process.stdin
-        assert stdin is not None  # Popen(stdin=PIPE)
-        stdin.write((json.dumps({"cmd": command, **fields}) + "\n").encode())
-        stdin.flush()
-        return time.monotonic()
-
-    def find(self, event: str, **fields: Any) -> dict[str, Any] | None:
-        for seen in list(self.events):
-            if seen.get("event") == event and all(seen.get(k) == v for k, v in fields.items()):
-                return seen
-        return None
-
-    def tail(self, count: int = 25) -> list[str]:
-        return [*super().tail(count), *self.other_output]
-
-    def keepalive_times(self) -> list[float]:
-        """time.monotonic() of each keep-alive it sent (the clock is the machine's)."""
-        return [float(e["t"]) for e in list(self.events) if e.get("event") == "keepalive"]
-
-    def messages(self, kind: str) -> list[dict[str, Any]]:
-        return [
-            e["data"]
-            for e in list(self.events)
-            if e.get("event") == "message" and e["data"].get("type") == kind
-        ]
-
-    def wait(self, event: str, within: float, **fields: Any) -> dict[str, Any]:
-        deadline = time.monotonic() + within
-        for _ in range(int(within / 0.02) + 1):
-            found = self.find(event, **fields)
-            if found is not None:
-                return found
-            failed = self.find("failed")
-            if failed is not None:
-                raise CheckFailedError(f"{self.name} failed: {failed.get('why')}")
-            if self.process.poll() is not None:
-                raise CheckFailedError(f"{self.name} exited ({self.process.returncode})")
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.02)
-        raise CheckFailedError(f"{self.name}: no `{event}` {fields or ''} within {within} s")
-
-    def stop(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self.send("stop")
-            if self.process.stdin is not None:
-                self.process.stdin.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=3)
-        super().stop()
-        if self._reader.is_alive():
-            self._reader.join(timeout=2)
-
-
 # -- the network --------------------------------------------------------------------------------
-
-
-def _run(command: list[str], stdin: str | None = None) -> str:
-    done = subprocess.run(
-        command, input=stdin, capture_output=True, text=True, timeout=10, check=False
-    )
-    if done.returncode != 0:
-        raise CheckFailedError(f"`{' '.join(command)}` failed: {done.stderr.strip()}")
-    return done.stdout
-
-
-def _in_namespace_of(pid: int, command: list[str]) -> list[str]:
-    return ["nsenter", f"--net=/proc/{pid}/ns/net", *command]
 
 
 def _bring_up_loopback() -> None:
     """`ip link set lo up`, after checking that loopback is all this namespace has."""
-    links = _run(["ip", "-o", "link", "show"])
+    links = run_command(["ip", "-o", "link", "show"])
     names = [line.split(":")[1].strip().split("@")[0] for line in links.splitlines() if line]
     others = [name for name in names if name != "lo"]
     if others:
         raise CheckFailedError(
             f"not in an isolated network namespace (interfaces {others}); run under `unshare -n`"
         )
-    _run(["ip", "link", "set", "lo", "up"])
+    run_command(["ip", "link", "set", "lo", "up"])
 
 
 def _mac(interface: str) -> str:
-    (link,) = json.loads(_run(["ip", "-j", "link", "show", interface]))
+    (link,) = json.loads(run_command(["ip", "-j", "link", "show", interface]))
     return str(link["address"])
 
 
 def create_veth() -> tuple[str, str]:
     """The veth pair in A, A's end addressed and up; (MAC of rcA, MAC of rcB)."""
-    _run(["ip", "link", "add", SIDE_A, "type", "veth", "peer", "name", SIDE_B])
-    _run(["ip", "addr", "add", f"{ADDRESS_A}/{PREFIX}", "dev", SIDE_A])
-    _run(["ip", "link", "set", SIDE_A, "up"])
+    run_command(["ip", "link", "add", SIDE_A, "type", "veth", "peer", "name", SIDE_B])
+    run_command(["ip", "addr", "add", f"{ADDRESS_A}/{PREFIX}", "dev", SIDE_A])
+    run_command(["ip", "link", "set", SIDE_A, "up"])
     return _mac(SIDE_A), _mac(SIDE_B)
 
 
 def move_into_b(pid: int, mac_a: str, mac_b: str) -> None:
     """rcB into the namespace of process `pid` (B), addressed and up; static neighbours."""
-    _run(["ip", "link", "set", SIDE_B, "netns", str(pid)])
+    run_command(["ip", "link", "set", SIDE_B, "netns", str(pid)])
     for command in (
         ["ip", "link", "set", "lo", "up"],
         ["ip", "addr", "add", f"{ADDRESS_B}/{PREFIX}", "dev", SIDE_B],
         ["ip", "link", "set", SIDE_B, "up"],
         ["ip", "neigh", "replace", ADDRESS_A, "lladdr", mac_a, "dev", SIDE_B, "nud", "permanent"],
     ):
-        _run(_in_namespace_of(pid, command))
-    _run(["ip", "neigh", "replace", ADDRESS_B, "lladdr", mac_b, "dev", SIDE_A, "nud", "permanent"])
+        run_command(in_namespace_of(pid, command))
+    run_command(
+        ["ip", "neigh", "replace", ADDRESS_B, "lladdr", mac_b, "dev", SIDE_A, "nud", "permanent"]
+    )
 
 
 def _drop_table(interface: str) -> str:
@@ -328,75 +180,19 @@ def _drop_table(interface: str) -> str:
 
 def cut(pid_b: int) -> None:
     """Drop everything arriving on either veth end: A's first (the keep-alives stop there)."""
-    _run(["nft", "-f", "-"], stdin=_drop_table(SIDE_A))
-    _run(_in_namespace_of(pid_b, ["nft", "-f", "-"]), stdin=_drop_table(SIDE_B))
+    run_command(["nft", "-f", "-"], stdin=_drop_table(SIDE_A))
+    run_command(in_namespace_of(pid_b, ["nft", "-f", "-"]), stdin=_drop_table(SIDE_B))
 
 
 def heal(pid_b: int) -> None:
-    _run(["nft", "delete", "table", "netdev", CUT_TABLE])
-    _run(_in_namespace_of(pid_b, ["nft", "delete", "table", "netdev", CUT_TABLE]))
+    run_command(["nft", "delete", "table", "netdev", CUT_TABLE])
+    run_command(in_namespace_of(pid_b, ["nft", "delete", "table", "netdev", CUT_TABLE]))
 
 
 # -- the station side ---------------------------------------------------------------------------
 
 
-def login(url: str, email: str, password: str) -> str:
-    request = urllib.request.Request(
-        url + "api/auth/login",
-        data=json.dumps({"email": email, "password": password}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return str(json.load(response)["token"])
-
-
-def wait_listening(port: int, child: Child, within: float) -> None:
-    deadline = time.monotonic() + within
-    for _ in range(int(within / 0.05) + 1):
-        if child.process.poll() is not None:
-            raise CheckFailedError(f"{child.name} exited at start: {child.tail(10)}")
-        with (
-            contextlib.suppress(OSError),
-            socket.create_connection(("127.0.0.1", port), timeout=0.5),
-        ):
-            return
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    raise CheckFailedError(f"{child.name} did not listen on {port} within {within} s")
-
-
-def wait_health(url: str, child: Child, within: float) -> None:
-    deadline = time.monotonic() + within
-    for _ in range(int(within / 0.1) + 1):
-        if child.process.poll() is not None:
-            raise CheckFailedError(f"{child.name} exited at start: {child.tail(10)}")
-        with contextlib.suppress(OSError):
-            urllib.request.urlopen(url + "health", timeout=1).close()
-            return
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    raise CheckFailedError(f"{child.name} did not answer {url}health within {within} s")
-
-
-def wait_rig(rig: RigReader, keyed: bool, within: float) -> float | None:
-    """time.monotonic() when rigctld first reports PTT `keyed`, or None after `within` s."""
-    deadline = time.monotonic() + within
-    for _ in range(int(within / RIG_POLL_S) + 1):
-        if rig.ptt() is keyed:
-            return time.monotonic()
-        if time.monotonic() > deadline:
-            break
-        time.sleep(RIG_POLL_S)
-    return None
-
-
 # -- the driver ---------------------------------------------------------------------------------
-
-
-def _alarm(signum: int, frame: FrameType | None) -> None:
-    raise CheckFailedError(f"the check took over {RUN_BOUND_S} s")
 
 
 def run(args: argparse.Namespace, result: dict[str, Any], children: list[Child]) -> None:
@@ -624,70 +420,27 @@ def cut_operator_view(cut_op: OperatorChild, healed: float) -> dict[str, Any]:
 
 
 def main_driver(args: argparse.Namespace) -> int:
-    result: dict[str, Any] = {
-        "ok": False,
-        "failure": None,
-        "deadman_s": args.deadman_s,
-        "agent_deadman_s": AGENT_DEADMAN_S,
-    }
-    children: list[Child] = []
-    data_dir = Path(tempfile.mkdtemp(prefix="radiocore-netcut-"))
-    args.data_dir = str(data_dir)
-    signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(RUN_BOUND_S)
-    started = time.monotonic()
-    try:
+    result: dict[str, Any] = {"deadman_s": args.deadman_s, "agent_deadman_s": AGENT_DEADMAN_S}
+
+    def body(result: dict[str, Any], children: list[Child], data_dir: Path) -> None:
+        args.data_dir = str(data_dir)
         run(args, result, children)
-        result["ok"] = True
-    except Exception as exc:  # whatever stopped it is reported, with the logs, as JSON
-        result["failure"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:2000]
-    finally:
-        signal.alarm(0)
-        if not result["ok"]:
-            result["log_tails"] = {child.name: child.tail() for child in children}
-        for child in reversed(children):
-            with contextlib.suppress(OSError, subprocess.SubprocessError):
-                child.stop()
-        # how each ended after SIGTERM (or the operators' `stop`): told, not judged here
-        result["exit_codes"] = {child.name: child.process.returncode for child in children}
-        if args.keep_data:
-            result["data_dir"] = str(data_dir)
-        else:
-            shutil.rmtree(data_dir, ignore_errors=True)
-    result["run_s"] = round(time.monotonic() - started, 2)
-    print(json.dumps(result), flush=True)
-    return 0 if result["ok"] else 1
+
+    return run_driver("netcut", body, result, RUN_BOUND_S, args.keep_data)
 
 
 # -- the operator role --------------------------------------------------------------------------
-
-
-def _emit(event: str, **fields: Any) -> None:
-    print(json.dumps({"event": event, "t": time.monotonic(), **fields}), flush=True)
-
-
-def _read_commands(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[dict[str, Any]]) -> None:
-    """In a thread: stdin's JSON lines into `queue`; EOF (the driver is gone) is a `stop`."""
-    for line in sys.stdin:
-        with contextlib.suppress(ValueError):
-            loop.call_soon_threadsafe(queue.put_nowait, json.loads(line))
-    loop.call_soon_threadsafe(queue.put_nowait, {"cmd": "stop"})
 
 
 async def operate(args: argparse.Namespace) -> None:
     """An operator as the console behaves: joins, listens, keys with keep-alives every 250 ms
     until told to let go; reports what the server says to it."""
     import socketio
-    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from aiortc import RTCConfiguration, RTCPeerConnection
 
-    import radiocore_protocol as protocol
     from radiocore.aiortc_hooks import set_host_addresses
 
-    _emit("started", pid=os.getpid())
-    loop = asyncio.get_running_loop()
-    commands: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=COMMAND_QUEUE)
-    threading.Thread(target=_read_commands, args=(loop, commands), daemon=True).start()
-    first = await asyncio.wait_for(commands.get(), GO_WAIT_S)
+    commands, first = await start_role(GO_WAIT_S, COMMAND_QUEUE)
     if first.get("cmd") != "go":
         return
     token = str(first.get("token"))
@@ -696,7 +449,7 @@ async def operate(args: argparse.Namespace) -> None:
     sio = socketio.AsyncClient(reconnection=False, handle_sigint=False)
 
     async def on_disconnect(*_: Any) -> None:
-        _emit("sio_disconnect")
+        emit("sio_disconnect")
 
     sio.on("disconnect", on_disconnect, namespace="/operator")
     await asyncio.wait_for(
@@ -709,13 +462,12 @@ async def operate(args: argparse.Namespace) -> None:
         CONNECT_TIMEOUT_S,
     )
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    keepalive: asyncio.Task[None] | None = None
     try:
         joined = await sio.call(
             "join", {"board_id": args.board_id}, namespace="/operator", timeout=10
         )
         if not joined.get("ok"):
-            _emit("failed", why=f"join: {joined}")
+            emit("failed", why=f"join: {joined}")
             return
         pc.addTransceiver("audio", direction="recvonly")
         channel = pc.createDataChannel("control")
@@ -730,75 +482,25 @@ async def operate(args: argparse.Namespace) -> None:
             if kind == "status":
                 station_ready.set()
             elif kind in ("floor", "ptt_released", "error", "tx_warning"):
-                _emit("message", data=data)
+                emit("message", data=data)
 
         channel.on("message", on_message)
-        channel.on("close", lambda: _emit("channel_closed"))
-
-        @pc.on("connectionstatechange")
-        def on_state() -> None:
-            _emit("pc_state", state=pc.connectionState)
-
-        await pc.setLocalDescription(await pc.createOffer())
-        reply: dict[str, Any] = {}
-        for _ in range(OFFER_ATTEMPTS):  # until the station is online
-            reply = await sio.call(
-                "offer",
-                {"board_id": args.board_id, "type": "offer", "sdp": pc.localDescription.sdp},
-                namespace="/operator",
-                timeout=30,
-            )
-            if reply.get("ok"):
-                break
-            await asyncio.sleep(0.2)
-        if not reply.get("ok"):
-            _emit("failed", why=f"offer: {reply}")
-            return
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
+        report_link(pc, channel)
+        await offer_until_online(sio, pc, args.board_id, OFFER_ATTEMPTS)
         await asyncio.wait_for(station_ready.wait(), READY_WAIT_S)
-        _emit("ready")
+        emit("ready")
 
-        async def keep() -> None:
-            for n in range(int(OPERATOR_BOUND_S / protocol.KEEPALIVE_INTERVAL_S)):
-                await asyncio.sleep(protocol.KEEPALIVE_INTERVAL_S)
-                channel.send(protocol.encode(protocol.Keepalive()).decode())
-                _emit("keepalive", n=n + 1)
-
-        for _ in range(1000):  # commands: a handful per run
-            command = (await commands.get()).get("cmd")
-            if command == "stop":
-                break
-            if command == "key":
-                channel.send(protocol.encode(protocol.Ptt(state=True)).decode())
-                if keepalive is None:
-                    keepalive = loop.create_task(keep())
-            elif command == "unkey":
-                if keepalive is not None:
-                    keepalive.cancel()
-                    keepalive = None
-                channel.send(protocol.encode(protocol.Ptt(state=False)).decode())
-            elif command == "marker":
+        def marker(command: str) -> None:
+            if command == "marker":
                 channel.send(json.dumps({"type": MARKER_TYPE}))
-            _emit("sent", command=command)
+
+        await serve_ptt_commands(commands, channel, OPERATOR_BOUND_S, marker)
     finally:
-        if keepalive is not None:
-            keepalive.cancel()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(pc.close(), 5)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(sio.disconnect(), 5)
+        await close_operator(pc, sio)
 
 
 def main_operator(args: argparse.Namespace) -> int:
-    try:
-        asyncio.run(asyncio.wait_for(operate(args), OPERATOR_BOUND_S))
-    except (TimeoutError, OSError, ConnectionError) as exc:
-        _emit("failed", why=f"{type(exc).__name__}: {exc}")
-        return 1
-    except Exception as exc:  # reported to the driver, which shows it in its report
-        _emit("failed", why=f"{type(exc).__name__}: {exc}")
-        raise
-    return 0
+    return run_role(operate(args), OPERATOR_BOUND_S)
 
 
 def main() -> int:
