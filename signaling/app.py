@@ -6,6 +6,8 @@ while starting closes exactly what was opened before it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -24,6 +26,9 @@ from signaling.presence import LocalPresence, PresenceTracker
 from signaling.rest import add_routes
 from signaling.stations import StationService
 from signaling.store import create_store
+from signaling.tls import same_origin
+from turn.credentials import TurnCredentialIssuer
+from turn.probe import TurnHealth
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +39,9 @@ def sfu_config(config: ServerConfig) -> SfuConfig:
     limits = config.limits
     return SfuConfig(
         ice_host_addresses=config.ice.host_addresses,
+        ice_port_range=(config.ice.udp_port_min, config.ice.udp_port_max),
+        ice_announced_address=config.ice.announced_address,
+        ice_connect_timeout_s=config.ice.connect_timeout_s,
         listener_queue_packets=limits.listener_queue_packets,
         max_buffered_data_bytes=limits.max_buffered_data_bytes,
         max_messages_per_second=limits.max_data_messages_per_second,
@@ -53,13 +61,18 @@ def create_app(config: ServerConfig) -> web.Application:
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
         max_http_buffer_size=config.limits.max_http_buffer_bytes,
+        # Engine.IO's own same-origin rule, with the scheme the request really came in on (its
+        # aiohttp driver takes every request for http: the page's own https:// origin, served
+        # by the server's own TLS, would be refused)
+        cors_allowed_origins=same_origin,
         logger=False,
         engineio_logger=False,
     )
     sio.attach(app)
     app[keys.SOCKETIO] = sio
     add_routes(app, resolve_web_root(config))
-    app.cleanup_ctx.extend([_store, _audit, _presence, _sfu, _signaling(sio)])
+    app[keys.TURN_HEALTH] = TurnHealth(config.turn.urls)
+    app.cleanup_ctx.extend([_store, _audit, _presence, _sfu, _signaling(sio), _turn_check])
     return app
 
 
@@ -125,10 +138,30 @@ def _signaling(sio: socketio.AsyncServer) -> CleanupContext:
         app[keys.STATIONS] = stations
         rate = config.limits.max_events_per_second
         operators = OperatorNamespace(stations, rate)
+        agents = AgentNamespace(stations, rate)
         sio.register_namespace(operators)
-        sio.register_namespace(AgentNamespace(stations, rate))
+        sio.register_namespace(agents)
         tracker.connect(operators.announce)
+        sfu.on_media_failed(operators.media_failed)  # a client is told why its media failed
+        sfu.on_media_failed(agents.media_failed)
         logger.info("RadioCore server ready: %s", config.summary())
         yield
 
     return signaling
+
+
+async def _turn_check(app: web.Application) -> AsyncIterator[None]:
+    """The TURN allocation check (`turn.probe`), in the background: it delays nothing, and its
+    failure stops nothing (a direct path may still work); `/health` shows its outcome."""
+    turn = app[keys.CONFIG].turn
+    task: asyncio.Task[object] | None = None
+    if turn.urls:
+        issuer = TurnCredentialIssuer(turn.secret, turn.ttl_s)
+        task = asyncio.create_task(app[keys.TURN_HEALTH].check(turn.urls, issuer))
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import ipaddress
 import logging
+import os
 import secrets
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -38,6 +40,14 @@ from radiocore_protocol import (
     deadman_refusal,
 )
 from signaling.errors import ConfigError
+from signaling.tls import TlsError, check_pair
+from turn.coturn_config import (
+    DEFAULT_RELAY_MAX_PORT,
+    DEFAULT_RELAY_MIN_PORT,
+    MIN_MAX_BPS,
+    CoturnConfigError,
+    check_turn_settings,
+)
 from turn.credentials import MAX_TTL_S, MIN_TTL_S, TurnCredentialError, TurnCredentialIssuer
 from turn.urls import parse_ice_url
 
@@ -120,6 +130,23 @@ class IceConfig:
         "only the TURN relay (needs [turn] urls)",
         choices=TRANSPORT_POLICIES,
     )
+    announced_address: str = setting(
+        "",
+        "the public IPv4 address the SFU's host candidates announce in place of the address "
+        "they bind (a server behind 1:1 NAT, as in most clouds); empty: the bound address",
+        metavar="IP",
+    )
+    udp_port_min: int = setting(
+        0,
+        "lowest UDP port of the SFU's media (one port per peer connection; open this range "
+        "in the firewall); 0 with udp_port_max 0: any port",
+    )
+    udp_port_max: int = setting(0, "highest UDP port of the SFU's media (inclusive)")
+    connect_timeout_s: float = setting(
+        8.0,
+        "seconds from the answer for a peer's media to come up; then the peer is told "
+        "(`media_failed`) and its connection closed (1 … 60; aioice alone waits ~63 s)",
+    )
 
 
 @dataclass(frozen=True)
@@ -151,6 +178,63 @@ class TurnConfig:
         "the SFU's own connections use the relay too (only for a server that cannot receive "
         "UDP directly: each connection then holds a second allocation)",
     )
+    # coturn's own settings: `radiocore turn config` writes them into its configuration
+    relay_min_port: int = setting(
+        DEFAULT_RELAY_MIN_PORT, "coturn: lowest UDP port of its relay endpoints (1024 … 65535)"
+    )
+    relay_max_port: int = setting(
+        DEFAULT_RELAY_MAX_PORT,
+        "coturn: highest UDP port of its relay endpoints (one per allocation; open the range "
+        "in the firewall)",
+    )
+    listening_ips: tuple[str, ...] = setting(
+        (), "coturn: addresses it listens on; empty: every address", metavar="IP"
+    )
+    relay_ips: tuple[str, ...] = setting(
+        (),
+        "coturn: addresses its relay endpoints use; empty: the one a client came in on",
+        metavar="IP",
+    )
+    external_ip: str = setting(
+        "",
+        "coturn behind 1:1 NAT: PUBLIC or PUBLIC/PRIVATE address it announces for its relay "
+        "endpoints; empty: none",
+        metavar="IP[/IP]",
+    )
+    allowed_peer_ips: tuple[str, ...] = setting(
+        (),
+        "coturn: peer addresses or networks (ADDRESS[/PREFIX]) it may relay to although they "
+        "are private or special (every such range is denied); ice.host_addresses, the SFU's "
+        "own, are always allowed",
+        metavar="IP",
+    )
+    tls_cert_file: Path | None = setting(
+        None, "coturn: PEM certificate (chain) for turns: URLs; required with one"
+    )
+    tls_key_file: Path | None = setting(
+        None, "coturn: PEM private key of tls_cert_file, readable by coturn's user only"
+    )
+    user_quota: int = setting(
+        10,
+        "coturn: concurrent allocations per credential (a client holds one or two; with "
+        "sfu_relay, the SFU's connections opened within one second share one)",
+    )
+    total_quota: int = setting(1000, "coturn: concurrent allocations in all")
+    max_bps: int = setting(
+        64_000,
+        f"coturn: bytes per second one relayed session may carry, each way (at least "
+        f"{MIN_MAX_BPS}, a voice call; 64000 = 0.5 Mbit/s)",
+    )
+    log_file: str = setting(
+        "stdout",
+        "coturn's log: stdout (the journal under systemd), syslog, or an absolute file path",
+    )
+
+    def __post_init__(self) -> None:
+        try:
+            check_turn_settings(self)
+        except CoturnConfigError as exc:
+            raise ConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -322,6 +406,18 @@ class ServerConfig:
     web_root: Path | None = setting(
         None, "directory the operator console is served from; unset: the installed web package"
     )
+    tls_cert_file: Path | None = setting(
+        None,
+        "HTTPS served by the server itself: PEM certificate chain (the server's certificate "
+        "first, as certbot's fullchain.pem), with tls_key_file; reloaded when the file changes "
+        "or on SIGHUP; unset: plain HTTP (for 127.0.0.1, or behind a TLS reverse proxy)",
+        metavar="FILE",
+    )
+    tls_key_file: Path | None = setting(
+        None,
+        "PEM private key of tls_cert_file, unencrypted (keep it readable only by the server)",
+        metavar="FILE",
+    )
     ice: IceConfig = field(default_factory=IceConfig)
     turn: TurnConfig = field(default_factory=TurnConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
@@ -351,9 +447,13 @@ class ServerConfig:
             f"log_level={self.log_level}",
             f"media_latency_sample_every={self.media_latency_sample_every}",
             f"web_root={self.web_root or '(installed web package)'}",
+            f"tls_cert_file={self.tls_cert_file or '-'}",
+            f"tls_key_file={self.tls_key_file or '-'}",
             f"ice.host_addresses={','.join(self.ice.host_addresses) or '(all interfaces)'}",
             f"ice.servers={','.join(self.ice.servers) or '(none)'}",
             f"ice.transport_policy={self.ice.transport_policy}",
+            f"ice.announced_address={self.ice.announced_address or '-'}",
+            f"ice.udp_ports={self.ice.udp_port_min}-{self.ice.udp_port_max}",
             f"turn.urls={','.join(self.turn.urls) or '(none)'}",
             f"turn.secret={'<set>' if self.turn.secret else '<unset>'}",
             f"turn.ttl_s={self.turn.ttl_s}",
@@ -415,6 +515,7 @@ def validate(config: ServerConfig) -> ServerConfig:
         )
     _check_database_url(config.database_url)
     _check_ice(config.ice, config.turn)
+    _check_tls(config.tls_cert_file, config.tls_key_file)
 
     problem = secret_problem(config.secret)
     if problem is not None and (config.secret or not config.demo):
@@ -454,6 +555,30 @@ def secret_problem(secret: str) -> str | None:
 
 
 def _check_ice(ice: IceConfig, turn: TurnConfig) -> None:
+    if ice.announced_address:
+        try:
+            announced = ipaddress.ip_address(ice.announced_address)
+        except ValueError:
+            raise ConfigError(
+                f"ice.announced_address: {ice.announced_address!r} is not an IP address"
+            ) from None
+        if announced.version != 4 or announced.is_unspecified or announced.is_multicast:
+            raise ConfigError(
+                f"ice.announced_address: {ice.announced_address!r} must be a unicast IPv4 address"
+            )
+    for address in ice.host_addresses:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise ConfigError(f"ice.host_addresses: {address!r} is not an IP address") from None
+    if not 1.0 <= ice.connect_timeout_s <= 60.0:
+        raise ConfigError(f"ice.connect_timeout_s {ice.connect_timeout_s} is outside 1 … 60 s")
+    low, high = ice.udp_port_min, ice.udp_port_max
+    if (low, high) != (0, 0) and not 1024 <= low <= high <= 65535:
+        raise ConfigError(
+            f"ice.udp_port_min/udp_port_max: {low}-{high} is not a range within 1024 … 65535 "
+            "(or 0-0 for any port)"
+        )
     for url in ice.servers:
         try:
             parsed = parse_ice_url(url)
@@ -480,6 +605,22 @@ def _check_ice(ice: IceConfig, turn: TurnConfig) -> None:
             ) from None
     if ice.transport_policy == "relay" and not turn.urls:
         raise ConfigError("ice.transport_policy = relay needs a relay: set [turn] urls")
+
+
+def _check_tls(cert_file: Path | None, key_file: Path | None) -> None:
+    if cert_file is None and key_file is None:
+        return
+    if cert_file is None or key_file is None:
+        raise ConfigError(
+            "tls_cert_file and tls_key_file go together: set both (HTTPS) or neither (HTTP)"
+        )
+    for name, path in (("tls_cert_file", cert_file), ("tls_key_file", key_file)):
+        if not path.is_file() or not os.access(path, os.R_OK):
+            raise ConfigError(f"{name} {str(path)!r} is not a file this process can read")
+    try:
+        check_pair(cert_file, key_file)
+    except TlsError as exc:
+        raise ConfigError(f"tls_cert_file/tls_key_file: {exc}") from None
 
 
 def _check_database_url(url: str) -> None:

@@ -13,6 +13,7 @@ from signaling.ice import IcePlan
 from signaling.presence import PresenceTracker
 from signaling.stations import StationService
 from signaling.store import Store
+from turn.probe import TurnHealth
 
 CONFIG = web.AppKey("config", ServerConfig)
 STORE = web.AppKey("store", Store)
@@ -23,3 +24,4 @@ ICE = web.AppKey("ice", IcePlan)
 AUTHORITY = web.AppKey("authority", JwtAuthority)
 STATIONS = web.AppKey("stations", StationService)
 SOCKETIO = web.AppKey("socketio", socketio.AsyncServer)
+TURN_HEALTH = web.AppKey("turn_health", TurnHealth)

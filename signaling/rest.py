@@ -129,12 +129,15 @@ async def tx_log(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """`GET /health`: the server answers; `turn`: the TURN allocation check (`turn.probe`)."""
+    return web.json_response({"status": "ok", "turn": request.app[keys.TURN_HEALTH].to_json()})
 
 
 async def sfu_stats(request: web.Request) -> web.Response:
     """SFU counters and sampled forwarding latency (for `radiocore bench`); loopback only."""
-    if request.remote not in ("127.0.0.1", "::1"):
+    # a reverse proxy on the same machine connects from loopback for everyone: what it
+    # forwards (X-Forwarded-For) is not local
+    if request.remote not in ("127.0.0.1", "::1") or "X-Forwarded-For" in request.headers:
         raise web.HTTPForbidden()
     if request.query.get("reset") == "1":
         request.app[keys.SFU].reset_latency()
