@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+import ssl
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,19 @@ def _agent_command(config: ServerConfig, url: str, board: DemoBoard, source: str
     return command
 
 
+def _agent_trust(cert_file: Path, data_dir: Path) -> Path:
+    """What the demo's station trusts over the demo's own HTTPS: its certificate (typically
+    self-signed; it must name the address the agent connects to, 127.0.0.1 for --host 0.0.0.0)
+    and whatever it would trust anyway (`SSL_CERT_FILE` or the system's bundle)."""
+    parts = [cert_file.read_text()]
+    default = ssl.get_default_verify_paths().cafile
+    if default is not None and os.path.isfile(default):
+        parts.append(Path(default).read_text())
+    bundle = data_dir / "demo-trust.pem"
+    bundle.write_text("\n".join(parts))
+    return bundle
+
+
 async def _demo(args: argparse.Namespace, config: ServerConfig) -> int:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     stop = asyncio.Event()
@@ -128,6 +142,8 @@ async def _run_station(
 ) -> int:
     """Start the simulated station's agent, wait for it, tell the user, run until stopped."""
     env = dict(os.environ, RADIOCORE_AGENT_SECRET=board.secret)
+    if config.tls_cert_file is not None:
+        env["SSL_CERT_FILE"] = str(_agent_trust(config.tls_cert_file, config.data_dir))
     agent = await asyncio.create_subprocess_exec(
         *_agent_command(config, url, board, args.audio_source), env=env
     )
@@ -146,6 +162,15 @@ async def _run_station(
             "Press Ctrl-C to stop.\n",
             flush=True,
         )
+        if config.tls_cert_file is None:
+            print(
+                "From another device: a browser lends its microphone only to https:// pages "
+                "(and to http://127.0.0.1 on this machine). Listen on the network over HTTPS "
+                "with --host 0.0.0.0 --tls-cert-file CERT.pem --tls-key-file KEY.pem (a "
+                "certificate for this machine's address and 127.0.0.1), or put "
+                "deploy/nginx/radiocore.conf in front (README.md, HTTPS).\n",
+                flush=True,
+            )
         ready = {
             "url": url,
             "email": DEMO_EMAIL,

@@ -12,6 +12,11 @@ Stopping a server that may be keying transmitters is an ordered affair, bounded 
 
 aiohttp's own shutdown waits for open request handlers, and a Socket.IO WebSocket is one for
 as long as its client stays: without step 3 a single connected browser held the process.
+
+With `tls_cert_file` and `tls_key_file` set the server speaks HTTPS itself (`signaling.tls`):
+the certificate is reloaded when its files change (polled) and on SIGHUP
+(`systemctl reload radiocore-server` where the unit has `ExecReload=kill -HUP $MAINPID`), the
+previous one kept if the new pair is invalid.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import radiocore_protocol as protocol
 from signaling import keys
 from signaling.app import create_app
 from signaling.config import ServerConfig
+from signaling.tls import TlsCertificates
 
 logger = logging.getLogger(__name__)
 
@@ -74,17 +80,32 @@ async def serve(
     """
     stop = stop if stop is not None else asyncio.Event()
     loop = asyncio.get_running_loop()
+    # validated with the config; read again here, where the server commits to them
+    tls = (
+        TlsCertificates(config.tls_cert_file, config.tls_key_file)
+        if config.tls_cert_file is not None and config.tls_key_file is not None
+        else None
+    )
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     app = create_app(config)
+    if tls is not None:
+        loop.add_signal_handler(signal.SIGHUP, tls.reload, "SIGHUP")
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=HANDLER_BOUND_S)
+    watcher: asyncio.Task[None] | None = None
     try:
         await runner.setup()
-        site = web.TCPSite(runner, config.host, config.port)
+        site = web.TCPSite(
+            runner, config.host, config.port, ssl_context=tls.context if tls else None
+        )
         await site.start()
+        if tls is not None:
+            watcher = asyncio.create_task(tls.watch(stop), name="tls-certificate-watch")
         port = runner.addresses[0][1]
         public_host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
-        url = f"http://{public_host}:{port}/"
+        if ":" in public_host:
+            public_host = f"[{public_host}]"  # an IPv6 literal in a URL
+        url = f"{'https' if tls else 'http'}://{public_host}:{port}/"
         logger.info("listening on %s", url)
         if on_ready is not None:
             await on_ready(app, url)
@@ -100,5 +121,11 @@ async def serve(
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+        if tls is not None:
+            loop.remove_signal_handler(signal.SIGHUP)
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         await runner.cleanup()
         logger.info("stopped")

@@ -56,7 +56,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -315,7 +315,17 @@ def _bring_up_loopback() -> None:
 
 
 @contextlib.contextmanager
-def running_demo(python: str, module: str, data_dir: Path, ready_timeout: float) -> Iterator[Demo]:
+def running_demo(
+    python: str,
+    module: str,
+    data_dir: Path,
+    ready_timeout: float,
+    *,
+    extra_args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Demo]:
+    """The demo on a free loopback port, ready; `extra_args` go to `radiocore demo`, `env`
+    (the whole environment) to its process."""
     port = free_port()
     log_path = data_dir / "demo.log"
     command = [
@@ -331,11 +341,13 @@ def running_demo(python: str, module: str, data_dir: Path, ready_timeout: float)
         str(data_dir / "demo"),
         "--ice-host-address",
         "127.0.0.1",
+        *extra_args,
     ]
     with log_path.open("w") as log:
         process = subprocess.Popen(
             command,
             cwd=REPO_ROOT,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=log,
