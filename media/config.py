@@ -20,6 +20,13 @@ class IceServerSpec:
 class SfuConfig:
     #: Local addresses ICE gathers host candidates on; empty means every interface.
     ice_host_addresses: tuple[str, ...] = ()
+    #: Inclusive UDP port range of the SFU's host candidates; (0, 0): any port.
+    ice_port_range: tuple[int, int] = (0, 0)
+    #: The IPv4 address host candidates announce in place of the bound one ("": the bound one).
+    ice_announced_address: str = ""
+    #: Seconds from the answer for a connection's media to come up; then its client is told
+    #: (`media_failed`, reason `ice`) and the connection closed (aioice alone waits ~63 s).
+    ice_connect_timeout_s: float = 8.0
     #: The explicit ICE server list the server's own peer connections use (may be empty).
     ice_servers: tuple[IceServerSpec, ...] = ()
     #: Packets a listener may have waiting on a slow (relayed) path before the oldest go.
@@ -60,5 +67,10 @@ class SfuConfig:
             )
         if self.tx_timeout_s <= 0 or self.tx_warning_s < 0:
             raise ValueError("tx_timeout_s must be positive, tx_warning_s 0 or more")
+        low, high = self.ice_port_range
+        if (low, high) != (0, 0) and not 1 <= low <= high <= 65535:
+            raise ValueError(f"ice_port_range {low}-{high} is not a port range")
+        if not 1.0 <= self.ice_connect_timeout_s <= 60.0:
+            raise ValueError("ice_connect_timeout_s must be 1 … 60 s")
         if self.latency_sample_every < 0:
             raise ValueError("latency_sample_every must be 0 (off) or more")

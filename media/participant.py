@@ -27,7 +27,7 @@ from media.errors import BadCandidateError, BadSdpError
 from media.forwarder import ForwardTarget
 from media.ratelimit import RateLimiter
 from radiocore import aiortc_hooks
-from radiocore_protocol import CONTROL_CHANNEL_LABEL
+from radiocore_protocol import CONTROL_CHANNEL_LABEL, MediaFailureReason
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,42 @@ def rtc_configuration(ice_servers: Sequence[IceServerSpec]) -> RTCConfiguration:
     )
 
 
+def host_candidate_policy(config: SfuConfig) -> aiortc_hooks.HostCandidatePolicy:
+    """Where the SFU's host candidates bind and what they announce."""
+    return aiortc_hooks.HostCandidatePolicy(
+        port_range=config.ice_port_range, announced_ipv4=config.ice_announced_address
+    )
+
+
+@dataclass(frozen=True)
+class MediaFailure:
+    """Why a participant's media failed for good, as its client is told (`media_failed`)."""
+
+    reason: MediaFailureReason  # "ice" or "dtls"
+    message: str
+
+
+def bundle_as_offered(answer: str, offer: str) -> str:
+    """The answer's `a=group:BUNDLE` as the offer allows it (RFC 8843): none when the offer
+    has no BUNDLE group, else only the mids of the offer's first group (aiortc bundles by that
+    one only), in its order. aiortc always answers one group with every m-line, while it
+    shares a transport only between the m-lines the offer's group names."""
+    offered: list[str] | None = None
+    for line in offer.splitlines():
+        if line.startswith("a=group:BUNDLE"):
+            offered = line.removeprefix("a=group:BUNDLE").split()
+            break
+    lines = answer.splitlines(keepends=True)
+    for index, line in enumerate(lines):
+        if line.startswith("a=group:BUNDLE"):
+            answered = set(line.removeprefix("a=group:BUNDLE").split())
+            kept = [mid for mid in offered or () if mid in answered]
+            ending = line[len(line.rstrip("\r\n")) :]
+            lines[index] = "a=group:BUNDLE " + " ".join(kept) + ending if kept else ""
+            break
+    return "".join(lines)
+
+
 def _mids_of(sdp: str) -> tuple[str | None, ...]:
     """The mid of each m-line of an SDP, in order (None for an m-line without one)."""
     mids: list[str | None] = []
@@ -126,6 +162,10 @@ class Participant:
         self._dropped_messages = 0
         self._drop_logged_at = -DROP_LOG_INTERVAL_S
         self._closed = False
+        self._connect_timer: asyncio.TimerHandle | None = None
+        #: Told once when this connection's media fails for good (`report_media_failure`).
+        self.on_media_failed: Callable[[Participant, MediaFailure], None] | None = None
+        self.media_failure: MediaFailure | None = None
         self.pc.on("datachannel", self._datachannel)
         self.pc.on("connectionstatechange", self._state_changed)
 
@@ -169,12 +209,18 @@ class Participant:
             self.target = ForwardTarget(
                 transceiver, self._config.listener_queue_packets, opus[0].clockRate, self.key
             )
+        # the SFU's host candidates: in the media port range, announcing the public address
+        aiortc_hooks.set_host_candidate_policy(self.pc, host_candidate_policy(self._config))
         try:
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
         except Exception as exc:
             raise BadSdpError(f"no answer could be made for the offer: {exc}") from exc
-        return self.pc.localDescription.sdp
+        if self.pc.connectionState != "connected":
+            self._connect_timer = asyncio.get_running_loop().call_later(
+                self._config.ice_connect_timeout_s, self._connect_timed_out
+            )
+        return bundle_as_offered(self.pc.localDescription.sdp, sdp)
 
     async def add_candidate(self, candidate: str, sdp_mid: str | None, index: int | None) -> None:
         """Apply a trickled candidate; `BadCandidateError` for one aiortc cannot parse or one
@@ -275,16 +321,64 @@ class Participant:
         if not self._closed:
             self._on_gone(self)
 
+    def _connect_timed_out(self) -> None:
+        self._connect_timer = None
+        if self._closed or self.pc.connectionState == "connected":
+            return
+        self.report_media_failure(
+            "ice",
+            f"no network path between you and the station's server within "
+            f"{self._config.ice_connect_timeout_s:g} s: your network may block UDP, and no "
+            "TURN relay reached the server (try another network, or relay-only)",
+        )
+        self._on_gone(self)
+
     async def _state_changed(self) -> None:
         state = self.pc.connectionState
         logger.debug("peer connection of %s is %s", self.key, state)
+        if state in ("connected", "closed", "failed") and self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None
+        if state == "failed" and not self._closed:
+            self._report_failed_transport()
         if state in ("failed", "closed") and not self._closed:
             self._on_gone(self)
+
+    def report_media_failure(self, reason: MediaFailureReason, message: str) -> None:
+        """This connection's media failed for good: log why at WARNING and tell the client
+        (`on_media_failed`). Once per connection: the first report wins."""
+        if self.media_failure is not None:
+            logger.debug("media of %s failed again (%s): %s", self.key, reason, message)
+            return
+        self.media_failure = MediaFailure(reason, message)
+        role, callsign = self.identity.role.value, self.identity.callsign
+        logger.warning("media of %s %s failed (%s): %s", role, callsign, reason, message)
+        if self.on_media_failed is not None:
+            self.on_media_failed(self, self.media_failure)
+
+    def _report_failed_transport(self) -> None:
+        """The peer connection failed: say which transport, and why."""
+        transports = [t.receiver.transport for t in self.pc.getTransceivers()]
+        if self.pc.sctp is not None:
+            transports.append(self.pc.sctp.transport)
+        if any(dtls.transport.state == "failed" for dtls in transports):
+            self.report_media_failure(
+                "ice", "no network path to the server's media was found (ICE failed)"
+            )
+            return
+        for dtls in transports:
+            if dtls.state == "failed":
+                why = aiortc_hooks.dtls_failure(dtls)
+                self.report_media_failure("dtls", f"the DTLS handshake failed: {why}")
+                return
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None
         if self.target is not None:
             self.target.close()
         await self.pc.close()

@@ -13,7 +13,7 @@ from media.config import IceServerSpec, SfuConfig
 from media.errors import StationOfflineError
 from media.floor import FloorObserver
 from media.forwarder import LatencyRecorder
-from media.participant import AGENT_KEY, ParticipantIdentity, Role
+from media.participant import AGENT_KEY, MediaFailure, Participant, ParticipantIdentity, Role
 from media.room import Room
 from radiocore import aiortc_hooks
 from radiocore_protocol import TxEndReason
@@ -40,6 +40,10 @@ class StationObserver(Protocol):
     def station_down(self, board_id: str) -> None:
         """The agent left the room (for whatever reason) after being up."""
         ...
+
+
+#: Told of a participant's media failure: (board id, participant key, failure).
+MediaFailureListener = Callable[[str, str, MediaFailure], None]
 
 
 class NoStationObserver:
@@ -81,11 +85,35 @@ class Sfu:
         self._observer = observer
         self._station_observer = station_observer or NoStationObserver()
         self._rooms: dict[str, Room] = {}
+        self._failure_listeners: list[MediaFailureListener] = []
         self._latency = (
             LatencyRecorder(config.latency_sample_every) if config.latency_sample_every else None
         )
         aiortc_hooks.check_hooks()
         aiortc_hooks.set_host_addresses(config.ice_host_addresses)
+        aiortc_hooks.setup_dtls()  # RSA-certificate peers (GStreamer), failure reasons kept
+        low, high = config.ice_port_range
+        logger.info(
+            "SFU media: host candidates on %s, UDP ports %s%s",
+            ", ".join(config.ice_host_addresses) or "every interface",
+            f"{low}-{high}" if low else "any (set ice.udp_port_min/udp_port_max for a firewall)",
+            f", announced as {config.ice_announced_address}"
+            if config.ice_announced_address
+            else "",
+        )
+
+    def on_media_failed(self, listener: MediaFailureListener) -> None:
+        """Call `listener(board_id, participant key, failure)` whenever a participant's media
+        fails for good (ICE or DTLS; once per connection), so that its client can be told.
+        Called on the event loop from aiortc's callbacks: it must neither block nor raise."""
+        self._failure_listeners.append(listener)
+
+    def _media_failed(self, board_id: str, participant: Participant, failure: MediaFailure) -> None:
+        for listener in self._failure_listeners:
+            try:
+                listener(board_id, participant.key, failure)
+            except Exception:
+                logger.exception("a media-failure listener failed")
 
     def room(self, board_id: str) -> Room | None:
         return self._rooms.get(board_id)
@@ -124,6 +152,7 @@ class Sfu:
     async def _connect(self, board_id: str, identity: ParticipantIdentity, offer_sdp: str) -> str:
         room = self._room(board_id)
         participant = room.new_participant(identity, self._ice_servers_for())
+        participant.on_media_failed = lambda p, failure: self._media_failed(board_id, p, failure)
         room.negotiating[identity.key] = participant
         try:
             answer = await participant.accept_offer(offer_sdp)

@@ -23,6 +23,10 @@ setup.cfg:
 5. A data-channel message that must not wait behind a backlog (PTT off to a station):
    `send_ahead` puts it at the head of the SCTP transport's queue of messages not yet handed
    to SCTP; `RTCDataChannel.send()` can only append.
+6. Host candidates of the SFU's connections in a UDP port range and with an announced address
+   (1:1 NAT): `set_host_candidate_policy` and a wrapper of aioice's candidate gathering.
+7. DTLS (process-wide, `setup_dtls`): cipher suites for peers with RSA certificates beside
+   aiortc's ECDSA ones, and the reason a handshake failed kept per transport (`dtls_failure`).
 
 `check_hooks()` verifies every attribute used here still exists (the SFU and the agent call it
 at start); `tests/radiocore/test_aiortc_hooks.py` calls it and fails loudly when an aiortc
@@ -34,11 +38,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import random
+import socket
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import aioice.candidate
 import aioice.ice
+import aioice.turn
 from aiortc import (
     RTCDataChannel,
     RTCIceTransport,
@@ -48,7 +57,8 @@ from aiortc import (
     RTCSctpTransport,
 )
 from aiortc import rtcsctptransport as sctp
-from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import SSL as OPENSSL  # type: ignore[attr-defined]  # as aiortc has it
+from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
@@ -284,5 +294,281 @@ def check_hooks() -> None:
         missing.append("aioice.ice.Connection.set_selected_pair")
     if not hasattr(aioice.ice.StunProtocol, "send_data"):
         missing.append("aioice.ice.StunProtocol.send_data")
+    gather = inspect.getsource(_AIOICE_GET_COMPONENT_CANDIDATES)
+    for needle in (
+        "local_addr=(address, 0)",
+        "self._protocols += host_protocols",
+        "server_reflexive_candidate(protocol, self.stun_server)",
+        "relayed_candidate(",
+    ):
+        if needle not in gather:
+            missing.append(f"aioice.ice.Connection.get_component_candidates uses {needle}")
+    if not hasattr(aioice.turn, "UDP_SOCKET_BUFFER_SIZE"):
+        missing.append("aioice.turn.UDP_SOCKET_BUFFER_SIZE")
+    missing += _missing_dtls_hooks()
     if missing:
         raise HookError("aiortc/aioice internals changed; missing: " + ", ".join(missing))
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Host candidates of the SFU's own connections: a UDP port range and an announced address.
+#
+# aioice binds each host candidate to port 0 on its address and announces the address it bound;
+# it has no option for either. A server behind a firewall needs its media ports in a known
+# range, and a server behind 1:1 NAT (most clouds) must announce its public address, not the
+# private one it binds. The policy is per connection (`set_host_candidate_policy(pc, …)`,
+# before the answer is made), so that other peers in the same process (the tests' clients)
+# keep aioice's own behaviour.
+
+
+@dataclass(frozen=True)
+class HostCandidatePolicy:
+    """Where the host candidates of one connection bind, and what they announce."""
+
+    #: Inclusive UDP port range to bind in; (0, 0): any port (the system's choice).
+    port_range: tuple[int, int] = (0, 0)
+    #: The address announced in place of every bound IPv4 host address ("": the bound one).
+    announced_ipv4: str = ""
+
+    @property
+    def is_default(self) -> bool:
+        return self.port_range == (0, 0) and not self.announced_ipv4
+
+
+class NoFreePortError(OSError):
+    """Every port of the media range is in use on that address."""
+
+
+def bind_in_range(address: str, low: int, high: int) -> Any:
+    """A UDP socket bound to `address` on a free port of `low … high` (tried from a random
+    start, each port at most once); `NoFreePortError` when all are taken."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    count = high - low + 1
+    start = random.randrange(count)
+    for step in range(count):
+        port = low + (start + step) % count
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((address, port))
+        except OSError:
+            sock.close()
+            continue
+        sock.setblocking(False)
+        return sock
+    raise NoFreePortError(f"no free UDP port in {low}-{high} on {address}")
+
+
+def set_host_candidate_policy(pc: Any, policy: HostCandidatePolicy) -> None:
+    """Make `pc`'s ICE gather its host candidates as `policy` says; call after the remote
+    description is applied (its transports exist) and before the answer is made (gathering)."""
+    if policy.is_default:
+        return
+    for connection in _ice_connections(pc):
+        setattr(connection, _HOST_POLICY_ATTR, policy)
+
+
+def _ice_connections(pc: Any) -> list[aioice.ice.Connection]:
+    transports: list[RTCIceTransport] = []
+    for transceiver in pc.getTransceivers():
+        dtls = transceiver.receiver.transport
+        if dtls is not None:
+            transports.append(dtls.transport)
+    if pc.sctp is not None:
+        transports.append(pc.sctp.transport.transport)
+    seen: dict[int, aioice.ice.Connection] = {}
+    for ice in transports:
+        connection: aioice.ice.Connection = ice._connection
+        seen[id(connection)] = connection
+    return list(seen.values())
+
+
+async def _get_component_candidates(
+    self: aioice.ice.Connection,
+    component: int,
+    addresses: list[str],
+    timeout: int = 5,  # noqa: ASYNC109 (aioice's signature)
+) -> list[aioice.candidate.Candidate]:
+    """aioice's `Connection.get_component_candidates`, with the host part under the
+    connection's `HostCandidatePolicy` (if it has one); STUN and TURN as aioice does them."""
+    policy: HostCandidatePolicy | None = getattr(self, _HOST_POLICY_ATTR, None)
+    if policy is None or not addresses:
+        return await _AIOICE_GET_COMPONENT_CANDIDATES(self, component, addresses, timeout)
+    loop = asyncio.get_running_loop()
+    candidates: list[aioice.candidate.Candidate] = []
+    host_protocols: list[aioice.ice.StunProtocol] = []
+    low, high = policy.port_range
+    for address in addresses:
+        try:
+            if low:
+                sock = bind_in_range(address, low, high)
+            else:
+                family = socket.AF_INET6 if ":" in address else socket.AF_INET
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+                sock.bind((address, 0))
+                sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, aioice.turn.UDP_SOCKET_BUFFER_SIZE)
+            _, protocol = await loop.create_datagram_endpoint(
+                lambda: aioice.ice.StunProtocol(self), sock=sock
+            )
+        except OSError as exc:
+            logger.warning("ICE: could not bind a host candidate on %s: %s", address, exc)
+            continue
+        bound_host, bound_port = sock.getsockname()[:2]
+        host = policy.announced_ipv4 if policy.announced_ipv4 and ":" not in address else bound_host
+        protocol.local_candidate = aioice.candidate.Candidate(
+            foundation=aioice.candidate.candidate_foundation("host", "udp", host),
+            component=component,
+            transport="udp",
+            priority=aioice.candidate.candidate_priority(component, "host"),
+            host=host,
+            port=bound_port,
+            type="host",
+        )
+        host_protocols.append(protocol)
+        candidates.append(protocol.local_candidate)
+    self._protocols += host_protocols
+    # server-reflexive candidates from these sockets (not needed with an announced address:
+    # that is the public one), then the relay exactly as aioice gathers it
+    reflexive = []
+    if self.stun_server and not policy.announced_ipv4:
+        reflexive = [
+            asyncio.ensure_future(aioice.ice.server_reflexive_candidate(p, self.stun_server))
+            for p in host_protocols
+            if ":" not in p.local_candidate.host
+        ]
+    relayed = asyncio.ensure_future(_AIOICE_GET_COMPONENT_CANDIDATES(self, component, [], timeout))
+    if reflexive:
+        done, pending = await asyncio.wait(reflexive, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        candidates += [t.result()[0] for t in done if t.exception() is None]
+    candidates += await relayed
+    return candidates
+
+
+_HOST_POLICY_ATTR = "_radiocore_host_policy"
+_AIOICE_GET_COMPONENT_CANDIDATES = aioice.ice.Connection.get_component_candidates
+aioice.ice.Connection.get_component_candidates = _get_component_candidates  # type: ignore[method-assign]
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. DTLS: peers with RSA certificates, and why a handshake failed.
+#
+# As the DTLS client (it answers `a=setup:active`) aiortc offers only ECDHE-ECDSA cipher suites,
+# so a server with an RSA certificate (GStreamer's webrtcbin, RSA-2048) finds no shared cipher.
+# The suite only says how the *server's* certificate signs: adding the ECDHE-RSA AEAD suites lets
+# aiortc reach RSA peers and changes nothing when aiortc is the server (its key is ECDSA).
+# aiortc logs the reason a handshake failed only at DEBUG and keeps none: the wrapped handshake
+# keeps it per transport (`dtls_failure`), so the client can be told.
+
+#: aiortc's own suites (ECDSA), then the ECDHE-RSA AEAD suites for peers with RSA certificates.
+DTLS_CIPHERS: tuple[str, ...] = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-ECDSA-AES128-SHA",
+    "ECDHE-ECDSA-AES256-SHA",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+)
+
+_AIORTC_SSL_CONTEXT = RTCCertificate._create_ssl_context
+_AIORTC_DO_HANDSHAKE = RTCDtlsTransport._do_handshake
+_DTLS_ERRORS: weakref.WeakKeyDictionary[RTCDtlsTransport, str] = weakref.WeakKeyDictionary()
+
+
+def setup_dtls(*, accept_rsa_certificates: bool = True) -> None:
+    """Process-wide: DTLS offers `DTLS_CIPHERS` (False: aiortc's ECDSA-only list, as before),
+    and every handshake keeps the reason it failed for `dtls_failure`. Idempotent."""
+    if accept_rsa_certificates:
+        cipher_list = ":".join(DTLS_CIPHERS).encode()
+
+        def create_ssl_context(self: RTCCertificate, srtp_profiles: list[Any]) -> Any:
+            context = _AIORTC_SSL_CONTEXT(self, srtp_profiles)
+            context.set_cipher_list(cipher_list)
+            return context
+
+        setattr(RTCCertificate, "_create_ssl_context", create_ssl_context)  # noqa: B010
+    else:
+        setattr(RTCCertificate, "_create_ssl_context", _AIORTC_SSL_CONTEXT)  # noqa: B010
+    setattr(RTCDtlsTransport, "_do_handshake", _do_handshake_keeping_errors)  # noqa: B010
+
+
+async def _do_handshake_keeping_errors(self: RTCDtlsTransport) -> None:
+    """aiortc's handshake, with the first OpenSSL error of the handshake kept for
+    `dtls_failure`. During the handshake aiortc also calls `recv()` on each datagram, which
+    drives the handshake too and swallows its error (a peer's alert ends up there): both are
+    watched, on this connection only, until the handshake is over."""
+    connection = self._ssl
+    if connection is None:  # aiortc makes it in `start()`, before the handshake
+        return await _AIORTC_DO_HANDSHAKE(self)
+
+    def keeping_errors(call: Callable[..., Any]) -> Callable[..., Any]:
+        def watched(*args: Any) -> Any:
+            try:
+                return call(*args)
+            except (OPENSSL.WantReadError, OPENSSL.ZeroReturnError):
+                raise
+            except OPENSSL.Error as exc:
+                text = _ssl_error_text(exc)
+                if text and self not in _DTLS_ERRORS:  # the first says why
+                    _DTLS_ERRORS[self] = text
+                raise
+
+        return watched
+
+    connection.do_handshake = keeping_errors(connection.do_handshake)  # type: ignore[method-assign]
+    connection.recv = keeping_errors(connection.recv)  # type: ignore[method-assign]
+    try:
+        await _AIORTC_DO_HANDSHAKE(self)
+    finally:
+        del connection.do_handshake, connection.recv
+
+
+def _ssl_error_text(exc: Exception) -> str:
+    """OpenSSL's reasons ("no shared cipher", "sslv3 alert handshake failure"), deduplicated;
+    "" when OpenSSL gave none (its error queue was read before)."""
+    entries = exc.args[0] if exc.args and isinstance(exc.args[0], list) else []
+    reasons: list[str] = []
+    for entry in entries:
+        reason = str(entry[-1]) if isinstance(entry, tuple) and entry else str(entry)
+        if reason and reason not in reasons:
+            reasons.append(reason)
+    return "; ".join(reasons)
+
+
+def dtls_failure(dtls: RTCDtlsTransport) -> str:
+    """Why a DTLS transport's handshake failed, in words (once its state is "failed"): OpenSSL's
+    reason ("no shared cipher", "sslv3 alert handshake failure"), or what aiortc checked after
+    the handshake (the certificate's fingerprint, the SRTP profile)."""
+    error = _DTLS_ERRORS.get(dtls)
+    if error is not None:  # OpenSSL names an alert it received "… alert …"
+        return f"the peer refused it ({error})" if "alert" in error else error
+    if not dtls.encrypted:
+        return "the handshake did not complete"
+    selected = dtls._ssl.get_selected_srtp_profile() if dtls._ssl is not None else b""
+    if selected not in {profile.openssl_profile for profile in dtls._srtp_profiles}:
+        return "no SRTP protection profile in common"
+    return "the peer's certificate does not match the fingerprint in its SDP"
+
+
+def _missing_dtls_hooks() -> list[str]:
+    missing: list[str] = []
+    context_source = inspect.getsource(_AIORTC_SSL_CONTEXT)
+    if "ctx.set_cipher_list(" not in context_source or "return ctx" not in context_source:
+        missing.append("RTCCertificate._create_ssl_context sets the cipher list")
+    handshake_source = inspect.getsource(_AIORTC_DO_HANDSHAKE)
+    for needle in ("self._ssl.do_handshake()", "except SSL.Error", "State.FAILED"):
+        if needle not in handshake_source:
+            missing.append(f"RTCDtlsTransport._do_handshake uses {needle}")
+    if "self._ssl.recv(" not in inspect.getsource(RTCDtlsTransport._recv_next):
+        missing.append("RTCDtlsTransport._recv_next uses self._ssl.recv(")
+    dtls_init = inspect.getsource(RTCDtlsTransport.__init__)
+    for attr in ("self._ssl", "self._srtp_profiles", "self.encrypted"):
+        if attr not in dtls_init:
+            missing.append(f"RTCDtlsTransport.{attr.removeprefix('self.')}")
+    if "self._ssl.get_selected_srtp_profile()" not in inspect.getsource(
+        RTCDtlsTransport._setup_srtp
+    ):
+        missing.append("RTCDtlsTransport._setup_srtp checks the SRTP profile")
+    return missing

@@ -21,6 +21,7 @@ class ErrorCode(enum.Enum):
     BAD_SDP = "bad_sdp"  # the session description could not be applied
     RATE_LIMITED = "rate_limited"  # too many messages
     RIG_ERROR = "rig_error"  # the rig refused a command or did not answer
+    MEDIA_FAILED = "media_failed"  # a peer connection's media failed (ICE or DTLS): `reason`
     INTERNAL = "internal"  # the server failed; nothing was changed
 
 

@@ -301,6 +301,21 @@ class ErrorBody(_Payload, frozen=True):
     message: str
 
 
+#: Which part of a peer connection failed: `ice` (no network path between the peers) or `dtls`
+#: (the encryption handshake: cipher suites, certificate fingerprint, SRTP profile).
+MediaFailureReason: TypeAlias = Literal["ice", "dtls"]
+
+
+class MediaFailed(_Payload, frozen=True, kw_only=True):
+    """Server -> client event `error` with code `media_failed`: the peer connection of
+    `board_id` failed for good; `reason` says which part, `message` why, for a person."""
+
+    code: ErrorCode = ErrorCode.MEDIA_FAILED
+    message: str
+    reason: MediaFailureReason
+    board_id: BoardId
+
+
 # ---------------------------------------------------------------------------------------------
 # Encoding and strict decoding
 

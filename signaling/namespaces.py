@@ -4,6 +4,7 @@ and answered with an ack (`{"ok": true, ...}` or `{"ok": false, "error": {...}}`
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,6 +14,7 @@ import socketio
 
 import radiocore_protocol as protocol
 from media.errors import MediaError
+from media.participant import AGENT_KEY, MediaFailure
 from media.ratelimit import RateLimiter
 from radiocore_protocol import ErrorCode, ProtocolError
 from signaling.auth import OperatorIdentity
@@ -34,6 +36,18 @@ class StrictNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         super().__init__(namespace)
         self._rate = max_events_per_second
         self._limits: dict[str, RateLimiter] = {}
+        self._telling: set[asyncio.Task[None]] = set()
+
+    def tell_media_failed(self, sid: str, board_id: str, failure: MediaFailure) -> None:
+        """Send `error` `media_failed` to `sid` from synchronous code (the SFU's callbacks)."""
+        body = protocol.MediaFailed(
+            message=failure.message, reason=failure.reason, board_id=board_id
+        )
+        task = asyncio.get_running_loop().create_task(
+            self.emit("error", protocol.to_builtins(body), to=sid)
+        )
+        self._telling.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(self._telling.discard)
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         if event in ("connect", "disconnect"):
@@ -115,6 +129,14 @@ class AgentNamespace(StrictNamespace):
         if session is not None and await self._service.agent_disconnected(session, sid):
             logger.info("board agent for %s disconnected", session.board_id)
 
+    def media_failed(self, board_id: str, key: str, failure: MediaFailure) -> None:
+        """The SFU gave up on a board agent's peer connection: tell that agent."""
+        if key != AGENT_KEY:
+            return
+        for sid, session in list(self._sessions.items()):
+            if session.board_id == board_id:
+                self.tell_media_failed(sid, board_id, failure)
+
     def _session(self, sid: str) -> AgentSession:
         session = self._sessions.get(sid)
         if session is None:
@@ -173,6 +195,12 @@ class OperatorNamespace(StrictNamespace):
         presence = protocol.to_builtins(protocol.Presence(board_id=board_id, online=online))
         for user_id in await self._service.audience_of(board_id):
             await self.emit("presence", presence, room=_user_room(user_id))
+
+    def media_failed(self, board_id: str, key: str, failure: MediaFailure) -> None:
+        """The SFU gave up on an operator's peer connection for a board: tell that operator
+        (participants are keyed by their Socket.IO connection)."""
+        if key in self._identities:
+            self.tell_media_failed(key, board_id, failure)
 
     def _identity(self, sid: str) -> OperatorIdentity:
         identity = self._identities.get(sid)

@@ -7,10 +7,13 @@ import asyncio
 import aioice.ice
 import aiortc
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc import RTCConfiguration, RTCIceGatherer, RTCIceTransport, RTCPeerConnection
+from aiortc.rtcdtlstransport import SRTP_PROFILES, RTCCertificate, RTCDtlsTransport
+from OpenSSL import SSL
 
 from radiocore import aiortc_hooks
 from radiocore.aiortc_hooks import HookError
+from tests.support.certificates import rsa_certificate, rsa_peer
 
 
 def test_pinned_versions_are_installed() -> None:
@@ -87,3 +90,107 @@ async def test_send_ahead_overtakes_waiting_messages_but_never_the_one_it_must_f
         await sender.close()
         await receiver.close()
         aiortc_hooks.set_host_addresses([])
+
+
+# -- DTLS: peers with RSA certificates, and the reason a handshake failed ----------------------
+
+
+def test_check_hooks_notices_a_changed_dtls_handshake(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def handshake_without_pyopenssl(self: RTCDtlsTransport) -> None:
+        pass
+
+    monkeypatch.setattr(aiortc_hooks, "_AIORTC_DO_HANDSHAKE", handshake_without_pyopenssl)
+    with pytest.raises(HookError, match=r"_do_handshake uses self\._ssl\.do_handshake\(\)"):
+        aiortc_hooks.check_hooks()
+
+
+def _ciphers(accept_rsa_certificates: bool) -> list[str]:
+    """The cipher suites a DTLS connection offers once `setup_dtls` ran (TLS 1.2 ones: DTLS)."""
+    aiortc_hooks.setup_dtls(accept_rsa_certificates=accept_rsa_certificates)
+    context = RTCCertificate.generateCertificate()._create_ssl_context(SRTP_PROFILES)
+    return [c for c in SSL.Connection(context).get_cipher_list() if not c.startswith("TLS_")]
+
+
+def test_dtls_offers_ecdhe_rsa_suites_beside_aiortcs_own() -> None:
+    try:
+        aiortcs_own = _ciphers(accept_rsa_certificates=False)
+        assert aiortcs_own and all(c.startswith("ECDHE-ECDSA-") for c in aiortcs_own)
+        ours = _ciphers(accept_rsa_certificates=True)
+        assert ours == list(aiortc_hooks.DTLS_CIPHERS)
+        assert set(aiortcs_own) < set(ours)
+        assert {
+            "ECDHE-RSA-AES128-GCM-SHA256",
+            "ECDHE-RSA-AES256-GCM-SHA384",
+            "ECDHE-RSA-CHACHA20-POLY1305",
+        } < set(ours)
+    finally:
+        aiortc_hooks.setup_dtls()  # as the SFU and the agent leave it
+
+
+async def _connect(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:
+    """Offer/answer between two local peers (the answerer is the DTLS client: aiortc answers
+    `a=setup:active`), then wait until both are connected or either failed."""
+    offerer.createDataChannel("control")
+    await offerer.setLocalDescription(await offerer.createOffer())
+    await answerer.setRemoteDescription(offerer.localDescription)
+    await answerer.setLocalDescription(await answerer.createAnswer())
+    await offerer.setRemoteDescription(answerer.localDescription)
+    assert "a=setup:active" in answerer.localDescription.sdp
+    for _ in range(200):  # bounded: 10 s
+        states = {offerer.connectionState, answerer.connectionState}
+        if states == {"connected"} or "failed" in states:
+            return
+        await asyncio.sleep(0.05)
+
+
+def _failed_dtls(pc: RTCPeerConnection) -> RTCDtlsTransport:
+    transport: RTCDtlsTransport = pc.sctp.transport
+    assert transport.state == "failed"
+    return transport
+
+
+async def test_a_peer_with_an_rsa_certificate_connects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The RSA side offers (`actpass`) so aiortc answering is the DTLS client, as the SFU is
+    with webrtcbin: the client's cipher list decides."""
+    aiortc_hooks.set_host_addresses(["127.0.0.1"])
+    aiortc_hooks.setup_dtls()
+    rsa_side, fingerprint = rsa_peer(monkeypatch)
+    ecdsa_side = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        await _connect(rsa_side, ecdsa_side)
+        assert f"a=fingerprint:sha-256 {fingerprint}" in rsa_side.localDescription.sdp
+        assert (rsa_side.connectionState, ecdsa_side.connectionState) == ("connected",) * 2
+    finally:
+        await rsa_side.close()
+        await ecdsa_side.close()
+        aiortc_hooks.set_host_addresses([])
+
+
+async def test_a_failed_handshake_keeps_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With aiortc's own ECDSA-only list (what webrtcbin met before), an RSA server finds no
+    shared cipher and says so with an alert: each side keeps its own reason."""
+    aiortc_hooks.set_host_addresses(["127.0.0.1"])
+    aiortc_hooks.setup_dtls(accept_rsa_certificates=False)
+    rsa_side, _ = rsa_peer(monkeypatch)
+    ecdsa_side = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        await _connect(rsa_side, ecdsa_side)
+        assert "failed" in {rsa_side.connectionState, ecdsa_side.connectionState}
+        for _ in range(100):  # the other side fails on the alert, or when it times out
+            if {rsa_side.connectionState, ecdsa_side.connectionState} == {"failed"}:
+                break
+            await asyncio.sleep(0.05)
+        assert aiortc_hooks.dtls_failure(_failed_dtls(rsa_side)) == "no shared cipher"
+        client = aiortc_hooks.dtls_failure(_failed_dtls(ecdsa_side))
+        assert client.startswith("the peer refused it (") and "handshake failure" in client
+    finally:
+        await rsa_side.close()
+        await ecdsa_side.close()
+        aiortc_hooks.setup_dtls()
+        aiortc_hooks.set_host_addresses([])
+
+
+def test_failures_without_an_openssl_error_are_told_apart() -> None:
+    """No handshake at all (nothing kept): said so, not a guess."""
+    transport = RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [rsa_certificate()])
+    assert aiortc_hooks.dtls_failure(transport) == "the handshake did not complete"
