@@ -72,6 +72,8 @@ class BoardAgent:
         self._connected = asyncio.Event()
         self._reached_connected = False
         self._session: Session | None = None
+        #: Which TURN URL goes first in the next session (kept while it works).
+        self._turn_choice = 0
         #: Sessions that reached the connected state.
         self.sessions_connected = 0
 
@@ -102,6 +104,7 @@ class BoardAgent:
         """Connect, stay connected, reconnect with backoff; return after `stop()`."""
         aiortc_hooks.check_hooks()
         aiortc_hooks.set_host_addresses(self.config.ice_host_addresses)
+        aiortc_hooks.setup_dtls()
         logger.info(
             "board agent for board %s, server %s, rig %s",
             self.config.board_id,
@@ -155,12 +158,15 @@ class BoardAgent:
             self._tx_audio,
             on_connected=self._session_connected,
             on_disconnected=self._connected.clear,
+            turn_choice=self._turn_choice,
         )
         self._session = session
         try:
             await session.run()
         finally:
             self._session = None
+            if not self._reached_connected and session.turn_url is not None:
+                self._turn_choice += 1  # that relay transport gave no path: the next one
 
     def _session_connected(self) -> None:
         self._reached_connected = True

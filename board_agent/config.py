@@ -191,7 +191,7 @@ class AgentConfig:
     )
     heartbeat_interval_s: float = setting(1.0, "seconds between heartbeats on the control channel")
     connect_timeout_s: float = setting(
-        20.0,
+        10.0,
         "bound on one connection attempt (Socket.IO, hello, offer/answer, ICE and DTLS up to "
         "the open data channel), seconds; aiortc alone gives up only after about 63 s",
     )

@@ -20,6 +20,7 @@ from radiocore_protocol import (
     AgentAuth,
     ErrorBody,
     ErrorCode,
+    MediaFailed,
     ProtocolError,
     Shutdown,
     decode_payload,
@@ -60,8 +61,18 @@ class ServerLink:
             lambda reason=None: loss.lose(f"the server connection closed ({reason})"),
             namespace=AGENT_NAMESPACE,
         )
-        self._sio.on("error", _log_server_error, namespace=AGENT_NAMESPACE)
+        self._sio.on("error", self._server_error, namespace=AGENT_NAMESPACE)
         self._sio.on("shutdown", _log_shutdown, namespace=AGENT_NAMESPACE)
+
+    def _server_error(self, data: object = None) -> None:
+        try:
+            failed = decode_payload(MediaFailed, data)
+        except ProtocolError:
+            _log_server_error(data)
+            return
+        # the server gave up on this session's media: start the next attempt now
+        why = f"the server could not connect the media ({failed.reason}): {failed.message}"
+        self._loss.lose(why)
 
     async def connect(self) -> None:
         """Connect with the board's credentials; `SessionError` saying why if that fails."""

@@ -32,6 +32,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from radiocore import aiortc_hooks
 from radiocore_protocol import (
     CONTROL_CHANNEL_LABEL,
     AgentHello,
@@ -44,6 +45,7 @@ from radiocore_protocol import (
     encode,
     to_builtins,
 )
+from turn.probe import probe_targets, probe_url
 
 from .audio_source import AudioSource
 from .config import AgentConfig
@@ -56,6 +58,8 @@ from .tx_audio import TxAudioPlayer
 
 logger = logging.getLogger(__name__)
 
+#: Bound on each TURN transport's allocation check before a connection attempt.
+TURN_PROBE_TIMEOUT_S: Final = 2.0
 #: Bound on closing the peer connection and the socket at teardown.
 TEARDOWN_STEP_TIMEOUT_S: Final = 5.0
 
@@ -76,7 +80,10 @@ class Session:
         *,
         on_connected: Callable[[], None],
         on_disconnected: Callable[[], None],
+        turn_choice: int = 0,
     ) -> None:
+        """`turn_choice`: which of the TURN URLs to put first (aiortc uses only the first and
+        never falls back from UDP to TCP: the agent tries the next one after a failed attempt)."""
         self._config = config
         self._control = control
         self._rx_source_factory = rx_source_factory
@@ -84,6 +91,10 @@ class Session:
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
         self._loss = ConnectionLoss()
+        self._turn_choice = turn_choice
+        self._link_stage = "not started"
+        #: The TURN URL this session's ICE uses (None: no relay offered).
+        self.turn_url: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         #: This session's RX track (for its counters); None before it exists and after teardown.
         self.rx_track: OpusPacketTrack | None = None
@@ -97,7 +108,9 @@ class Session:
         try:
             try:
                 async with asyncio.timeout(config.connect_timeout_s):
+                    self._link_stage = "connecting to the server"
                     await link.connect()
+                    self._link_stage = "hello"
                     # when the station last confirmed its transmitter unkeyed: a server that
                     # restarted meanwhile closes the record it left open with that time
                     hello = AgentHello(ptt_released_at=self._control.ptt_released_at)
@@ -109,9 +122,14 @@ class Session:
                     )
                     # always an explicit list: with None aiortc falls back to Google's STUN
                     ice_servers = [
-                        RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
+                        RTCIceServer(
+                            urls=await self._order_turn_urls(s.urls, s.username, s.credential),
+                            username=s.username,
+                            credential=s.credential,
+                        )
                         for s in welcome.ice_servers
                     ]
+                    self.turn_url = first_turn_url(ice_servers)
                     relay = "relay" in (welcome.ice_transport_policy, config.ice_transport_policy)
                     pc = RTCPeerConnection(
                         RTCConfiguration(
@@ -126,19 +144,24 @@ class Session:
                     channel, channel_open = self._prepare_peer_connection(pc)
                     await pc.setLocalDescription(await pc.createOffer())
                     offer = AgentOffer(type="offer", sdp=pc.localDescription.sdp)
+                    self._link_stage = "offer"
                     answer = await link.call("offer", to_builtins(offer), Answer)
+                    self._link_stage = "offered"
                     await pc.setRemoteDescription(
                         RTCSessionDescription(sdp=answer.sdp, type=answer.type)
                     )
                     await self._loss.race(channel_open.wait())
             except TimeoutError:
                 raise SessionError(
-                    f"no connection within {config.connect_timeout_s:g} s "
-                    f"(ICE or DTLS did not complete, or the server did not answer)"
+                    f"no connection within {config.connect_timeout_s:g} s: "
+                    f"{self._why_not_connected(pc)}"
                 ) from None
 
             self._on_connected()
-            logger.info("connected: RX audio and the control channel are up")
+            logger.info(
+                "connected: RX audio and the control channel are up; media path %s",
+                describe_media_path(pc),
+            )
             limit = config.max_channel_buffered_bytes
             self._spawn(
                 self._control.serve(lambda message: send_station_message(channel, message, limit)),
@@ -157,6 +180,53 @@ class Session:
             except asyncio.CancelledError:
                 await teardown
                 raise
+
+    async def _order_turn_urls(
+        self, urls: list[str], username: str | None, password: str | None
+    ) -> list[str]:
+        """`urls` with the TURN URL to use first: aiortc uses only that one and never falls
+        back from UDP to TCP, so with several transports offered the agent asks each for an
+        allocation now (at once, each bounded) and takes the first in the server's order that
+        grants one; when none answers, the one after the last attempt's (`turn_choice`)."""
+        targets = probe_targets([u for u in urls if u.startswith(("turn:", "turns:"))])
+        if len(targets) < 2 or username is None or password is None:
+            return rotate_turn_urls(urls, self._turn_choice)
+        probes = [
+            asyncio.ensure_future(
+                probe_url(url, parsed, transport, username, password, TURN_PROBE_TIMEOUT_S)
+            )
+            for url, parsed, transport in targets
+        ]
+        try:
+            for probe in probes:  # in the server's order of preference
+                result = await probe
+                if result.ok:
+                    logger.info("TURN over %s answers: %s first", result.transport, result.url)
+                    return [result.url, *(u for u in urls if u != result.url)]
+                logger.info("TURN %s: %s", result.url, result.detail)
+        finally:
+            for probe in probes:
+                probe.cancel()
+        return rotate_turn_urls(urls, self._turn_choice)
+
+    def _why_not_connected(self, pc: RTCPeerConnection | None) -> str:
+        """Which step of a connection attempt did not complete, in an operator's words."""
+        if self._link_stage != "offered" or pc is None:
+            return f"the server did not answer ({self._link_stage})"
+        ice = pc.iceConnectionState
+        if ice in ("new", "checking", "failed"):
+            sdp = pc.localDescription.sdp if pc.localDescription is not None else ""
+            if self.turn_url is None:
+                relay = "the server offers no TURN relay"
+            elif "typ relay" in sdp:
+                relay = f"even the TURN relay ({self.turn_url}) gave no path"
+            else:
+                relay = f"the TURN relay {self.turn_url} could not be reached"
+            return (
+                f"ICE found no path to the media server ({ice}): UDP to it may be blocked, "
+                f"and {relay}; the next attempt tries the next TURN transport if there is one"
+            )
+        return f"ICE is {ice} but DTLS or the data channel did not complete"
 
     def _prepare_peer_connection(
         self, pc: RTCPeerConnection
@@ -218,6 +288,41 @@ class Session:
         if pc is not None:
             await _bounded("closing the peer connection", pc.close())
         await _bounded("closing the server connection", link.close())
+
+
+def rotate_turn_urls(urls: list[str], choice: int) -> list[str]:
+    """`urls` with TURN URL number `choice` (cyclically) first, the others in order; other
+    lists as they are."""
+    turn = [u for u in urls if u.startswith(("turn:", "turns:"))]
+    if len(turn) < 2:
+        return list(urls)
+    first = turn[choice % len(turn)]
+    return [first, *(u for u in urls if u != first)]
+
+
+def first_turn_url(servers: list[RTCIceServer]) -> str | None:
+    """The TURN URL aiortc will use: the first across the list (aioice takes only that)."""
+    for server in servers:
+        urls = [server.urls] if isinstance(server.urls, str) else server.urls
+        for url in urls:
+            if url.startswith(("turn:", "turns:")):
+                return url
+    return None
+
+
+def describe_media_path(pc: RTCPeerConnection) -> str:
+    """The nominated ICE pair in a log's words: `relay 203.0.113.9:49160 -> host
+    198.51.100.10:40002`, or "unknown"."""
+    for transceiver in pc.getTransceivers():
+        dtls = transceiver.receiver.transport
+        pair = aiortc_hooks.nominated_pair(dtls) if dtls is not None else None
+        if pair is not None:
+            local, remote = pair.local_candidate, pair.remote_candidate
+            return (
+                f"{local.type} {local.host}:{local.port} -> "
+                f"{remote.type} {remote.host}:{remote.port}"
+            )
+    return "unknown"
 
 
 async def heartbeat_loop(channel: RTCDataChannel, interval_s: float, max_buffered: int) -> None:

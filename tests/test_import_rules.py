@@ -15,16 +15,17 @@ and the server meet only in the protocol and the config loader):
   `radiocore.aiortc_hooks`: aiortc/aioice only (every touch of their private state, shared by
   the SFU and the agent). `radiocore.cli` and `radiocore.demo` start every process, so they are
   free (and import lazily).
-- `turn`: the standard library only.
+- `turn`: the standard library only; `turn.probe` (the TURN allocation check) also aioice's
+  public TURN client.
 - `media`: the standard library, itself, aiortc/aioice/av/pylibsrtp, msgspec,
   `radiocore_protocol` and `radiocore.aiortc_hooks`; never aiohttp, Socket.IO, JWT, databases,
   Redis, `signaling`, `turn`, `board_agent`, `bench` nor the command line.
 - `board_agent.ptt_guard` and the modules it runs on (`rigctld_process`, `backoff`, `errors`):
   the standard library and each other only (a small process that must outlive a broken agent).
 - `board_agent`: the standard library, itself, `radiocore_protocol`, `radiocore.configlayers`,
-  `radiocore.aiortc_hooks`, `radiocore.logs` and the agent's own dependencies
-  (aiortc/aioice/av/pylibsrtp, aiohttp, the Socket.IO client, msgspec); never `media`, `turn`,
-  `signaling`, `bench`, nor server libraries.
+  `radiocore.aiortc_hooks`, `radiocore.logs`, `turn.probe` (which TURN transport answers) and
+  the agent's own dependencies (aiortc/aioice/av/pylibsrtp, aiohttp, the Socket.IO client,
+  msgspec); never `media`, `signaling`, `bench`, the rest of `turn`, nor server libraries.
 - `signaling`: anything but `board_agent`, `bench` and the command line (`radiocore` beyond
   `configlayers`): the server is a library the command line starts.
 - `web`: the standard library only (it is static assets).
@@ -161,6 +162,12 @@ RULES: tuple[ImportRule, ...] = (
         "it may reach no further than the agent may",
     ),
     ImportRule(
+        "turn.probe",
+        allowed=("turn", "aioice"),
+        stdlib=True,
+        why="the TURN allocation check uses aioice's public TURN client and nothing else",
+    ),
+    ImportRule(
         "turn",
         allowed=("turn",),
         stdlib=True,
@@ -187,11 +194,12 @@ RULES: tuple[ImportRule, ...] = (
             "radiocore.configlayers",
             "radiocore.aiortc_hooks",
             "radiocore.logs",
+            "turn.probe",
             *AGENT_LIBRARIES,
         ),
         stdlib=True,
-        why="the agent never imports the server (media, turn, signaling, bench) nor server "
-        "libraries (jwt, aiosqlite, asyncpg, redis, psutil)",
+        why="the agent never imports the server (media, signaling, bench; of turn only the "
+        "allocation check) nor server libraries (jwt, aiosqlite, asyncpg, redis, psutil)",
     ),
     ImportRule(
         "web",
@@ -425,6 +433,8 @@ def test_checker_rules_for_turn_protocol_and_configlayers() -> None:
     assert _found("import hmac, base64, time\nimport msgspec\n", "turn.credentials") == [
         (2, "msgspec")
     ]
+    assert _found("import aioice.turn\nimport aiortc\n", "turn.probe") == [(2, "aiortc")]
+    assert _found("import aioice.turn\n", "turn.coturn_config") == [(1, "aioice.turn")]
     assert _found(
         "import msgspec\nfrom radiocore import configlayers\n", "radiocore_protocol.messages"
     ) == [(2, "radiocore.configlayers")]

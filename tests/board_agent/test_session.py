@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 import socketio
 from aiohttp import web
-from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCDataChannel, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
 from board_agent.agent import BoardAgent
+from board_agent.session import first_turn_url, rotate_turn_urls
 from radiocore import aiortc_hooks
 from radiocore_protocol import (
     AGENT_NAMESPACE,
@@ -153,3 +154,19 @@ async def test_refused_credentials_are_reported_as_such(
     assert "(unauthorized: wrong secret); check board_id and the secret" in refusals[0]
     assert agent.sessions_connected == 0 and server.sids == []
     assert all("not-the-secret-at-all" not in r.getMessage() for r in caplog.records)
+
+
+def test_the_agent_puts_the_next_turn_url_first_after_a_failed_attempt() -> None:
+    urls = ["turn:t:3478?transport=udp", "turn:t:3478?transport=tcp", "turns:t:443?transport=tcp"]
+    assert rotate_turn_urls(urls, 0) == urls
+    assert rotate_turn_urls(urls, 1)[0] == "turn:t:3478?transport=tcp"
+    assert rotate_turn_urls(urls, 2)[0] == "turns:t:443?transport=tcp"
+    assert rotate_turn_urls(urls, 3) == urls  # round again
+    assert sorted(rotate_turn_urls(urls, 1)) == sorted(urls)  # nothing lost
+    assert rotate_turn_urls(["stun:s:3478"], 1) == ["stun:s:3478"]
+    servers = [
+        RTCIceServer(urls=["stun:s:3478"]),
+        RTCIceServer(urls=rotate_turn_urls(urls, 1), username="u", credential="p"),
+    ]
+    assert first_turn_url(servers) == "turn:t:3478?transport=tcp"
+    assert first_turn_url([RTCIceServer(urls="stun:s:3478")]) is None

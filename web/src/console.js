@@ -17,6 +17,7 @@ import {
   describeStationStop,
   transmitControls,
 } from "./ptt.js";
+import { MediaRecovery } from "./recovery.js";
 import { BoardSession } from "./session.js";
 import { SignalingClient } from "./signaling.js";
 import { TuningControls } from "./tuning.js";
@@ -90,6 +91,14 @@ let session = null;
 const boards = new Map();
 /** Counts joins (and what ends them), so a slow leave cannot let an older join go on. */
 let joinGeneration = 0;
+
+/** Joins the current station again when its audio connection is lost or never comes up. */
+const recovery = new MediaRecovery({
+  rejoin: () => {
+    if (page.boardId !== null) void joinBoard(page.boardId, { again: true });
+  },
+  notice: (text) => view.showNotice(text),
+});
 
 const view = new ConsoleView(document, { chooseBoard: (boardId) => void joinBoard(boardId) });
 
@@ -184,11 +193,18 @@ function connectSignaling(token) {
     refused: (message) => signOut(`The server refused the connection: ${message}`),
     lost: () => {
       joinGeneration += 1;
+      recovery.cancel(); // the join after the server connection is back takes over
       closeSession();
     },
     ended: () => signOut("The server ended the session. Please sign in again."),
     presence: onPresence,
-    error: ({ code, message }) => showError(code, message),
+    error: ({ code, message, boardId }) => {
+      showError(code, message);
+      // the server gave up on this peer connection (no path, or DTLS): try again, later
+      if (code === ERROR_CODES.MEDIA_FAILED && boardId === page.boardId && session !== null) {
+        recovery.failed("The server could not connect the audio");
+      }
+    },
     shutdown: ({ retryAfterS }) =>
       view.showNotice(`The server is restarting; reconnecting in ${retryAfterS} s…`),
   });
@@ -209,6 +225,7 @@ function onConnected() {
 /** @param {string} [message] shown on the sign-in form */
 function signOut(message = "") {
   joinGeneration += 1;
+  recovery.cancel();
   closeSession();
   page.boardId = null;
   const sig = signaling;
@@ -264,10 +281,15 @@ function renderJoined() {
 // ---------------------------------------------------------------------------------------------
 // Joining and leaving a board
 
-/** @param {string} boardId */
-async function joinBoard(boardId) {
+/**
+ * @param {string} boardId
+ * @param {{again?: boolean}} [options] `again`: the recovery's own attempt (the operator's
+ *   click on another station, or on this one after a failure, cancels any pending one)
+ */
+async function joinBoard(boardId, { again = false } = {}) {
   // Already on it (or on the way); after a failure a click retries.
-  if (page.boardId === boardId && page.state !== "failed") return;
+  if (!again && page.boardId === boardId && page.state !== "failed") return;
+  if (!again) recovery.cancel();
   const generation = ++joinGeneration;
   await leaveBoard();
   const sig = signaling;
@@ -323,6 +345,7 @@ async function leaveBoard({ keepPanel = false } = {}) {
   const sig = signaling;
   closeSession();
   if (!keepPanel) {
+    recovery.cancel();
     page.boardId = null;
     view.showStation(false);
     renderJoined();
@@ -352,6 +375,7 @@ function sessionEvents(current) {
     state: setState,
     connection(state) {
       setState(state);
+      recovery.connection(state);
       if (state !== "connected") {
         // An interrupted link cannot carry keep-alives or voice: unkey now rather than let the
         // server's dead-man do it.
@@ -379,6 +403,10 @@ function sessionEvents(current) {
       if (message.type === "keepalive") page.keepalivesSent += 1;
     },
     problem: reportError,
+    noPath(why) {
+      showError("no_media", `${why}.`);
+      recovery.failed("No network path for the audio yet");
+    },
     messages: controlHandlers(current),
   };
 }

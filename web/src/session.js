@@ -12,7 +12,7 @@ import { PttController } from "./ptt.js";
 // The SFU gathers all of its own candidates before it answers an offer.
 export const OFFER_TIMEOUT_MS = 20_000;
 // ICE declares `failed` only after about a minute: tell the operator much sooner.
-export const MEDIA_CONNECT_TIMEOUT_MS = 20_000;
+export const MEDIA_CONNECT_TIMEOUT_MS = 10_000;
 
 const MIC_PENDING = Symbol("microphone pending");
 
@@ -51,6 +51,46 @@ export function rtcConfiguration(joined, forceRelay) {
 }
 
 /**
+ * Why a peer connection found no network path, in the operator's words, from what ICE
+ * gathered: without a relay candidate the TURN relay was not reached (or none is offered).
+ * @param {RTCPeerConnection} pc
+ * @param {any} joined the `join` ack (its ICE servers)
+ * @returns {Promise<string>}
+ */
+export async function whyNoPath(pc, joined) {
+  const offersRelay = toRtcIceServers(joined?.ice_servers).some((server) =>
+    (Array.isArray(server.urls) ? server.urls : [server.urls]).some(
+      (url) => typeof url === "string" && /^turns?:/.test(url),
+    ),
+  );
+  let gotRelay = false;
+  try {
+    const stats = await pc.getStats();
+    stats.forEach((report) => {
+      if (report.type === "local-candidate" && report.candidateType === "relay") gotRelay = true;
+    });
+  } catch {
+    // no statistics: judge by the configuration alone
+  }
+  return describeNoPath(offersRelay, gotRelay);
+}
+
+/**
+ * @param {boolean} offersRelay the server gave this operator a TURN relay
+ * @param {boolean} gotRelay the browser obtained a relayed address from it
+ */
+export function describeNoPath(offersRelay, gotRelay) {
+  const after = `No audio connection after ${MEDIA_CONNECT_TIMEOUT_MS / 1000} s`;
+  if (!offersRelay) {
+    return `${after}: this network seems to block the direct (UDP) path to the station's server, and the server offers no TURN relay`;
+  }
+  if (!gotRelay) {
+    return `${after}: the direct path is blocked and the TURN relay could not be reached from this network (it may block UDP and TCP to the relay)`;
+  }
+  return `${after}: neither the direct path nor the TURN relay reached the station's server`;
+}
+
+/**
  * What a session tells the page. None of these runs once the session is closed, except `ptt`
  * for the release that closing itself makes.
  * @typedef {{
@@ -64,6 +104,7 @@ export function rtcConfiguration(joined, forceRelay) {
  *   ptt: (keyed: boolean, why: string) => void,
  *   sent: (message: {type: string}) => void,
  *   problem: (error: unknown) => void,
+ *   noPath: (why: string) => void,
  *   messages: import("./messages.js").ControlHandlers,
  * }} SessionEvents
  */
@@ -192,15 +233,10 @@ export class BoardSession {
     this._offerSent = true;
     for (const candidate of this._pendingCandidates.splice(0)) this._sendCandidate(candidate);
     this._connectTimer = setTimeout(() => {
-      if (!this.closed && pc.connectionState !== "connected") {
-        events.problem(
-          new ConsoleError(
-            "no_media",
-            `No audio connection after ${MEDIA_CONNECT_TIMEOUT_MS / 1000} s: the station's ` +
-              "server may be unreachable from this network (a TURN server may be needed).",
-          ),
-        );
-      }
+      if (this.closed || pc.connectionState === "connected") return;
+      void whyNoPath(pc, joined).then((why) => {
+        if (!this.closed && pc.connectionState !== "connected") events.noPath(why);
+      });
     }, MEDIA_CONNECT_TIMEOUT_MS);
 
     const answer = await answerPromise;

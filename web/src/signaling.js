@@ -78,6 +78,8 @@ export function parseErrorEvent(event, fallback) {
   return {
     code: typeof event?.code === "string" ? event.code : "error",
     message: typeof event?.message === "string" ? event.message : fallback,
+    // which station it concerns, when it concerns one (`media_failed`)
+    boardId: typeof event?.board_id === "string" ? event.board_id : null,
   };
 }
 
@@ -99,7 +101,7 @@ export function refusalMessage(error) {
  *   lost: () => void,
  *   ended: () => void,
  *   presence: (presence: {boardId: string, online: boolean}) => void,
- *   error: (error: {code: string, message: string}) => void,
+ *   error: (error: {code: string, message: string, boardId: string | null}) => void,
  *   shutdown: (notice: {message: string, retryAfterS: number}) => void,
  * }} SignalingEvents
  */

@@ -7,6 +7,7 @@ import { afterEach, test } from "node:test";
 import { CONTROL_CHANNEL_LABEL } from "../src/protocol.js";
 import {
   BoardSession,
+  describeNoPath,
   OFFER_TIMEOUT_MS,
   rtcConfiguration,
   toRtcIceServers,
@@ -174,6 +175,7 @@ function recorder() {
     "ptt",
     "sent",
     "problem",
+    "noPath",
   ]) {
     events[name] = (...args) => seen.push([name, ...args]);
   }
@@ -423,4 +425,11 @@ test("relay-only when the server's policy or the operator asks for it", () => {
   assert.equal(rtcConfiguration(strict, false).iceTransportPolicy, "relay");
   assert.deepEqual(rtcConfiguration(strict, false).iceServers, [{ urls: ["stun:s.example"] }]);
   assert.equal(rtcConfiguration(strict, false).bundlePolicy, "max-bundle");
+});
+
+test("no path: the operator is told why, in words, by what ICE obtained", () => {
+  assert.match(describeNoPath(false, false), /no TURN relay/);
+  assert.match(describeNoPath(true, false), /TURN relay could not be reached/);
+  assert.match(describeNoPath(true, true), /neither the direct path nor the TURN relay/);
+  assert.match(describeNoPath(true, true), /after 10 s/);
 });

@@ -95,8 +95,17 @@ test("presence, error events and refusals are read strictly", () => {
   assert.deepEqual(parseErrorEvent({ code: "unknown_event", message: "No." }, "fallback"), {
     code: "unknown_event",
     message: "No.",
+    boardId: null,
   });
-  assert.deepEqual(parseErrorEvent("junk", "fallback"), { code: "error", message: "fallback" });
+  assert.deepEqual(parseErrorEvent("junk", "fallback"), {
+    code: "error",
+    message: "fallback",
+    boardId: null,
+  });
+  assert.deepEqual(
+    parseErrorEvent({ code: "media_failed", message: "No path.", board_id: "b1" }, "x"),
+    { code: "media_failed", message: "No path.", boardId: "b1" },
+  );
   const refused = Object.assign(new Error("xhr"), {
     data: { code: "unauthorized", message: "The token has expired." },
   });
@@ -184,7 +193,7 @@ test("the client reports its connection's life, and nothing once closed", async 
   assert.deepEqual(seen, [
     ["connected"],
     ["presence", { boardId: "b", online: false }],
-    ["error", { code: "unknown_event", message: "No such event." }],
+    ["error", { code: "unknown_event", message: "No such event.", boardId: null }],
     ["lost"],
     ["reconnecting"],
     ["reconnecting"],
