@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that RadioCore's test suite starts for real (Chromium, coturn,
-# Redis, Hamlib's rigctld, PostgreSQL 15, iproute2/unshare/nftables for network namespaces,
-# Node.js for the web console), and nothing else.
+# Redis, Hamlib's rigctld, PostgreSQL 15, nginx, GStreamer's webrtcbin, iproute2/unshare/
+# nftables for network namespaces, Node.js for the web console), and nothing else.
 #
 # Only packages that are missing are named to apt-get: naming an installed package would
 # upgrade it. `apt-get update` runs once, and only when something is missing.
@@ -20,7 +20,18 @@ required=(
     libhamlib-utils   # rigctld (Hamlib's dummy rig in tests and the demo)
     iproute2          # ip: loopback inside `unshare -n` network namespaces
     util-linux        # unshare, nsenter, runuser
-    nftables          # nft: silent network cuts inside the tests' own namespaces
+    nftables          # nft: silent network cuts and the NAT routers of the tests' namespaces
+    procps            # sysctl: IP forwarding in the tests' NAT routers
+    nginx             # the reverse-proxy example (deploy/nginx), run by its test
+    # a GStreamer webrtcbin operator (Raspberry Pi stations and robots use it), run by
+    # Debian's own python3 with its GObject bindings
+    gstreamer1.0-plugins-bad
+    gstreamer1.0-plugins-good
+    gstreamer1.0-plugins-base
+    gstreamer1.0-nice
+    gir1.2-gst-plugins-bad-1.0
+    gir1.2-gst-plugins-base-1.0
+    python3-gst-1.0
 )
 
 missing=()

@@ -114,3 +114,53 @@ async def test_coturn_refuses_forged_and_expired_credentials(coturn: Coturn, cas
         return
     transport.close()
     assert case == "right", f"coturn granted an allocation to {case} credentials"
+
+
+class _Counter(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.received = 0
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.received += 1
+
+
+async def test_a_relay_in_use_outlives_its_credentials(coturn: Coturn) -> None:
+    """coturn checks use-auth-secret credentials when an allocation is made, not while it is in
+    use: a session that outlives its credentials keeps relaying (coturn/coturn#774). New
+    allocations with the same credentials are refused once they expired."""
+    loop = asyncio.get_running_loop()
+    expiry = int(time.time()) + 2
+    username = f"{expiry}:long-session"
+    password = _password(coturn.secret, username)
+    peer_transport, peer = await loop.create_datagram_endpoint(
+        _Counter, local_addr=("127.0.0.1", 0)
+    )
+    relay, _ = await aioice.turn.create_turn_endpoint(
+        asyncio.DatagramProtocol,
+        server_addr=("127.0.0.1", coturn.port),
+        username=username,
+        password=password,
+    )
+    try:
+        peer_address = peer_transport.get_extra_info("sockname")
+        for _ in range(40):  # bounded: until 2 s past the expiry
+            relay.sendto(b"still here", peer_address)
+            await asyncio.sleep(0.1)
+            if time.time() > expiry + 2:
+                break
+        before = peer.received
+        relay.sendto(b"after expiry", peer_address)
+        assert await wait_for(lambda: peer.received > before, seconds=3), (
+            "the relay stopped when its credentials expired"
+        )
+        with pytest.raises(aioice.stun.TransactionFailed, match="401"):
+            late, _ = await aioice.turn.create_turn_endpoint(
+                asyncio.DatagramProtocol,
+                server_addr=("127.0.0.1", coturn.port),
+                username=username,
+                password=password,
+            )
+            late.close()
+    finally:
+        relay.close()
+        peer_transport.close()
