@@ -179,6 +179,22 @@ class OperatorChild(Child):
             self._reader.join(timeout=2)
 
 
+class Adopted(Child):
+    """A process started by someone else's code (`bench.coturn`), reported and stopped with the
+    children: `stop` is its owner's."""
+
+    def __init__(
+        self, name: str, process: subprocess.Popen[bytes], log: Path, stop: Callable[[], None]
+    ) -> None:
+        self.name = name
+        self.process = process
+        self.log = log
+        self._stop = stop
+
+    def stop(self) -> None:
+        self._stop()
+
+
 def run_command(command: list[str], stdin: str | None = None) -> str:
     """Run a short command (10 s bound); its stdout, or `CheckFailedError` with its stderr."""
     done = subprocess.run(

@@ -5,7 +5,14 @@ board agent's own Opus track: a tone encoded once, sent through the `/agent` nam
 listeners spread over `--listener-processes` processes. Listeners never decode: they tap RTP
 after SRTP decryption and keep a digest of every payload, so the result says whether payloads
 arrived byte-identical. Latency is the server's own ingress -> egress time of every forwarded
-packet (after decryption -> handed to the socket), sampled in the server.
+packet (after decryption -> handed to the socket), sampled in the server. Join -> first audio is
+each listener's time from its `join` call to the first RTP packet it taps.
+
+`--relay` runs it twice, back to back with the same listeners and window: the direct path, then
+with every listener forced through a real coturn (`iceTransportPolicy` relay with the ICE
+servers its `join` reply gave; the station stays direct) and its nominated pair checked to be
+relayed. It adds coturn's CPU, the delivery time (the publisher's track -> a listener's tap,
+which the server's own latency cannot see: coturn's hop is outside it) and relay/direct ratios.
 
 Prints one JSON object. Figures are for comparing designs on one machine in one run, not
 absolute: these machines are shared.
@@ -19,22 +26,31 @@ import collections
 import hashlib
 import json
 import multiprocessing
+import os
+import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+from bench.coturn import TURNSERVER, Coturn
 from bench.tools import (
     login,
+    percentile_ms,
     seed,
     start_server,
     stop_process,
     use_loopback_ice,
 )
 
-SETTLE_S = 2.0
+SETTLE_S: Final = 2.0
+#: How long listeners wait, once all have joined, for each one's first audio packet.
+FIRST_AUDIO_WAIT_S: Final = 30.0
+#: Fields only the `--relay` output's phases carry (the plain output keeps its set of fields).
+RELAY_RUN_FIELDS: Final = ("relayed_listeners", "delivery_ms_p50", "delivery_ms_p99")
 
 
 def _digest(payload: bytes) -> bytes:
@@ -93,32 +109,62 @@ async def _publish(url: str, board_id: str, secret: str, pipe: Connection) -> No
 # -- listener processes -------------------------------------------------------------------------
 
 
-def _listeners(url: str, token: str, board_id: str, count: int, pipe: Connection) -> None:
-    asyncio.run(_listen(url, token, board_id, count, pipe))
+@dataclass
+class ListenerLog:
+    """One listener: when it called `join`, every payload it tapped (arrival time, digest) and
+    the type of its nominated local candidate ("host", "relay" …; None: no pair)."""
+
+    joined_at: float
+    packets: list[tuple[float, bytes]] = field(default_factory=list)
+    candidate: str | None = None
 
 
-async def _listen(url: str, token: str, board_id: str, count: int, pipe: Connection) -> None:
+def _listeners(
+    url: str, token: str, board_id: str, count: int, relay: bool, pipe: Connection
+) -> None:
+    asyncio.run(_listen(url, token, board_id, count, relay, pipe))
+
+
+def _rtc_configuration(joined: dict[str, Any], relay: bool) -> Any:
+    """The ICE servers of the `join` reply (TURN credentials included); relay-only if asked."""
+    from aiortc import RTCConfiguration, RTCIceServer, RTCIceTransportPolicy
+
+    servers = [
+        RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+        for s in joined.get("ice_servers", [])
+    ]
+    if relay and not any("username" in s for s in joined.get("ice_servers", [])):
+        raise RuntimeError(f"--relay: the join reply gave no TURN server: {joined}")
+    return RTCConfiguration(
+        iceServers=servers,
+        iceTransportPolicy=RTCIceTransportPolicy.RELAY if relay else RTCIceTransportPolicy.ALL,
+    )
+
+
+async def _listen(
+    url: str, token: str, board_id: str, count: int, relay: bool, pipe: Connection
+) -> None:
     import socketio
-    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from aiortc import RTCPeerConnection, RTCSessionDescription
     from aiortc.rtp import RtpPacket
 
-    from radiocore.aiortc_hooks import tap_receiver
+    from radiocore.aiortc_hooks import nominated_pair, tap_receiver
 
     use_loopback_ice()
-    received: list[list[tuple[float, bytes]]] = []
+    received: list[ListenerLog] = []
     peers: list[tuple[Any, Any]] = []
 
     async def one() -> None:
-        log: list[tuple[float, bytes]] = []
-        received.append(log)
         sio = socketio.AsyncClient(reconnection=False)
         await sio.connect(
             url, namespaces=["/operator"], auth={"token": token}, transports=["websocket"]
         )
+        listener = ListenerLog(joined_at=time.time())
+        received.append(listener)
         joined = await sio.call("join", {"board_id": board_id}, namespace="/operator")
         if not joined.get("ok"):
             raise RuntimeError(f"join refused: {joined}")
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc = RTCPeerConnection(_rtc_configuration(joined, relay))
         pc.addTransceiver("audio", direction="recvonly")
         await pc.setLocalDescription(await pc.createOffer())
         reply = await sio.call(
@@ -132,13 +178,21 @@ async def _listen(url: str, token: str, board_id: str, count: int, pipe: Connect
         await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
 
         def record(packet: RtpPacket) -> None:
-            log.append((time.time(), _digest(packet.payload)))
+            listener.packets.append((time.time(), _digest(packet.payload)))
 
+        # no await since setRemoteDescription: ICE has not connected, no packet is missed
         tap_receiver(pc.getTransceivers()[0].receiver, record)
         peers.append((pc, sio))
 
     for start in range(0, count, 10):
         await asyncio.gather(*(one() for _ in range(min(10, count - start))))
+    for _ in range(int(FIRST_AUDIO_WAIT_S / 0.1)):  # bounded: every listener's first audio
+        if all(listener.packets for listener in received):
+            break
+        await asyncio.sleep(0.1)
+    for listener, (pc, _) in zip(received, peers, strict=True):
+        pair = nominated_pair(pc.getTransceivers()[0].receiver.transport)
+        listener.candidate = pair.local_candidate.type if pair is not None else None
     pipe.send("ready")
     await asyncio.to_thread(pipe.recv)  # "stop"
     pipe.send(received)
@@ -158,7 +212,59 @@ def _sfu_stats(url: str, reset: bool = False) -> dict[str, Any]:
         return result
 
 
+def _wait_ready(pipe: Connection, process: Any, timeout_s: float, what: str) -> None:
+    """Until `process` says "ready" on `pipe` (bounded), failing at once if it died."""
+    for _ in range(int(timeout_s)):
+        if pipe.poll(1.0):
+            pipe.recv()
+            return
+        if not process.is_alive():
+            raise RuntimeError(f"{what} exited ({process.exitcode}) before it was ready")
+    raise RuntimeError(f"{what} not ready within {timeout_s:g} s")
+
+
+def _cpu_s(times: Any) -> float:
+    return float(times.user + times.system)
+
+
 def run_sfu_bench(args: argparse.Namespace) -> int:
+    if args.relay and not os.access(TURNSERVER, os.X_OK):
+        print(
+            f"bench sfu --relay: coturn is not installed at {TURNSERVER} (Debian: coturn)",
+            file=sys.stderr,
+        )
+        return 2
+    direct = _run_phase(args, relay=False)
+    if not args.relay:
+        result = {k: v for k, v in direct.items() if k not in RELAY_RUN_FIELDS}
+    else:
+        relay = _run_phase(args, relay=True)
+        result = {
+            "listeners": args.listeners,
+            "seconds": args.seconds,
+            "direct": direct,
+            "relay": relay,
+            "relay_to_direct_server_cpu_per_packet": _ratio(
+                relay["server_cpu_us_per_forwarded_packet"],
+                direct["server_cpu_us_per_forwarded_packet"],
+            ),
+            "relay_added_delivery_ms_p50": _difference(
+                relay["delivery_ms_p50"], direct["delivery_ms_p50"]
+            ),
+            "relay_added_delivery_ms_p99": _difference(
+                relay["delivery_ms_p99"], direct["delivery_ms_p99"]
+            ),
+        }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
+    """One run: a fresh server (and coturn with `relay`), the publisher, the listeners, one
+    measured window; its figures."""
     import psutil
 
     listeners: int = args.listeners
@@ -166,72 +272,90 @@ def run_sfu_bench(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="radiocore-bench-") as tmp:
         data_dir = Path(tmp)
         board_id, secret = asyncio.run(seed(data_dir))
-        url, server = start_server(
-            data_dir, 'media_latency_sample_every = 1\n[ice]\nhost_addresses = ["127.0.0.1"]\n'
-        )
+        config = 'media_latency_sample_every = 1\n[ice]\nhost_addresses = ["127.0.0.1"]\n'
+        env: dict[str, str] = {}
+        coturn: Coturn | None = None
+        if relay:
+            coturn = Coturn(data_dir)
+            coturn.start()
+            config += f"[turn]\nurls = [{json.dumps(coturn.url('udp'))}]\n"
+            env["RADIOCORE_TURN__SECRET"] = coturn.secret  # never on a command line
         ctx = multiprocessing.get_context("spawn")
         children: list[Any] = []
+        server = None
         try:
+            url, server = start_server(data_dir, config, env)
             token = login(url)
             pub_pipe, pub_child = ctx.Pipe()
             publisher = ctx.Process(target=_publisher, args=(url, board_id, secret, pub_child))
             publisher.start()
             children.append(publisher)
-            if not pub_pipe.poll(60):
-                raise RuntimeError("the publisher did not connect")
-            pub_pipe.recv()
+            _wait_ready(pub_pipe, publisher, 60, "the publisher")
             pipes = []
             base, extra = divmod(listeners, processes)
             shares = [base + (i < extra) for i in range(processes)]
             for share in shares:
                 parent, child = ctx.Pipe()
-                proc = ctx.Process(target=_listeners, args=(url, token, board_id, share, child))
+                proc = ctx.Process(
+                    target=_listeners, args=(url, token, board_id, share, relay, child)
+                )
                 proc.start()
                 children.append(proc)
-                pipes.append(parent)
-            for pipe in pipes:
-                if not pipe.poll(120 + listeners):
-                    raise RuntimeError("listeners did not connect in time")
-                pipe.recv()
+                pipes.append((parent, proc))
+            for pipe, proc in pipes:
+                _wait_ready(pipe, proc, 120 + listeners + FIRST_AUDIO_WAIT_S, "a listener process")
             time.sleep(SETTLE_S)
             server_proc = psutil.Process(server.pid)
+            coturn_proc = psutil.Process(coturn.pid) if coturn is not None else None
             _sfu_stats(url, reset=True)
             stats_before = _sfu_stats(url)
             cpu_before = server_proc.cpu_times()
+            coturn_before = coturn_proc.cpu_times() if coturn_proc is not None else None
             window_start = time.time()
             time.sleep(args.seconds)
             window_end = time.time()
             cpu_after = server_proc.cpu_times()
+            coturn_after = coturn_proc.cpu_times() if coturn_proc is not None else None
             stats_after = _sfu_stats(url)
             rss_mb = server_proc.memory_info().rss / 2**20
-            for pipe in [pub_pipe, *pipes]:
+            coturn_rss_mb = coturn_proc.memory_info().rss / 2**20 if coturn_proc else None
+            for pipe in [pub_pipe, *(p for p, _ in pipes)]:
                 pipe.send("stop")
             sent: list[tuple[float, bytes]] = pub_pipe.recv()
-            received: list[list[tuple[float, bytes]]] = []
-            for pipe in pipes:
+            received: list[ListenerLog] = []
+            for pipe, _ in pipes:
                 received.extend(pipe.recv())
         finally:
             for child_proc in children:
                 child_proc.join(timeout=20)
                 if child_proc.is_alive():
                     child_proc.kill()
-            stop_process(server)
+            if server is not None:
+                stop_process(server)
+            if coturn is not None:
+                coturn.stop()
 
     # a packet counts when the publisher sent it inside the window, leaving 0.5 s at the end
     # for it to arrive
     window = collections.Counter(d for t, d in sent if window_start <= t <= window_end - 0.5)
-    all_sent = {d for _, d in sent}
+    sent_at = {d: t for t, d in sent}
     expected = sum(window.values())
     worst = 100.0
     identical = True
-    for log in received:
+    delivery: list[float] = []
+    for listener in received:
+        log = listener.packets
         got = collections.Counter(d for t, d in log if window_start <= t <= window_end + 0.5)
         matched = sum(min(count, got[d]) for d, count in window.items())
         worst = min(worst, 100.0 * matched / expected if expected else 0.0)
-        identical = identical and all(d in all_sent for _, d in log)
+        identical = identical and all(d in sent_at for _, d in log)
+        # delivery: payloads sent once in the window (the tone's Opus payloads all are)
+        delivery.extend(t - sent_at[d] for t, d in log if window.get(d) == 1)
+    first_audio = [x.packets[0][0] - x.joined_at for x in received if x.packets]
     forwarded = stats_after["packets_forwarded"] - stats_before["packets_forwarded"]
-    cpu_s = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
-    result = {
+    seconds = window_end - window_start
+    cpu_s = _cpu_s(cpu_after) - _cpu_s(cpu_before)
+    result: dict[str, Any] = {
         "listeners": listeners,
         "seconds": args.seconds,
         "packets_sent": expected,
@@ -241,19 +365,39 @@ def run_sfu_bench(args: argparse.Namespace) -> int:
         "server_cpu_us_per_forwarded_packet": round(cpu_s / forwarded * 1e6, 2)
         if forwarded
         else None,
-        "server_cpu_pct": round(100.0 * cpu_s / (window_end - window_start), 1),
+        "server_cpu_pct": round(100.0 * cpu_s / seconds, 1),
         "added_latency_ms_p50": _round(stats_after["latency_ms_p50"]),
         "added_latency_ms_p99": _round(stats_after["latency_ms_p99"]),
         "latency_samples": stats_after["latency_samples"],
         "server_rss_mb": round(rss_mb, 1),
         "packets_dropped": stats_after["packets_dropped"],
+        "join_to_first_audio_ms_p50": percentile_ms(first_audio, 50),
+        "join_to_first_audio_ms_p99": percentile_ms(first_audio, 99),
+        "join_to_first_audio_ms_max": round(max(first_audio) * 1000, 2) if first_audio else None,
+        "join_to_first_audio_count": len(first_audio),
+        "relayed_listeners": sum(1 for x in received if x.candidate == "relay"),
+        "delivery_ms_p50": percentile_ms(delivery, 50),
+        "delivery_ms_p99": percentile_ms(delivery, 99),
     }
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(json.dumps(result, indent=2))
-    return 0
+    if coturn_before is not None and coturn_after is not None:
+        coturn_s = _cpu_s(coturn_after) - _cpu_s(coturn_before)
+        result["coturn_cpu_pct"] = round(100.0 * coturn_s / seconds, 1)
+        result["coturn_cpu_us_per_relayed_packet"] = (
+            round(coturn_s / forwarded * 1e6, 2) if forwarded else None
+        )
+        result["coturn_rss_mb"] = round(coturn_rss_mb, 1) if coturn_rss_mb is not None else None
+    return result
 
 
 def _round(value: float | None) -> float | None:
     return round(value, 3) if value is not None else None
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    return round(numerator / denominator, 3) if numerator is not None and denominator else None
+
+
+def _difference(minuend: float | None, subtrahend: float | None) -> float | None:
+    return (
+        round(minuend - subtrahend, 2) if minuend is not None and subtrahend is not None else None
+    )

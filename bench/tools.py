@@ -93,8 +93,11 @@ def wait_http(url: str, process: subprocess.Popen[bytes], seconds: float = 30.0)
     raise RuntimeError("the server did not answer in time")
 
 
-def start_server(data_dir: Path, extra_config: str = "") -> tuple[str, subprocess.Popen[bytes]]:
-    """`radiocore serve` on a free loopback port with a seeded SQLite store; (url, process)."""
+def start_server(
+    data_dir: Path, extra_config: str = "", env: dict[str, str] | None = None
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """`radiocore serve` on a free loopback port with a seeded SQLite store; (url, process).
+    `env`: variables added to its environment (secrets such as RADIOCORE_TURN__SECRET)."""
     port = free_port()
     config = data_dir / "server.toml"
     config.write_text(
@@ -102,14 +105,19 @@ def start_server(data_dir: Path, extra_config: str = "") -> tuple[str, subproces
         f'secret = "{os.urandom(32).hex()}"\nlog_level = "WARNING"\n' + extra_config
     )
     url = f"http://127.0.0.1:{port}/"
-    return url, restart_server(data_dir, url)
+    return url, restart_server(data_dir, url, env)
 
 
-def restart_server(data_dir: Path, url: str) -> subprocess.Popen[bytes]:
+def restart_server(
+    data_dir: Path, url: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """`radiocore serve` again with the config `start_server` wrote in `data_dir` (same port,
     secret and store), once it answers at `url`."""
     config = data_dir / "server.toml"
-    server = subprocess.Popen([sys.executable, "-m", "radiocore", "serve", "--config", str(config)])
+    server = subprocess.Popen(
+        [sys.executable, "-m", "radiocore", "serve", "--config", str(config)],
+        env=dict(os.environ, **env) if env else None,
+    )
     try:
         wait_http(url, server)
     except BaseException:

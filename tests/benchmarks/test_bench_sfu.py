@@ -6,28 +6,79 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
+
+from tests.support.coturn import require_coturn
+
+#: What the plain run printed before `--relay` existed: other tooling reads these.
+PLAIN_FIELDS = (
+    "listeners",
+    "seconds",
+    "packets_sent",
+    "packets_received_min_pct",
+    "payload_identical",
+    "packets_forwarded",
+    "server_cpu_us_per_forwarded_packet",
+    "server_cpu_pct",
+    "added_latency_ms_p50",
+    "added_latency_ms_p99",
+    "latency_samples",
+    "server_rss_mb",
+    "packets_dropped",
+)
+JOIN_FIELDS = (
+    "join_to_first_audio_ms_p50",
+    "join_to_first_audio_ms_p99",
+    "join_to_first_audio_ms_max",
+)
 
 
-def test_bench_sfu_reports_every_field_and_loses_nothing() -> None:
+def bench_sfu(*extra: str) -> dict[str, Any]:
     result = subprocess.run(
-        [sys.executable, "-m", "radiocore", "bench", "sfu", "--listeners", "4",
-         "--seconds", "3", "--listener-processes", "1", "--json"],
+        [sys.executable, "-m", "radiocore", "bench", "sfu", "--listener-processes", "1",
+         "--json", *extra],
         capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
-    for field in (
-        "listeners",
-        "packets_sent",
-        "packets_received_min_pct",
-        "payload_identical",
-        "server_cpu_us_per_forwarded_packet",
-        "added_latency_ms_p50",
-        "added_latency_ms_p99",
-        "server_rss_mb",
-    ):
-        assert field in figures, field
-    assert figures["listeners"] == 4
-    assert figures["packets_sent"] >= 100
-    assert figures["payload_identical"] is True
-    assert figures["packets_received_min_pct"] >= 95.0
+    figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def assert_every_listener_heard_everything(phase: dict[str, Any], listeners: int) -> None:
+    assert phase["listeners"] == listeners
+    assert phase["packets_sent"] >= 100
+    assert phase["payload_identical"] is True
+    assert phase["packets_received_min_pct"] >= 95.0
+    assert phase["join_to_first_audio_count"] == listeners  # every listener heard a first packet
+    for field in JOIN_FIELDS:
+        assert isinstance(phase[field], float), field
+
+
+def test_bench_sfu_reports_every_field_and_loses_nothing() -> None:
+    figures = bench_sfu("--listeners", "4", "--seconds", "3")
+    assert set(figures) == {*PLAIN_FIELDS, *JOIN_FIELDS, "join_to_first_audio_count"}
+    assert_every_listener_heard_everything(figures, 4)
+    assert isinstance(figures["server_cpu_us_per_forwarded_packet"], float)
+
+
+def test_bench_sfu_relay_measures_the_direct_path_then_every_listener_through_coturn() -> None:
+    require_coturn()
+    figures = bench_sfu("--relay", "--listeners", "5", "--seconds", "3")
+    direct, relay = figures["direct"], figures["relay"]
+    for phase in (direct, relay):
+        assert set(PLAIN_FIELDS) <= set(phase)
+        assert_every_listener_heard_everything(phase, 5)
+        assert phase["packets_forwarded"] >= 5 * 100
+    # the relay phase really went through coturn, and the direct one did not
+    assert relay["relayed_listeners"] == 5
+    assert direct["relayed_listeners"] == 0
+    assert isinstance(relay["coturn_cpu_pct"], float)
+    assert isinstance(relay["coturn_cpu_us_per_relayed_packet"], float)
+    assert "coturn_cpu_pct" not in direct
+    for phase in (direct, relay):
+        assert isinstance(phase["delivery_ms_p50"], float)
+        assert isinstance(phase["delivery_ms_p99"], float)
+    assert figures["relay_to_direct_server_cpu_per_packet"] == round(
+        relay["server_cpu_us_per_forwarded_packet"] / direct["server_cpu_us_per_forwarded_packet"],
+        3,
+    )

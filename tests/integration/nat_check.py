@@ -45,7 +45,9 @@ from array import array
 from pathlib import Path
 from typing import Any, Final
 
+from bench.coturn import Coturn
 from bench.netlab import (
+    Adopted,
     CheckFailedError,
     Child,
     OperatorChild,
@@ -68,7 +70,6 @@ from bench.tools import BENCH_EMAIL, BENCH_PASSWORD, free_port, seed
 
 THIS_FILE: Final = Path(__file__).resolve()
 RIGCTLD: Final = "/usr/bin/rigctld"
-TURNSERVER: Final = "/usr/bin/turnserver"
 CLONE_NEWNET: Final = 0x40000000
 
 RUN_BOUND_S: Final = 100
@@ -89,7 +90,6 @@ SERVER_NAT_IP: Final = "198.51.100.20"
 SRV_PRIVATE_IP: Final = "172.16.0.2"
 MEDIA_PORTS: Final = (40000, 40199)
 TURN_PORT: Final = 3478
-RELAY_PORTS: Final = (49152, 49400)
 HTTP_PORT: Final = 8080
 
 READY_WAIT_S: Final = 40.0
@@ -197,9 +197,12 @@ class Network:
         self.run("rop", ["nft", "delete", "table", "inet", "rc_cut"])
 
 
+#: The SFU's media ports on the server's addresses (a client's own ports may be anything).
+_SERVER_ADDRESSES: Final = f"{{ {SERVER_IP}, {SERVER_NAT_IP} }}"
+_MEDIA_RANGE: Final = f"{MEDIA_PORTS[0]}-{MEDIA_PORTS[1]}"
 MEDIA_BLOCK: Final = (
-    f"udp dport {MEDIA_PORTS[0]}-{MEDIA_PORTS[1]} drop\n"
-    f"udp sport {MEDIA_PORTS[0]}-{MEDIA_PORTS[1]} drop\n"
+    f"ip daddr {_SERVER_ADDRESSES} udp dport {_MEDIA_RANGE} drop\n"
+    f"    ip saddr {_SERVER_ADDRESSES} udp sport {_MEDIA_RANGE} drop\n"
 )
 UDP_BLOCK: Final = "meta l4proto udp drop\n"
 CUT_TABLE: Final = (
@@ -294,10 +297,11 @@ def run(args: argparse.Namespace, result: dict[str, Any], children: list[Child])
     )
     children.append(rigctld)
     board_id, secret = asyncio.run(_seed(data_dir))
-    turn_secret = os.urandom(24).hex()
+    turn_secret = os.urandom(24).hex()  # no coturn checks it when there is none
     with_turn = case not in ("turn_down", "operator_no_path", "station_no_path")
     if with_turn:
-        children.append(start_coturn(data_dir, turn_secret))
+        coturn, turn_secret = start_coturn(data_dir)
+        children.append(coturn)
 
     behind_nat = case == "sfu_nat"
     public_ip = SERVER_NAT_IP if behind_nat else SERVER_IP
@@ -401,17 +405,13 @@ def run(args: argparse.Namespace, result: dict[str, Any], children: list[Child])
     result["coturn_allocations"] = _coturn_allocations(data_dir) if with_turn else None
 
 
-def start_coturn(data_dir: Path, secret: str) -> Child:
-    config = data_dir / "turnserver.conf"
-    config.write_text("")
-    command = [
-        TURNSERVER, "-c", str(config), "-n", "-L", SERVER_IP, "-E", SERVER_IP,
-        "-p", str(TURN_PORT), "--use-auth-secret", "--static-auth-secret", secret,
-        "--realm", "radiocore", "--no-cli", "--no-tls", "--no-dtls", "--verbose",
-        "--simple-log", "--log-file", str(data_dir / "turnserver.log"),
-        "--min-port", str(RELAY_PORTS[0]), "--max-port", str(RELAY_PORTS[1]),
-    ]  # fmt: skip
-    return Child("coturn", command, data_dir / "coturn.out")
+def start_coturn(data_dir: Path) -> tuple[Child, str]:
+    """coturn on the server's public address (the relay ports from a range near a free one);
+    (the child, its secret)."""
+    relay = Coturn(data_dir, address=SERVER_IP, port=TURN_PORT)
+    relay.start()
+    assert relay.process is not None  # started
+    return Adopted("coturn", relay.process, relay.log, relay.stop), relay.secret
 
 
 def _coturn_allocations(data_dir: Path) -> int:

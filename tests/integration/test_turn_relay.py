@@ -10,7 +10,7 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aioice.turn
@@ -31,7 +31,7 @@ from tests.support.waiting import wait_for
 
 
 @pytest.fixture
-def coturn(tmp_path: Path) -> AsyncIterator[Coturn]:
+def coturn(tmp_path: Path) -> Iterator[Coturn]:
     require_coturn()
     relay = Coturn(tmp_path)
     relay.start()
