@@ -1,4 +1,5 @@
-"""`radiocore`: one command with subcommands (serve, agent, demo, user, board, config, bench).
+"""`radiocore`: one command with subcommands (serve, agent, demo, user, board, config, turn,
+bench).
 
 Subcommands import what they need only when run, so `radiocore agent` works on a station
 that has only the light `[agent]` extra installed (it is handed to `board_agent.cli` before
@@ -109,6 +110,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _server_flags(show)
 
+    turn = commands.add_parser(
+        "turn", help="coturn for this deployment: write its configuration, or run it"
+    )
+    turn_commands = turn.add_subparsers(dest="action", required=True)
+    turn_config = turn_commands.add_parser(
+        "config",
+        help="print (or write) a hardened coturn configuration from the [turn] settings",
+        description=(
+            "Render coturn's configuration from the server's [turn] settings: use-auth-secret "
+            "with the same secret, the realm, the listening ports of [turn] urls, the relay "
+            "port range, private peer addresses denied but the SFU's own, quotas, TLS files. "
+            "The file contains the TURN secret. " + settings
+        ),
+    )
+    _server_flags(turn_config, exclude=("demo",))
+    turn_config.add_argument(
+        "--output",
+        metavar="PATH",
+        type=Path,
+        help="write it to PATH with mode 0600 (it contains the secret) instead of printing it",
+    )
+    turn_run = turn_commands.add_parser(
+        "run",
+        help="run coturn in the foreground with that configuration (one-box set-ups)",
+        description=(
+            "Write the configuration of `radiocore turn config` to a private temporary file and "
+            "run turnserver with it in the foreground; SIGTERM, SIGINT and SIGHUP are passed on "
+            "and its exit status is returned (0 when it stopped on a signal passed on). " + settings
+        ),
+    )
+    _server_flags(turn_run, exclude=("demo",))
+    turn_run.add_argument(
+        "--turnserver",
+        metavar="PATH",
+        default="/usr/bin/turnserver",
+        help="coturn's executable (default /usr/bin/turnserver; Debian package coturn)",
+    )
+
     bench = commands.add_parser("bench", help="measure the SFU (JSON output)")
     bench_commands = bench.add_subparsers(dest="target", required=True)
     sfu = bench_commands.add_parser("sfu", help="one publisher, N listeners, all on loopback")
@@ -116,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     sfu.add_argument("--seconds", type=float, default=20.0)
     sfu.add_argument(
         "--listener-processes", type=int, default=2, help="processes the listeners run in"
+    )
+    sfu.add_argument(
+        "--relay",
+        action="store_true",
+        help="measure the direct path, then every listener forced through a coturn the "
+        "benchmark starts (/usr/bin/turnserver): both results and their ratio",
     )
     sfu.add_argument("--json", action="store_true", help="print only the JSON result")
     control = bench_commands.add_parser(
@@ -161,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_demo(args, _load_config(args, demo=True))
         if args.command == "config":
             return _config_show(args)
+        if args.command == "turn" and args.action == "config":
+            return _turn_config(args)
+        if args.command == "turn":
+            return _turn_run(args)
         if args.command == "user":
             return asyncio.run(_user_add(args))
         if args.command == "board" and args.action == "grant":
@@ -212,6 +261,100 @@ def _config_show(args: argparse.Namespace) -> int:
     config = _load_config(args, sources=sources)
     sys.stdout.write(render_server_config(config, sources))
     return 0
+
+
+def _turn_settings(args: argparse.Namespace) -> tuple[str, Any]:
+    """coturn's configuration text from the server's settings, and those settings. The JWT
+    secret is not needed here (a box may run only coturn): the config loads as `user add` does,
+    without the demo-mode warning that would not apply."""
+    import logging
+
+    from turn.coturn_config import CoturnConfigError, render_coturn_config
+
+    def quiet(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("demo mode")
+
+    config_logger = logging.getLogger("signaling.config")
+    config_logger.addFilter(quiet)
+    try:
+        config = _load_config(args, demo=True)
+    finally:
+        config_logger.removeFilter(quiet)
+    try:
+        text = render_coturn_config(config.turn, sfu_addresses=config.ice.host_addresses)
+    except CoturnConfigError as exc:
+        raise _CliError(str(exc)) from None
+    return text, config
+
+
+def _turn_config(args: argparse.Namespace) -> int:
+    from turn.coturn_config import write_coturn_config
+
+    text, _ = _turn_settings(args)
+    if args.output is None:
+        sys.stdout.write(text)
+        print(
+            "radiocore: this configuration contains the TURN secret; keep any copy mode 0600 "
+            "(--output PATH writes it so)",
+            file=sys.stderr,
+        )
+        return 0
+    write_coturn_config(args.output, text)
+    print(
+        f"radiocore: wrote {args.output} (mode 0600: it contains the TURN secret); "
+        f"run: turnserver -c {args.output}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _turn_run(args: argparse.Namespace) -> int:
+    import signal
+    import subprocess
+    import tempfile
+
+    from turn.coturn_config import write_coturn_config
+
+    binary = str(args.turnserver)
+    if not os.access(binary, os.X_OK):
+        raise _CliError(
+            f"{binary} is missing or not executable: install coturn (Debian: apt-get install "
+            "coturn) or name it with --turnserver PATH"
+        )
+    text, config = _turn_settings(args)
+    # systemd's RuntimeDirectory= when there is one (private to the unit), else /tmp; the
+    # directory is 0700 and the file 0600, and both go when turnserver exits
+    runtime = (os.environ.get("RUNTIME_DIRECTORY") or "").split(":")[0] or None
+    with tempfile.TemporaryDirectory(prefix="radiocore-turn-", dir=runtime) as private:
+        path = Path(private) / "turnserver.conf"
+        write_coturn_config(path, text)
+        print(
+            f"radiocore: running {binary} for {', '.join(config.turn.urls)} "
+            f"(relay ports {config.turn.relay_min_port}-{config.turn.relay_max_port})",
+            file=sys.stderr,
+            flush=True,
+        )
+        forwarded: list[int] = []
+        process: subprocess.Popen[bytes] | None = None
+
+        def forward(signum: int, _frame: object) -> None:
+            forwarded.append(signum)
+            if process is not None and process.poll() is None:
+                process.send_signal(signum)
+
+        passed_on = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        previous = {signum: signal.signal(signum, forward) for signum in passed_on}
+        try:
+            process = subprocess.Popen([binary, "-c", str(path)], stdin=subprocess.DEVNULL)
+            if forwarded:  # a signal came before the child existed
+                process.send_signal(forwarded[-1])
+            code = process.wait()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+    if code < 0:  # ended by a signal: a clean stop when it was the one passed on
+        return 0 if -code in forwarded else 128 - code
+    return code
 
 
 def _serve(args: argparse.Namespace) -> int:
