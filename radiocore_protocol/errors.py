@@ -22,6 +22,7 @@ class ErrorCode(enum.Enum):
     RATE_LIMITED = "rate_limited"  # too many messages
     RIG_ERROR = "rig_error"  # the rig refused a command or did not answer
     MEDIA_FAILED = "media_failed"  # a peer connection's media failed (ICE or DTLS): `reason`
+    CONFLICT = "conflict"  # clashes with what is stored (email taken, booking overlaps)
     INTERNAL = "internal"  # the server failed; nothing was changed
 
 

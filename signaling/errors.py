@@ -41,6 +41,31 @@ class BadRequestError(SignalingError):
     default_message = "invalid request"
 
 
+class ValidationFailedError(BadRequestError):
+    """A value of the request does not fit (wrong type, missing, unknown, out of range): REST
+    answers 422 naming the field."""
+
+    http_status = 422
+    default_message = "a value of the request is not valid"
+
+    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
+        super().__init__(message)
+        #: The offending field (dotted path), when one is to blame.
+        self.field = field
+
+
+class RateLimitedError(SignalingError):
+    """Too many requests of this kind from this client: try again after `retry_after_s`."""
+
+    code = ErrorCode.RATE_LIMITED
+    http_status = 429
+    default_message = "too many requests; try again later"
+
+    def __init__(self, message: str | None = None, *, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class AuthError(SignalingError):
     """Missing, forged or expired credentials."""
 
@@ -66,13 +91,10 @@ class NotFoundError(SignalingError):
 
 
 class ConflictError(SignalingError):
-    """The change clashes with what is stored (an email already registered, a board id taken).
+    """The change clashes with what is stored (an email already registered, a board id taken,
+    an overlapping booking): 409 `conflict`."""
 
-    The wire protocol has no conflict code, so Socket.IO clients see `bad_request`; REST answers
-    409.
-    """
-
-    code = ErrorCode.BAD_REQUEST
+    code = ErrorCode.CONFLICT
     http_status = 409
     default_message = "already exists"
 
