@@ -1,5 +1,5 @@
-"""`radiocore`: one command with subcommands (serve, agent, demo, user, board, config, turn,
-bench).
+"""`radiocore`: one command with subcommands (serve, agent, demo, migrate, user, board, config,
+turn, bench).
 
 Subcommands import what they need only when run, so `radiocore agent` works on a station
 that has only the light `[agent]` extra installed (it is handed to `board_agent.cli` before
@@ -90,6 +90,25 @@ def build_parser() -> argparse.ArgumentParser:
     board_grant.add_argument("--board", required=True, metavar="UUID")
     board_grant.add_argument("--email", required=True, help="the operator's account")
     board_grant.add_argument("--right", required=True, choices=["listen", "transmit", "none"])
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="bring the database schema up to date (the server also does at start-up)",
+        description=(
+            "Apply the schema migrations the database lacks (SQLite or PostgreSQL, from "
+            "database_url), then print its schema version as JSON. A database newer than this "
+            "release is refused, unchanged. " + settings
+        ),
+    )
+    _server_flags(migrate, exclude=("demo",))
+    migrate.add_argument(
+        "--database-url",
+        dest="migrate_url",  # not `database_url`: that one is a secret, refused as a flag
+        metavar="URL",
+        help="the database to migrate instead of database_url: sqlite:///PATH or "
+        "postgresql://USER@HOST/DB; without a password (a command line is visible to other "
+        "users): give one in RADIOCORE_DATABASE_URL, or use peer/.pgpass authentication",
+    )
 
     config = commands.add_parser("config", help="inspect the configuration")
     config_commands = config.add_subparsers(dest="action", required=True)
@@ -210,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
             return _turn_config(args)
         if args.command == "turn":
             return _turn_run(args)
+        if args.command == "migrate":
+            return asyncio.run(_migrate(args))
         if args.command == "user":
             return asyncio.run(_user_add(args))
         if args.command == "board" and args.action == "grant":
@@ -364,6 +385,53 @@ def _serve(args: argparse.Namespace) -> int:
     config = _load_config(args)
     configure_logging(config.log_level)
     return asyncio.run(serve(config))
+
+
+async def _migrate(args: argparse.Namespace) -> int:
+    import logging
+    from urllib.parse import urlsplit
+
+    from signaling.config import redact_url
+    from signaling.errors import SignalingError
+    from signaling.store import SQLITE_FILE_NAME, create_store
+
+    def quiet(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("demo mode")
+
+    config_logger = logging.getLogger("signaling.config")
+    config_logger.addFilter(quiet)
+    try:
+        config = _load_config(args, demo=True)  # no JWT is issued here: no secret needed
+    finally:
+        config_logger.removeFilter(quiet)
+    url = config.database_url if args.migrate_url is None else args.migrate_url
+    if args.migrate_url is not None:
+        try:
+            has_password = urlsplit(url).password is not None
+        except ValueError:
+            raise _CliError("--database-url is not a URL") from None
+        if has_password:
+            raise _CliError(
+                "--database-url must not carry a password (other users can read a command "
+                "line): set RADIOCORE_DATABASE_URL instead"
+            )
+    try:
+        store = create_store(url, config.data_dir)
+        async with store:
+            version = await store.schema_version()
+    except SignalingError as exc:
+        raise _CliError(exc.message) from None
+    where = redact_url(url) if url else str(config.data_dir / SQLITE_FILE_NAME)
+    print(
+        json.dumps(
+            {
+                "database": where,
+                "schema_version": version,
+                "applied": list(store.applied_migrations),
+            }
+        )
+    )
+    return 0
 
 
 async def _user_add(args: argparse.Namespace) -> int:

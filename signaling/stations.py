@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class AgentSession:
     board_id: str
-    owner_id: str
+    owner_id: str | None  # None: provisioned, not paired yet
     name: str
 
 
@@ -181,7 +181,8 @@ class StationService:
         board = await self._store.get_board(board_id)
         if board is None:
             return []
-        return [board.owner_id, *await self._store.grantees(board_id)]
+        owner = [] if board.owner_id is None else [board.owner_id]
+        return [*owner, *await self._store.grantees(board_id)]
 
     async def tx_log(self, operator: OperatorIdentity, board_id: str) -> list[TxSession]:
         """The board's TX audit log; only its owner may read it."""
