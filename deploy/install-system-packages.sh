@@ -32,6 +32,7 @@ required=(
     gir1.2-gst-plugins-bad-1.0
     gir1.2-gst-plugins-base-1.0
     python3-gst-1.0
+    libzbar0          # ZBar: the tests read the pairing QR codes back (pyzbar)
 )
 
 missing=()

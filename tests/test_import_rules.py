@@ -106,7 +106,7 @@ class ImportSite:
 
 
 PROJECT = ("radiocore_protocol", "radiocore", "signaling", "media", "turn", "board_agent", "bench")
-SERVER_LIBRARIES = ("jwt", "aiosqlite", "asyncpg", "redis", "psutil")
+SERVER_LIBRARIES = ("jwt", "aiosqlite", "asyncpg", "redis", "psutil", "segno")
 
 
 #: The PTT guard process and what it runs on: it must start fast and small on a Pi, and outlive
@@ -454,6 +454,14 @@ def test_the_ptt_guard_stays_on_the_standard_library() -> None:
     assert _found("from .station import StationDriver\n", "board_agent.rigctld_process") == [
         (1, "board_agent.station.StationDriver")
     ]
+
+
+def test_server_libraries_stay_out_of_the_agent_and_media() -> None:
+    # the QR codes of pairing stickers (segno) are drawn by the server, never on a station
+    for library in SERVER_LIBRARIES:
+        assert _found(f"import {library}\n", "board_agent.agent") == [(1, library)]
+        assert _found(f"import {library}\n", "media.sfu") == [(1, library)]
+    assert _found("import segno, redis.asyncio\n", "signaling.qr") == []
 
 
 def test_module_names_of_files() -> None:

@@ -18,6 +18,7 @@ the decoded body) and returns a msgspec value (or None for 204). Around it, one 
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -169,7 +170,7 @@ def error_response(exc: SignalingError) -> web.Response:
     headers = {}
     retry_after = getattr(exc, "retry_after_s", None)
     if retry_after is not None:
-        headers["Retry-After"] = str(max(1, round(retry_after)))
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))  # never early
     return web.json_response({"error": error}, status=exc.http_status, headers=headers)
 
 
