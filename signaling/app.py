@@ -23,6 +23,7 @@ from signaling.config import ServerConfig, resolve_web_root
 from signaling.ice import IcePlan
 from signaling.namespaces import AgentNamespace, OperatorNamespace
 from signaling.presence import LocalPresence, PresenceTracker
+from signaling.ratelimit import ApiLimits, redis_client
 from signaling.rest import add_routes
 from signaling.stations import StationService
 from signaling.store import create_store
@@ -72,7 +73,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app[keys.SOCKETIO] = sio
     add_routes(app, resolve_web_root(config))
     app[keys.TURN_HEALTH] = TurnHealth(config.turn.urls)
-    app.cleanup_ctx.extend([_store, _audit, _presence, _sfu, _signaling(sio), _turn_check])
+    app.cleanup_ctx.extend([_store, _limits, _audit, _presence, _sfu, _signaling(sio), _turn_check])
     return app
 
 
@@ -85,6 +86,21 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await store.close()
+
+
+async def _limits(app: web.Application) -> AsyncIterator[None]:
+    """The API's rate limits: in this process, or shared through Redis by every node."""
+    url = app[keys.CONFIG].redis_url
+    if not url:
+        app[keys.LIMITS] = ApiLimits.in_process()
+        yield
+        return
+    client = redis_client(url)
+    app[keys.LIMITS] = ApiLimits.on_redis(client)
+    try:
+        yield
+    finally:
+        await client.aclose()
 
 
 async def _audit(app: web.Application) -> AsyncIterator[None]:

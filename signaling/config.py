@@ -389,6 +389,14 @@ class ServerConfig:
         secret=True,
         redact=redact_url,
     )
+    redis_url: str = setting(
+        "",
+        "empty: rate limits (and, with scale-out, presence and rooms) in this process; else "
+        "redis://[:PASSWORD@]HOST:PORT/DB, shared by every node (a secret: it may carry a "
+        "password)",
+        secret=True,
+        redact=redact_url,
+    )
     jwt_audience: str = setting("radiocore", "the `aud` claim tokens carry and must carry")
     jwt_issuer: str = setting(
         "", "the `iss` claim tokens carry and must carry; empty: none, and none is checked"
@@ -441,6 +449,7 @@ class ServerConfig:
             f"secret={secret}",
             f"data_dir={self.data_dir}",
             f"database={redact_url(self.database_url) or 'sqlite (data_dir)'}",
+            f"redis={redact_url(self.redis_url) or '(none: in-process)'}",
             f"jwt_audience={self.jwt_audience}",
             f"jwt_issuer={self.jwt_issuer or '-'}",
             f"jwt_ttl_s={self.jwt_ttl_s}",
@@ -514,6 +523,10 @@ def validate(config: ServerConfig) -> ServerConfig:
             f"not {config.media_latency_sample_every}"
         )
     _check_database_url(config.database_url)
+    if config.redis_url and urlsplit(config.redis_url).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(
+            f"redis_url {redact_url(config.redis_url)!r} must be redis://, rediss:// or unix://"
+        )
     _check_ice(config.ice, config.turn)
     _check_tls(config.tls_cert_file, config.tls_key_file)
 

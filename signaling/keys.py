@@ -11,6 +11,7 @@ from signaling.auth import JwtAuthority
 from signaling.config import ServerConfig
 from signaling.ice import IcePlan
 from signaling.presence import PresenceTracker
+from signaling.ratelimit import ApiLimits
 from signaling.stations import StationService
 from signaling.store import Store
 from turn.probe import TurnHealth
@@ -25,3 +26,4 @@ AUTHORITY = web.AppKey("authority", JwtAuthority)
 STATIONS = web.AppKey("stations", StationService)
 SOCKETIO = web.AppKey("socketio", socketio.AsyncServer)
 TURN_HEALTH = web.AppKey("turn_health", TurnHealth)
+LIMITS = web.AppKey("limits", ApiLimits)

@@ -280,3 +280,38 @@ def rate_limited_response(decision: Decision, message: str | None = None) -> web
     response = error_response(decision.refusal(message))
     response.headers["Retry-After"] = decision.retry_after_header
     return response
+
+
+@dataclass(frozen=True)
+class ApiLimits:
+    """The limits the API applies (seed: login 5/min per IP, pairing 10/h per user,
+    registration per IP)."""
+
+    login: RateLimiter
+    registration: RateLimiter
+    pairing: RateLimiter
+
+    @classmethod
+    def in_process(cls) -> ApiLimits:
+        return cls(
+            MemoryRateLimiter(LOGIN_PER_ADDRESS),
+            MemoryRateLimiter(REGISTRATION_PER_ADDRESS),
+            MemoryRateLimiter(PAIRING_PER_USER),
+        )
+
+    @classmethod
+    def on_redis(cls, client: redis.asyncio.Redis) -> ApiLimits:
+        return cls(
+            RedisRateLimiter(client, LOGIN_PER_ADDRESS, "login"),
+            RedisRateLimiter(client, REGISTRATION_PER_ADDRESS, "registration"),
+            RedisRateLimiter(client, PAIRING_PER_USER, "pairing"),
+        )
+
+
+def redis_client(url: str) -> redis.asyncio.Redis:
+    """A Redis client for `url` with short timeouts and no retries: a Redis that does not
+    answer must not hold a request for seconds (the caller then refuses it: 503)."""
+    client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
+        url, socket_timeout=1.0, socket_connect_timeout=1.0, retry_on_timeout=False
+    )
+    return client
