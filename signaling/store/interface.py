@@ -22,7 +22,6 @@ import abc
 import enum
 import re
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -30,34 +29,16 @@ from types import TracebackType
 from typing import Final, Literal, Self, TypeAlias
 
 from signaling.errors import BadRequestError, NotFoundError
+from signaling.validation import (
+    BAND_NAMES,
+)
 
 #: What a grant lets a user do on someone else's board. The owner may do everything.
 Right: TypeAlias = Literal["listen", "transmit"]
 RIGHTS: Final = ("listen", "transmit")
 
 #: Amateur bands a station can list, in the order the store keeps them (long to short waves).
-BANDS: Final = (
-    "2200m",
-    "630m",
-    "160m",
-    "80m",
-    "60m",
-    "40m",
-    "30m",
-    "20m",
-    "17m",
-    "15m",
-    "12m",
-    "10m",
-    "6m",
-    "4m",
-    "2m",
-    "1.25m",
-    "70cm",
-    "33cm",
-    "23cm",
-    "13cm",
-)
+BANDS: Final = BAND_NAMES
 #: A board's name (after stripping blanks) has 1 … this many characters.
 MAX_BOARD_NAME_CHARS: Final = 64
 #: The highest hourly price an owner may set, in euros (prices have whole cents).
@@ -66,13 +47,6 @@ MAX_PRICE_EUR: Final = Decimal("10000.00")
 SUBSCRIPTION_STATUSES: Final = ("active", "cancelled", "expired")
 _TIER = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 _CENT: Final = Decimal("0.01")
-# Maidenhead: field A-R, square 0-9, subsquare a-x, extended square 0-9, pairs in that order.
-_LOCATOR_CHARS: Final = (
-    "ABCDEFGHIJKLMNOPQR",
-    "0123456789",
-    "abcdefghijklmnopqrstuvwx",
-    "0123456789",
-)
 
 
 class Unset(enum.Enum):
@@ -558,44 +532,6 @@ def canonical_board_name(name: str) -> str:
     if not stripped or len(stripped) > MAX_BOARD_NAME_CHARS:
         raise BadRequestError(f"name must have 1 … {MAX_BOARD_NAME_CHARS} characters")
     return stripped
-
-
-def canonical_locator_prefix(text: str) -> str:
-    """The start of a Maidenhead locator (1 … 8 characters, e.g. `jo6`, `JO62QM`) in the case
-    the store keeps: field letters upper, subsquare letters lower. `BadRequestError` (naming
-    `locator`) for anything else."""
-    stripped = text.strip()
-    if not 1 <= len(stripped) <= 8:
-        raise BadRequestError("locator must be a Maidenhead locator (e.g. JO62qm)")
-    out = []
-    for index, char in enumerate(stripped):
-        allowed = _LOCATOR_CHARS[index // 2]
-        folded = char.upper() if allowed[0] == "A" else char.lower()
-        if len(folded) != 1 or folded not in allowed:
-            raise BadRequestError("locator must be a Maidenhead locator (e.g. JO62qm)")
-        out.append(folded)
-    return "".join(out)
-
-
-def canonical_locator(text: str) -> str:
-    """A whole Maidenhead locator (2, 4, 6 or 8 characters) in canonical case (`JO62qm`)."""
-    locator = canonical_locator_prefix(text)
-    if len(locator) % 2:
-        raise BadRequestError("locator must have 2, 4, 6 or 8 characters (e.g. JO62qm)")
-    return locator
-
-
-def canonical_bands(bands: Sequence[str]) -> tuple[str, ...]:
-    """`bands` without repeats, in `BANDS` order; `BadRequestError` naming an unknown band."""
-    if isinstance(bands, str):  # a single "20m" would otherwise be read as characters
-        raise BadRequestError("bands must be a list of band names")
-    wanted = set()
-    for band in bands:
-        if not isinstance(band, str) or band.strip().lower() not in BANDS:
-            shown = str(band)[:16]
-            raise BadRequestError(f"bands: {shown!r} is not an amateur band this server knows")
-        wanted.add(band.strip().lower())
-    return tuple(band for band in BANDS if band in wanted)
 
 
 def canonical_price(price: Decimal | None) -> Decimal | None:

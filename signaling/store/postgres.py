@@ -43,11 +43,8 @@ from signaling.store.interface import (
     Unset,
     User,
     booking_price,
-    canonical_bands,
     canonical_board_id,
     canonical_board_name,
-    canonical_locator,
-    canonical_locator_prefix,
     canonical_price,
     check_hash,
     check_subscription,
@@ -55,6 +52,7 @@ from signaling.store.interface import (
     normalize_email,
 )
 from signaling.store.migrations import SCHEMA_VERSION_TABLE_POSTGRES, pending
+from signaling.validation import canonical_bands, canonical_locator, canonical_locator_prefix
 
 logger = logging.getLogger(__name__)
 

@@ -44,11 +44,8 @@ from signaling.store.interface import (
     Unset,
     User,
     booking_price,
-    canonical_bands,
     canonical_board_id,
     canonical_board_name,
-    canonical_locator,
-    canonical_locator_prefix,
     canonical_price,
     check_hash,
     check_subscription,
@@ -61,6 +58,7 @@ from signaling.store.migrations import (
     pending,
     sqlite_statements,
 )
+from signaling.validation import canonical_bands, canonical_locator, canonical_locator_prefix
 
 logger = logging.getLogger(__name__)
 
