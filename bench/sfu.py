@@ -47,6 +47,8 @@ from bench.tools import (
 )
 
 SETTLE_S: Final = 2.0
+#: After the audio pauses, before the idle window: the last packets and reports go out.
+IDLE_DRAIN_S: Final = 1.0
 #: How long listeners wait, once all have joined, for each one's first audio packet.
 FIRST_AUDIO_WAIT_S: Final = 30.0
 #: Fields only the `--relay` output's phases carry (the plain output keeps its set of fields).
@@ -74,8 +76,12 @@ async def _publish(url: str, board_id: str, secret: str, pipe: Connection) -> No
     use_loopback_ice()
     sent: list[tuple[float, bytes]] = []
 
+    sending = asyncio.Event()  # cleared: no audio (the idle measurement)
+    sending.set()
+
     class RecordingTrack(OpusPacketTrack):
         async def recv(self) -> Any:
+            await sending.wait()  # the track skips the silent time when it resumes
             packet = await super().recv()
             sent.append((time.time(), _digest(bytes(packet))))
             return packet
@@ -100,7 +106,15 @@ async def _publish(url: str, board_id: str, secret: str, pipe: Connection) -> No
     # online (listeners may connect) once the station's control channel is open
     await asyncio.wait_for(channel_open.wait(), 30)
     pipe.send("ready")
-    await asyncio.to_thread(pipe.recv)  # "stop"
+    for _ in range(100):  # commands: pause, resume, stop
+        command = await asyncio.to_thread(pipe.recv)
+        if command == "stop":
+            break
+        if command == "pause":
+            sending.clear()
+        elif command == "resume":
+            sending.set()
+        pipe.send(command)  # done
     pipe.send(sent)
     await pc.close()
     await sio.disconnect()
@@ -306,6 +320,21 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
                 _wait_ready(pipe, proc, 120 + listeners + FIRST_AUDIO_WAIT_S, "a listener process")
             time.sleep(SETTLE_S)
             server_proc = psutil.Process(server.pid)
+            idle_cpu_pct = None
+            if args.idle_seconds > 0:
+                # every listener connected, no audio: RTCP, consent checks, the station's
+                # status fan-out and timers — what the server costs before it forwards
+                pub_pipe.send("pause")
+                pub_pipe.recv()
+                time.sleep(IDLE_DRAIN_S)
+                idle_before = _cpu_s(server_proc.cpu_times())
+                idle_start = time.monotonic()
+                time.sleep(args.idle_seconds)
+                idle_s = _cpu_s(server_proc.cpu_times()) - idle_before
+                idle_cpu_pct = 100.0 * idle_s / (time.monotonic() - idle_start)
+                pub_pipe.send("resume")
+                pub_pipe.recv()
+                time.sleep(SETTLE_S)
             coturn_proc = psutil.Process(coturn.pid) if coturn is not None else None
             _sfu_stats(url, reset=True)
             stats_before = _sfu_stats(url)
@@ -366,6 +395,13 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
         if forwarded
         else None,
         "server_cpu_pct": round(100.0 * cpu_s / seconds, 1),
+        "server_idle_cpu_pct": _round(idle_cpu_pct),
+        # what forwarding itself costs: the window's CPU less the idle rate over it
+        "server_marginal_cpu_us_per_forwarded_packet": (
+            round((cpu_s - idle_cpu_pct / 100.0 * seconds) / forwarded * 1e6, 2)
+            if forwarded and idle_cpu_pct is not None
+            else None
+        ),
         "added_latency_ms_p50": _round(stats_after["latency_ms_p50"]),
         "added_latency_ms_p99": _round(stats_after["latency_ms_p99"]),
         "latency_samples": stats_after["latency_samples"],

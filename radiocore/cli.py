@@ -181,6 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure the direct path, then every listener forced through a coturn the "
         "benchmark starts (/usr/bin/turnserver): both results and their ratio",
     )
+    sfu.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=5.0,
+        help="first measure the server with every listener connected and no audio for this "
+        "long (0: skip): its idle CPU, and the marginal cost per forwarded packet",
+    )
     sfu.add_argument("--json", action="store_true", help="print only the JSON result")
     control = bench_commands.add_parser(
         "control", help="PTT, tuning and dead-man timing through the dummy rig (rigctld)"

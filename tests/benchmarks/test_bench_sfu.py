@@ -31,6 +31,8 @@ JOIN_FIELDS = (
     "join_to_first_audio_ms_p99",
     "join_to_first_audio_ms_max",
 )
+#: The server with every listener connected and no audio, and forwarding's own cost.
+IDLE_FIELDS = ("server_idle_cpu_pct", "server_marginal_cpu_us_per_forwarded_packet")
 
 
 def bench_sfu(*extra: str) -> dict[str, Any]:
@@ -55,15 +57,24 @@ def assert_every_listener_heard_everything(phase: dict[str, Any], listeners: int
 
 
 def test_bench_sfu_reports_every_field_and_loses_nothing() -> None:
-    figures = bench_sfu("--listeners", "4", "--seconds", "3")
-    assert set(figures) == {*PLAIN_FIELDS, *JOIN_FIELDS, "join_to_first_audio_count"}
-    assert_every_listener_heard_everything(figures, 4)
+    figures = bench_sfu("--listeners", "4", "--seconds", "3", "--idle-seconds", "1")
+    assert set(figures) == {*PLAIN_FIELDS, *JOIN_FIELDS, *IDLE_FIELDS, "join_to_first_audio_count"}
+    assert_every_listener_heard_everything(figures, 4)  # audio came back after the idle time
     assert isinstance(figures["server_cpu_us_per_forwarded_packet"], float)
+    for field in IDLE_FIELDS:
+        assert isinstance(figures[field], float), field
+
+
+def test_bench_sfu_without_an_idle_window_says_so() -> None:
+    figures = bench_sfu("--listeners", "2", "--seconds", "3", "--idle-seconds", "0")
+    assert figures["server_idle_cpu_pct"] is None
+    assert figures["server_marginal_cpu_us_per_forwarded_packet"] is None
+    assert_every_listener_heard_everything(figures, 2)
 
 
 def test_bench_sfu_relay_measures_the_direct_path_then_every_listener_through_coturn() -> None:
     require_coturn()
-    figures = bench_sfu("--relay", "--listeners", "5", "--seconds", "3")
+    figures = bench_sfu("--relay", "--listeners", "5", "--seconds", "3", "--idle-seconds", "0")
     direct, relay = figures["direct"], figures["relay"]
     for phase in (direct, relay):
         assert set(PLAIN_FIELDS) <= set(phase)
