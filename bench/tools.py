@@ -15,6 +15,7 @@ from pathlib import Path
 
 BENCH_EMAIL = "bench@radiocore.local"
 BENCH_PASSWORD = "bench-password"
+BENCH_CALLSIGN = "DL0BCH"
 
 
 def free_port() -> int:
@@ -29,7 +30,7 @@ async def seed(data_dir: Path) -> tuple[str, str]:
     from signaling.store import SQLITE_FILE_NAME, SqliteStore
 
     async with SqliteStore(data_dir / SQLITE_FILE_NAME) as store:
-        user = await create_account(store, BENCH_EMAIL, BENCH_PASSWORD, "BENCH")
+        user = await create_account(store, BENCH_EMAIL, BENCH_PASSWORD, BENCH_CALLSIGN)
         registered = await register_board(store, user.id, "Bench station")
     return registered.board.id, registered.secret
 

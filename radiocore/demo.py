@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 DEMO_EMAIL = "demo@radiocore.local"
 DEMO_PASSWORD = "radiocore-demo"
-DEMO_CALLSIGN = "DEMO"
+DEMO_CALLSIGN = "DL0DEMO"
 DEMO_BOARD_NAME = "Demo station"
 AGENT_START_TIMEOUT_S = 60.0
 READY_PREFIX = "RADIOCORE_DEMO_READY"

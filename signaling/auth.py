@@ -5,7 +5,7 @@
 - `OperatorIdentity` is who a verified token speaks for; room admission checks it.
 - Passwords are hashed with scrypt (standard library); the `*_async` functions run the hashing
   in a worker thread so the event loop keeps forwarding audio meanwhile.
-- Board secrets are random 256-bit strings, stored only as their SHA-256.
+- Board secrets and refresh tokens are random 256-bit strings, stored only as their SHA-256.
 
 Nothing here logs or repeats a secret, a token or a password.
 """
@@ -32,7 +32,11 @@ if TYPE_CHECKING:
 
 DEFAULT_ALGORITHM: Final = "HS256"
 DEFAULT_AUDIENCE: Final = "radiocore"
-DEFAULT_TTL_S: Final = 24 * 3600
+#: Access tokens are short-lived: a stolen one is good for minutes; the console renews its own
+#: with its refresh token (`POST /api/auth/refresh`) before it runs out.
+DEFAULT_TTL_S: Final = 15 * 60
+#: A sign-in lasts this long without the password, if it is used (each refresh starts it again).
+DEFAULT_REFRESH_TTL_S: Final = 30 * 24 * 3600
 # HMAC algorithms only: the server both issues and checks its tokens, so one shared key serves.
 # Minimum key sizes from RFC 7518 §3.2: at least as long as the hash output.
 _HMAC_KEY_BYTES: Final = {"HS256": 32, "HS384": 48, "HS512": 64}
@@ -290,3 +294,22 @@ def hash_board_secret(secret: str) -> str:
 def check_board_secret(secret: str, stored_hash: str) -> bool:
     """Whether `secret` is the one `stored_hash` was made from, compared in constant time."""
     return hmac.compare_digest(hash_board_secret(secret).encode(), stored_hash.encode())
+
+
+# ---------------------------------------------------------------------------------------------
+# Refresh tokens
+
+_REFRESH_TOKEN_BYTES: Final = 32
+#: Longer than any token this server issues (43 characters); a longer one is refused unread.
+MAX_REFRESH_TOKEN_CHARS: Final = 128
+
+
+def new_refresh_token() -> str:
+    """A fresh refresh token (256 random bits, URL-safe text), given to its holder once."""
+    return secrets.token_urlsafe(_REFRESH_TOKEN_BYTES)
+
+
+def hash_refresh_token(token: str) -> str:
+    """The stored form of a refresh token: SHA-256, hex (random 256 bits: no need for a slow
+    hash, see `hash_board_secret`)."""
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from radiocore.demo import DEMO_CALLSIGN
 from tests.support.components import missing
 from tests.support.namespaces import namespace_command, run_check
 
@@ -133,8 +134,8 @@ def test_holding_ptt_keys_the_station_and_sends_voice(report: dict[str, Any]) ->
     on_air = hold["on_air_view"]
     assert on_air["status_ptt"] is True, "the station's status never showed PTT on"
     assert on_air["tx_badge"] == "TX"
-    assert on_air["floor"] == "DEMO"
-    assert on_air["floor_text"] == "DEMO (you)"
+    assert on_air["floor"] == DEMO_CALLSIGN
+    assert on_air["floor_text"] == f"{DEMO_CALLSIGN} (you)"
     assert hold["status_ptt_while_held"] is True, "the station unkeyed while PTT was held"
     assert hold["ptt_while_held"] is True
     assert hold["held_s"] >= 1.4

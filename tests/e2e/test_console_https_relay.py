@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from radiocore.demo import DEMO_CALLSIGN
 from tests.e2e.test_console_chromium import MIN_KEYED_PACKETS, MIN_PACKET_GROWTH, _preconditions
 from tests.support.components import missing
 from tests.support.coturn import require_coturn
@@ -81,7 +82,7 @@ def test_push_to_talk_keys_the_station_through_the_relay(report: dict[str, Any])
     on_air = hold["on_air_view"]
     assert on_air["status_ptt"] is True, "the station's status never showed PTT on"
     assert on_air["tx_badge"] == "TX"
-    assert on_air["floor_text"] == "DEMO (you)"
+    assert on_air["floor_text"] == f"{DEMO_CALLSIGN} (you)"
     assert hold["status_ptt_while_held"] is True
     voice = hold["keyed_outbound"]
     assert voice["packets"] >= MIN_KEYED_PACKETS, f"outbound audio while keyed: {voice}"

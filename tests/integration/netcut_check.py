@@ -26,7 +26,7 @@ packet dropped on output fails the sender's `sendto` with EPERM. Neighbour entri
 so ARP plays no part during the cut or after it. Healing deletes both tables.
 
 Steps:
-1. A: `lo` up, the veth pair, rigctld, a seeded store (owner BENCH and its board, guest DL2NET
+1. A: `lo` up, the veth pair, rigctld, a seeded store (owner DL0BCH and its board, guest DL2NET
    with a transmit grant), the server (config file: `floor.deadman_s`), the agent (its own
    dead-man set longer than the server's, so the release measured is the server's);
 2. both operator processes (this file, `operator` role) join and listen; the cut one in B once

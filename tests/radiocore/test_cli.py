@@ -149,7 +149,7 @@ def test_accounts_and_boards_are_created_and_secrets_printed_once(tmp_path: Path
         "user", "add", *data, "--email", "x@example.org", "--callsign", "DL2X",
         env={"RADIOCORE_PASSWORD": "short"},
     )  # fmt: skip
-    assert short.returncode == 2 and "8 characters" in short.stderr
+    assert short.returncode == 2 and "10 characters" in short.stderr
     board = radiocore("board", "add", *data, "--owner", "op@example.org", "--name", "Home")
     assert board.returncode == 0, board.stderr
     secret = json.loads(board.stdout)["secret"]

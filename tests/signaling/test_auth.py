@@ -66,7 +66,7 @@ def test_token_round_trip(authority: JwtAuthority) -> None:
     assert authority.verify(token) == ALICE
     claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience="radiocore")
     assert jwt.get_unverified_header(token)["alg"] == "HS256"
-    assert claims["exp"] - claims["iat"] == 24 * 3600
+    assert claims["exp"] - claims["iat"] == 15 * 60  # short-lived: renewed by refresh tokens
     assert "iss" not in claims
 
 

@@ -39,7 +39,8 @@ def test_defaults() -> None:
     assert config.data_dir == Path("./radiocore-data")
     assert config.database_url == ""
     assert config.jwt_audience == "radiocore"
-    assert config.jwt_ttl_s == 86400
+    assert config.jwt_ttl_s == 900  # short: clients renew it with their refresh token
+    assert config.refresh_ttl_s == 30 * 86400
     assert config.log_level == "INFO"
     assert config.media_latency_sample_every == 0
     assert config.web_root is None
@@ -271,6 +272,7 @@ def test_secrets_never_shown() -> None:
         ({"port": -1}, "port -1"),
         ({"log_level": "verbose"}, "log_level 'verbose'"),
         ({"jwt_ttl_s": 0}, "jwt_ttl_s"),
+        ({"refresh_ttl_s": 0}, "refresh_ttl_s"),
         ({"jwt_leeway_s": -1.0}, "jwt_leeway_s"),
         ({"jwt_audience": ""}, "jwt_audience"),
         ({"media_latency_sample_every": -1}, "media_latency_sample_every"),

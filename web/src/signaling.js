@@ -109,16 +109,35 @@ export function refusalMessage(error) {
 /**
  * One signed-in connection to `/operator`. socket.io-client reconnects by itself after a lost
  * link; a refusal (bad or expired token) or the server ending the session is final.
+ *
+ * The token is a string, or a function giving a fresh one: then it is asked for at every
+ * connection attempt (the first, each reconnection, the one after a server restart), so a
+ * reconnection never presents an access token that expired meanwhile (`Credentials` renews it
+ * when due). If no token can be had, the connection is refused (`refused`).
  */
 export class SignalingClient {
   /**
-   * @param {string} token the JWT from sign-in
+   * @param {string | (() => Promise<string>)} token the JWT from sign-in, or where to get one
    * @param {SignalingEvents} events
    * @param {typeof io} [connect]
    * @param {{setTimeout: (fn: () => void, ms: number) => unknown}} [timers]
    */
   constructor(token, events, connect = io, timers = globalThis) {
-    const socket = connect(OPERATOR_NAMESPACE, { auth: { token }, transports: ["websocket"] });
+    /** @type {any} socket.io-client's `auth`: an object, or a function called per attempt */
+    let auth = { token };
+    if (typeof token === "function") {
+      auth = (/** @type {(data: object) => void} */ send) => {
+        token().then(
+          (fresh) => {
+            if (live()) send({ token: fresh });
+          },
+          (err) => {
+            if (live()) events.refused(`cannot renew the sign-in: ${err?.message ?? err}`);
+          },
+        );
+      };
+    }
+    const socket = connect(OPERATOR_NAMESPACE, { auth, transports: ["websocket"] });
     /** @type {import("socket.io-client").Socket | null} null once closed */
     this._socket = socket;
 

@@ -250,3 +250,43 @@ test("a malformed shutdown notice is ignored; a long delay is capped", () => {
     retryAfterS: 60,
   });
 });
+
+test("with a token function, every connection attempt asks it for a fresh token", async () => {
+  const { connect, opened } = fakeIo();
+  const { seen, events } = recordingEvents();
+  const handed = ["t1", "t2"];
+  const client = new SignalingClient(async () => handed.shift(), events, connect);
+  const { auth, transports } = opened[0].options;
+  assert.equal(typeof auth, "function");
+  assert.deepEqual(transports, ["websocket"]);
+  const sent = [];
+  auth((data) => sent.push(data)); // the first connection
+  await new Promise((resolve) => setImmediate(resolve));
+  auth((data) => sent.push(data)); // a reconnection
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(sent, [{ token: "t1" }, { token: "t2" }]);
+  assert.deepEqual(seen, []);
+  client.close();
+  auth((data) => sent.push(data)); // closed: nothing is sent
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(sent.length, 2);
+});
+
+test("when no fresh token can be had, the connection is refused, saying why", async () => {
+  const { connect, opened } = fakeIo();
+  const { seen, events } = recordingEvents();
+  new SignalingClient(
+    async () => {
+      throw new Error("the refresh failed (HTTP 502)");
+    },
+    events,
+    connect,
+  );
+  const sent = [];
+  opened[0].options.auth((data) => sent.push(data));
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(sent, []);
+  assert.deepEqual(seen, [
+    ["refused", "cannot renew the sign-in: the refresh failed (HTTP 502)"],
+  ]);
+});
