@@ -90,6 +90,22 @@ def build_parser() -> argparse.ArgumentParser:
     board_grant.add_argument("--board", required=True, metavar="UUID")
     board_grant.add_argument("--email", required=True, help="the operator's account")
     board_grant.add_argument("--right", required=True, choices=["listen", "transmit", "none"])
+    board_provision = board_commands.add_parser(
+        "provision",
+        help="provision boards for pairing: id, agent secret and one-time pairing code (JSON, "
+        "one line each) and the pairing link's QR code, <id>.svg and <id>.png",
+    )
+    _server_flags(board_provision, exclude=("demo",))
+    board_provision.add_argument("--count", type=int, default=1, help="how many (default 1)")
+    board_provision.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="the console's public address the QR codes link to (https://radio.example.org); "
+        "default: this server's host and port",
+    )
+    board_provision.add_argument(
+        "--qr-dir", metavar="DIR", type=Path, default=Path("."), help="where the QR codes go"
+    )
 
     migrate = commands.add_parser(
         "migrate",
@@ -242,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_user_add(args))
         if args.command == "board" and args.action == "grant":
             return asyncio.run(_board_grant(args))
+        if args.command == "board" and args.action == "provision":
+            return asyncio.run(_board_provision(args))
         if args.command == "board":
             return asyncio.run(_board_add(args))
         if args.command == "bench" and args.target == "control":
@@ -475,6 +493,72 @@ async def _board_add(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     print(json.dumps({"board_id": board.id, "secret": secret}))
+    return 0
+
+
+#: The most boards one `radiocore board provision` makes.
+MAX_PROVISION_COUNT = 1000
+
+
+def _console_url(config: Any) -> str:
+    """The server's own address, for pairing links when no --base-url is given."""
+    scheme = "https" if config.tls_cert_file else "http"
+    host = "localhost" if config.host in ("", "0.0.0.0", "::") else config.host
+    host = f"[{host}]" if ":" in host else host
+    default = (scheme, config.port) in (("http", 80), ("https", 443))
+    return f"{scheme}://{host}" + ("" if default else f":{config.port}")
+
+
+async def _board_provision(args: argparse.Namespace) -> int:
+    import logging
+
+    from signaling.accounts import provision_board
+    from signaling.errors import SignalingError
+    from signaling.qr import pairing_link, write_qr
+    from signaling.store import create_store
+
+    if not 1 <= args.count <= MAX_PROVISION_COUNT:
+        raise _CliError(f"--count must be 1 … {MAX_PROVISION_COUNT}")
+
+    def quiet(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("demo mode")
+
+    config_logger = logging.getLogger("signaling.config")
+    config_logger.addFilter(quiet)
+    try:
+        config = _load_config(args, demo=True)  # no JWT is issued here: no secret needed
+    finally:
+        config_logger.removeFilter(quiet)
+    base_url = args.base_url or _console_url(config)
+    try:  # a bad --base-url is refused before any board is made
+        pairing_link(base_url, "00000000-0000-4000-8000-000000000000", "code")
+        args.qr_dir.mkdir(parents=True, exist_ok=True)
+    except SignalingError as exc:
+        raise _CliError(exc.message) from None
+    except OSError as exc:
+        raise _CliError(f"--qr-dir {args.qr_dir}: {exc.strerror}") from None
+    if args.base_url is None:
+        print(f"radiocore: the QR codes link to {base_url} (--base-url to change)", file=sys.stderr)
+    async with create_store(config.database_url, config.data_dir) as store:
+        for _ in range(args.count):
+            provisioned = await provision_board(store)
+            board_id, code = provisioned.board.id, provisioned.pairing_code
+            link = pairing_link(base_url, board_id, code)
+            written = {}
+            for kind in ("svg", "png"):
+                path = args.qr_dir / f"{board_id}.{kind}"
+                write_qr(link, path)
+                path.chmod(0o600)  # it carries the pairing code: until printed, for us only
+                written[kind] = str(path)
+            line = {"board_id": board_id, "secret": provisioned.secret, "pairing_code": code}
+            line |= {"pairing_link": link, "qr_svg": written["svg"], "qr_png": written["png"]}
+            print(json.dumps(line), flush=True)
+    print(
+        f"radiocore: {args.count} board(s) provisioned. Each secret and pairing code is printed "
+        "once, above: put the secret in the board agent's environment as "
+        "RADIOCORE_AGENT_SECRET, and the QR code (the pairing link, with its code) on the board.",
+        file=sys.stderr,
+    )
     return 0
 
 
