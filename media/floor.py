@@ -158,6 +158,15 @@ class FloorPolicy:
         if self.holds(key):
             self.end("link_lost")
 
+    def revoke(self, key: str) -> bool:
+        """The operator `key` lost its right to transmit (signaling re-checks access): its
+        transmission, if any, ends at once (`access_ended`); True when it held the floor.
+        Refusing its later presses is the room's part (its identity no longer transmits)."""
+        if not self.holds(key):
+            return False
+        self.end("access_ended")
+        return True
+
     def end(self, reason: protocol.TxEndReason, by: str | None = None) -> None:
         """End the current transmission, if any: PTT off at the station, everyone told."""
         for timer in (self._deadman, self._timeout, self._warning):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -61,6 +62,9 @@ class Room:
         self.capabilities: protocol.Capabilities | None = None
         self.last_status: bytes | None = None
         self.invalid_messages = 0
+        #: Why an operator's transmit right was withdrawn during its session, by key (told
+        #: when it tries to key or tune again).
+        self._withdrawn: dict[str, str] = {}
         self._station_up = False
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -127,6 +131,7 @@ class Room:
         else:
             previous = self.operators.get(participant.key)
             self.operators[participant.key] = participant
+            self._withdrawn.pop(participant.key, None)  # admitted anew: its rights are fresh
             if participant.target is not None:
                 self.rx.add(participant.target)
         if previous is not None and previous is not participant:
@@ -166,10 +171,24 @@ class Room:
         else:
             if self.operators.get(participant.key) is participant:
                 del self.operators[participant.key]
+                self._withdrawn.pop(participant.key, None)
                 self.floor.left(participant.key)
             if participant.target is not None:
                 self.rx.remove(participant.target)
         await participant.close()
+
+    def withdraw_transmit(self, key: str, reason: str) -> bool:
+        """The operator `key` may no longer transmit (signaling re-checked its access): its
+        transmission, if any, ends now (`ptt_released` `access_ended`), and its later presses
+        and tuning are refused with `forbidden` and `reason`. True when it held the floor."""
+        operator = self.operators.get(key)
+        if operator is None:
+            return False
+        identity = operator.identity
+        if identity.can_transmit or identity.is_owner:
+            operator.identity = dataclasses.replace(identity, can_transmit=False, is_owner=False)
+        self._withdrawn[key] = reason
+        return self.floor.revoke(key)
 
     def _gone(self, participant: Participant) -> None:
         """The participant's peer connection failed or closed by itself."""
@@ -242,10 +261,13 @@ class Room:
         if isinstance(message, protocol.Ptt):
             if not message.state:
                 self.floor.release(operator.key)
-            elif self.floor.press(operator.identity):
+                return
+            self._check_withdrawn(operator)
+            if self.floor.press(operator.identity):
                 self.tx.new_source()
             return
         identity = operator.identity
+        self._check_withdrawn(operator)
         if not identity.can_transmit:
             raise ProtocolError(
                 ErrorCode.FORBIDDEN, f"{identity.callsign} may listen but not control this station"
@@ -258,6 +280,11 @@ class Room:
             raise ProtocolError(
                 ErrorCode.STATION_OFFLINE, "the station cannot be reached now; nothing was sent"
             )
+
+    def _check_withdrawn(self, operator: Participant) -> None:
+        reason = self._withdrawn.get(operator.key)
+        if reason is not None and not operator.identity.can_transmit:
+            raise ProtocolError(ErrorCode.FORBIDDEN, reason)
 
     def _check_capabilities(
         self, message: protocol.SetFrequency | protocol.SetMode | protocol.SetPower

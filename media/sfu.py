@@ -118,6 +118,10 @@ class Sfu:
     def room(self, board_id: str) -> Room | None:
         return self._rooms.get(board_id)
 
+    def rooms(self) -> tuple[Room, ...]:
+        """Every room now (a copy: rooms come and go while the caller awaits)."""
+        return tuple(self._rooms.values())
+
     def _room(self, board_id: str) -> Room:
         room = self._rooms.get(board_id)
         if room is None:

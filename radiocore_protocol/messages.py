@@ -92,6 +92,7 @@ TxEndReason: TypeAlias = Literal[
     "watchdog",  # the station's PTT guard released it: the agent process died or stalled
     "server_shutdown",  # the server is stopping (it released every floor first)
     "server_restart",  # (TX log only) the server stopped without closing the record
+    "access_ended",  # the holder lost the right to transmit (booking over, right withdrawn)
 ]
 
 
@@ -313,6 +314,17 @@ class MediaFailed(_Payload, frozen=True, kw_only=True):
     code: ErrorCode = ErrorCode.MEDIA_FAILED
     message: str
     reason: MediaFailureReason
+    board_id: BoardId
+
+
+class AccessEnded(_Payload, frozen=True, kw_only=True):
+    """Server -> operator event `error` with code `forbidden`: the operator's access to
+    `board_id` ended while connected (booking over, right withdrawn, blocked, account deleted);
+    `message` says why, for a person. The server has closed that peer connection and forgotten
+    the `join`: a new `join` is answered as admission decides then."""
+
+    code: ErrorCode = ErrorCode.FORBIDDEN
+    message: str
     board_id: BoardId
 
 

@@ -17,6 +17,7 @@ from aiohttp import web
 from media.config import SfuConfig
 from media.sfu import Sfu
 from signaling import keys
+from signaling.access import AccessWatch
 from signaling.audit import TxAudit
 from signaling.auth import JwtAuthority
 from signaling.config import ServerConfig, resolve_web_root
@@ -160,8 +161,20 @@ def _signaling(sio: socketio.AsyncServer) -> CleanupContext:
         tracker.connect(operators.announce)
         sfu.on_media_failed(operators.media_failed)  # a client is told why its media failed
         sfu.on_media_failed(agents.media_failed)
+        # rights live in the store: connected guests are re-checked (signaling.access)
+        watch = AccessWatch(
+            app[keys.STORE],
+            sfu,
+            recheck_s=config.access.recheck_s,
+            listen_grace_s=config.access.listen_grace_s,
+            on_ended=operators.access_ended,
+        )
+        watch.start()
         logger.info("RadioCore server ready: %s", config.summary())
-        yield
+        try:
+            yield
+        finally:
+            await watch.close()
 
     return signaling
 

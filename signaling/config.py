@@ -364,6 +364,29 @@ class FloorConfig:
 
 
 @dataclass(frozen=True)
+class AccessConfig:
+    """Admission re-checked during sessions: rights live in the store, not in the token."""
+
+    recheck_s: float = setting(
+        2.0,
+        "seconds between re-checks of every connected guest's access against the store (a "
+        "withdrawn right, a cancelled booking, a block or a deleted account ends the session "
+        "within this); a booking's end is acted on at its time; 0.05 … 60",
+    )
+    listen_grace_s: float = setting(
+        5.0,
+        "seconds a guest whose booking ended may still listen after its transmit right ended "
+        "(the console shows why); 0 … 300",
+    )
+
+    def __post_init__(self) -> None:
+        if not 0.05 <= self.recheck_s <= 60:
+            raise ConfigError(f"access.recheck_s must be 0.05 … 60 s, not {self.recheck_s}")
+        if not 0 <= self.listen_grace_s <= 300:
+            raise ConfigError(f"access.listen_grace_s must be 0 … 300 s, not {self.listen_grace_s}")
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """Everything the server process is configured with; build it with `load_server_config`."""
 
@@ -401,9 +424,18 @@ class ServerConfig:
     jwt_issuer: str = setting(
         "", "the `iss` claim tokens carry and must carry; empty: none, and none is checked"
     )
-    jwt_ttl_s: int = setting(86400, "seconds an operator's token stays valid")
+    jwt_ttl_s: int = setting(
+        900,
+        "seconds an operator's access token (JWT) stays valid; clients renew it with their "
+        "refresh token before then (POST /api/auth/refresh)",
+    )
     jwt_leeway_s: float = setting(
         5.0, "clock difference tolerated between the nodes that issue and check tokens, seconds"
+    )
+    refresh_ttl_s: int = setting(
+        30 * 86400,
+        "seconds a refresh token stays valid unused: a sign-in lasts this long without the "
+        "password (each refresh hands out a new token, valid this long again)",
     )
     log_level: str = setting(
         "INFO", f"log level: {', '.join(LOG_LEVELS)} (any case)", metavar="LEVEL"
@@ -430,6 +462,7 @@ class ServerConfig:
     turn: TurnConfig = field(default_factory=TurnConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     floor: FloorConfig = field(default_factory=FloorConfig)
+    access: AccessConfig = field(default_factory=AccessConfig)
     #: True when `validate` generated the secret (demo mode): tokens do not survive a restart.
     #: Not configurable.
     secret_is_ephemeral: bool = field(default=False, init=False)
@@ -453,6 +486,7 @@ class ServerConfig:
             f"jwt_audience={self.jwt_audience}",
             f"jwt_issuer={self.jwt_issuer or '-'}",
             f"jwt_ttl_s={self.jwt_ttl_s}",
+            f"refresh_ttl_s={self.refresh_ttl_s}",
             f"log_level={self.log_level}",
             f"media_latency_sample_every={self.media_latency_sample_every}",
             f"web_root={self.web_root or '(installed web package)'}",
@@ -468,6 +502,7 @@ class ServerConfig:
             f"turn.ttl_s={self.turn.ttl_s}",
             f"limits={self.limits}",
             f"floor={self.floor}",
+            f"access={self.access}",
         ]
         return " ".join(parts)
 
@@ -517,6 +552,8 @@ def validate(config: ServerConfig) -> ServerConfig:
         raise ConfigError(
             f"jwt_leeway_s must be between 0 and jwt_ttl_s, not {config.jwt_leeway_s}"
         )
+    if config.refresh_ttl_s <= 0:
+        raise ConfigError(f"refresh_ttl_s must be positive, not {config.refresh_ttl_s}")
     if config.media_latency_sample_every < 0:
         raise ConfigError(
             "media_latency_sample_every must be 0 (off) or more, "

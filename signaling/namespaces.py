@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import msgspec
@@ -137,6 +137,14 @@ class AgentNamespace(StrictNamespace):
             if session.board_id == board_id:
                 self.tell_media_failed(sid, board_id, failure)
 
+    async def disconnect_boards(self, board_ids: Collection[str]) -> int:
+        """Disconnect the agents of these boards at once (their boards were deleted: they
+        cannot connect again); how many connections there were."""
+        sids = [sid for sid, s in list(self._sessions.items()) if s.board_id in board_ids]
+        for sid in sids:
+            await self.disconnect(sid)
+        return len(sids)
+
     def _session(self, sid: str) -> AgentSession:
         session = self._sessions.get(sid)
         if session is None:
@@ -201,6 +209,24 @@ class OperatorNamespace(StrictNamespace):
         (participants are keyed by their Socket.IO connection)."""
         if key in self._identities:
             self.tell_media_failed(key, board_id, failure)
+
+    async def access_ended(self, board_id: str, key: str, message: str) -> None:
+        """The operator `key`'s access to the board ended (`signaling.access.AccessWatch`):
+        its join is forgotten and it is told why; the watch then closes its media."""
+        joined = self._joined.get(key)
+        if joined is None:
+            return
+        joined.discard(board_id)
+        body = protocol.AccessEnded(message=message, board_id=board_id)
+        await self.emit("error", protocol.to_builtins(body), to=key)
+
+    async def disconnect_user(self, user_id: str) -> int:
+        """Disconnect every connection of the user at once (their account was deleted: their
+        tokens no longer open one); how many there were. Their media goes with them."""
+        sids = [sid for sid, who in list(self._identities.items()) if who.user_id == user_id]
+        for sid in sids:
+            await self.disconnect(sid)
+        return len(sids)
 
     def _identity(self, sid: str) -> OperatorIdentity:
         identity = self._identities.get(sid)

@@ -5,23 +5,21 @@ Plain logic, no transport: the Socket.IO namespaces parse, call this, and emit.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, TypeAlias
 
 import radiocore_protocol as protocol
 from media.errors import StationOfflineError
 from media.participant import AGENT_KEY, ParticipantIdentity, Role
 from media.sfu import Sfu
+from signaling.access import Access, access_to
 from signaling.auth import JwtAuthority, OperatorIdentity, check_board_secret
 from signaling.errors import AuthError, ForbiddenError, NotFoundError
 from signaling.ice import IcePlan
 from signaling.presence import Presence
-from signaling.store import Board, Right, Store, TxSession
-
-#: What an operator may do on a board: its owner may do all, others what they were granted.
-Access: TypeAlias = Right | Literal["owner"]
+from signaling.store import Board, Store, TxSession
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +104,9 @@ class StationService:
         if not self._presence.agent_disconnected(session.board_id, connection_id):
             return False
         await self._sfu.disconnect(session.board_id, AGENT_KEY)
-        await self._store.touch_board(session.board_id, datetime.now(UTC))
+        # the board may have been deleted (with its owner's account): nothing to record then
+        with contextlib.suppress(NotFoundError):
+            await self._store.touch_board(session.board_id, datetime.now(UTC))
         return True
 
     # -- operators -------------------------------------------------------------------------
@@ -125,21 +125,24 @@ class StationService:
         )
 
     async def boards_for(self, operator: OperatorIdentity) -> list[protocol.BoardInfo]:
+        """The operator's own boards, those granted to them, and those they booked (a booking
+        that has not ended: joining is refused, saying when it starts, until it does)."""
         own = await self._store.boards_of(operator.user_id)
         granted = [board for board, _ in await self._store.boards_granted_to(operator.user_id)]
-        return [self._info(b) for b in own + granted]
+        boards = {b.id: b for b in own + granted}
+        now = datetime.now(UTC)
+        for booking in await self._store.bookings_of_user(operator.user_id):
+            if booking.ends_at > now and booking.board_id not in boards:
+                board = await self._store.get_board(booking.board_id)
+                if board is not None and board.owner_id is not None:
+                    boards[board.id] = board
+        return [self._info(b) for b in boards.values()]
 
     async def _access(self, operator: OperatorIdentity, board_id: str) -> tuple[Board, Access]:
-        """The board and what the operator may do there; refuses those with no access."""
-        board = await self._store.get_board(board_id)
-        if board is None:
-            raise NotFoundError("no such board")
-        if board.owner_id == operator.user_id:
-            return board, "owner"
-        right = await self._store.grant_of(board.id, operator.user_id)
-        if right is None:
-            raise ForbiddenError("you have no access to this board")
-        return board, right
+        """The board and what the operator may do there now, from the store
+        (`signaling.access`); refuses those with no access, saying why."""
+        access = await access_to(self._store, board_id, operator.user_id, datetime.now(UTC))
+        return access.admitted(), access
 
     async def join(self, operator: OperatorIdentity, board_id: str) -> protocol.JoinReply:
         board, access = await self._access(operator, board_id)
@@ -147,8 +150,8 @@ class StationService:
             board=self._info(board),
             ice_servers=self._ice.for_peer(operator.user_id),
             ice_transport_policy=self._ice.policy,
-            can_transmit=access in ("owner", "transmit"),
-            is_owner=access == "owner",
+            can_transmit=access.may_transmit,
+            is_owner=access.is_owner,
         )
 
     async def operator_offer(
@@ -163,8 +166,8 @@ class StationService:
             role=Role.OPERATOR,
             callsign=operator.callsign,
             user_id=operator.user_id,
-            can_transmit=access in ("owner", "transmit"),
-            is_owner=access == "owner",
+            can_transmit=access.may_transmit,
+            is_owner=access.is_owner,
         )
         return await self._sfu.connect_operator(board.id, identity, offer.sdp)
 
@@ -177,16 +180,21 @@ class StationService:
         await self._sfu.disconnect(board_id, connection_id)
 
     async def audience_of(self, board_id: str) -> list[str]:
-        """User ids who may see this board's presence."""
+        """User ids who may see this board's presence: its owner, grantees and the guest whose
+        booking runs now."""
         board = await self._store.get_board(board_id)
         if board is None:
             return []
         owner = [] if board.owner_id is None else [board.owner_id]
-        return [*owner, *await self._store.grantees(board_id)]
+        users = [*owner, *await self._store.grantees(board_id)]
+        booking = await self._store.booking_at(board_id, datetime.now(UTC))
+        if booking is not None and booking.user_id not in users:
+            users.append(booking.user_id)
+        return users
 
     async def tx_log(self, operator: OperatorIdentity, board_id: str) -> list[TxSession]:
         """The board's TX audit log; only its owner may read it."""
         board, access = await self._access(operator, board_id)
-        if access != "owner":
+        if not access.is_owner:
             raise ForbiddenError("only the board's owner may read its TX log")
         return await self._store.tx_sessions(board.id)

@@ -7,7 +7,13 @@ from typing import Any
 
 from aiohttp import web
 
-from signaling.api import auth, boards  # noqa: F401 (each declares its endpoints on import)
+from signaling.api import (  # noqa: F401 (each declares its endpoints on import)
+    auth,
+    boards,
+    bookings,
+    me,
+    stations,
+)
 from signaling.api.http import API
 from signaling.api.openapi import document
 

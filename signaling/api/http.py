@@ -158,6 +158,9 @@ class Api:
         ]
 
 
+#: API answers carry tokens and personal data: no cache (browser, proxy) may keep them.
+NO_STORE: Final = {"Cache-Control": "no-store"}
+
 #: Every endpoint of the server, declared by the modules of `signaling.api`.
 API: Final = Api()
 
@@ -171,7 +174,9 @@ def error_response(exc: SignalingError) -> web.Response:
     retry_after = getattr(exc, "retry_after_s", None)
     if retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(retry_after)))  # never early
-    return web.json_response({"error": error}, status=exc.http_status, headers=headers)
+    return web.json_response(
+        {"error": error}, status=exc.http_status, headers={**NO_STORE, **headers}
+    )
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -196,8 +201,8 @@ def decode_json(raw: bytes, body_type: type[Any]) -> Any:
     when a value does not fit."""
     try:
         value = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        raise BadRequestError("the request body is not valid JSON") from None
+    except (msgspec.DecodeError, UnicodeDecodeError):  # invalid UTF-8 inside a string too
+        raise BadRequestError("the request body is not valid JSON (UTF-8)") from None
     try:
         return msgspec.convert(value, body_type)
     except msgspec.ValidationError as exc:
@@ -238,11 +243,12 @@ def _wrap(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamRes
             logger.exception("%s %s failed", endpoint.method, endpoint.path)
             return error_response(SignalingError())
         if endpoint.response is None:
-            return web.Response(status=204)
+            return web.Response(status=204, headers=NO_STORE)
         return web.Response(
             body=msgspec.json.encode(result),
             status=endpoint.status,
             content_type="application/json",
+            headers=NO_STORE,
         )
 
     handle.__name__ = endpoint.operation_id

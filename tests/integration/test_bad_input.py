@@ -95,7 +95,8 @@ async def test_bad_requests_get_clear_errors_and_listeners_keep_hearing(
         assert await code_of("offer", {"board_id": board, "type": "offer", "sdp": "v=0"}) == (
             "not_joined"
         )
-        assert await code_of("join", {"board_id": server.other_board_id}) == "forbidden"
+        # someone else's private board answers as an unknown one does
+        assert await code_of("join", {"board_id": server.other_board_id}) == "not_found"
         unknown = "00000000-0000-4000-8000-000000000000"
         assert await code_of("join", {"board_id": unknown}) == "not_found"
         assert await code_of("join", {"board_id": "not-a-uuid"}) == "bad_request"

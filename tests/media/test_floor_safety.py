@@ -191,6 +191,39 @@ async def test_requests_outside_the_rigs_capabilities_are_refused(station: Stati
     assert station.agent.inbox == ['{"type":"freq","value":14205000}']
 
 
+async def test_a_withdrawn_transmit_right_unkeys_the_holder_and_refuses_it_after(
+    station: Station,
+) -> None:
+    """Signaling re-checks access: a guest whose right to transmit ended (its booking is over)
+    loses the floor at once, says so, and keying or tuning again is refused with the reason;
+    it still listens, and the owner still overrides and keys."""
+    guest = await station.operator("guest")
+    owner = await station.operator("owner", owner=True)
+    guest.send(PTT_ON)
+    assert await wait_for(lambda: station.agent_saw(PTT_ON) == 1)
+    room = station.sfu.room(BOARD)
+    assert room is not None
+    reason = "you may no longer transmit on Station: your booking ended at 2026-11-27 15:00 UTC"
+    assert room.withdraw_transmit("guest", reason) is True
+    assert await wait_for(lambda: station.agent_saw(PTT_OFF) == 1, seconds=1)
+    assert await wait_for(lambda: guest.got("ptt_released"))
+    assert guest.got("ptt_released") == [protocol.PttReleased(reason="access_ended")]
+    assert await wait_for(lambda: protocol.Floor(holder=None) in owner.got("floor"))
+    guest.send(PTT_ON)
+    guest.send(protocol.encode(protocol.SetFrequency(value=7_100_000)).decode())
+    assert await wait_for(lambda: len(guest.got("error")) == 2)
+    assert [(e.code.value, e.message) for e in guest.got("error")] == [("forbidden", reason)] * 2
+    assert room.withdraw_transmit("guest", reason) is False  # nothing held: nothing to release
+    owner.send(PTT_ON)
+    assert await wait_for(lambda: station.agent_saw(PTT_ON) == 2)
+    assert station.log.events == [
+        ("start", "GUEST", ""),
+        ("end", "GUEST", "access_ended"),
+        ("start", "OWNER", ""),
+    ]
+    assert station.agent_saw(PTT_OFF) == 1  # the guest's later key never reached the rig
+
+
 async def test_holder_link_lost_unkeys_at_once(station: Station) -> None:
     holder = await station.operator("op")
     holder.send(PTT_ON)

@@ -108,6 +108,7 @@ async def test_answers_fit_the_documented_types(
     ("body", "status", "field"),
     [
         (b"{not json", 400, None),
+        (b'{"email": "\xed\xa0\x80", "password": "x"}', 400, None),  # invalid UTF-8
         (b'{"email": "a@b.c"}', 422, "password"),
         (b'{"email": 5, "password": "x"}', 422, "email"),
         (b'{"email": "a@b.c", "password": "x", "admin": true}', 422, "admin"),

@@ -8,7 +8,7 @@
 
 import { createDebugView, exposeDebugView } from "./debug.js";
 import { ConsoleError, errorFields } from "./errors.js";
-import { signIn } from "./login.js";
+import { Credentials, signIn } from "./login.js";
 import { describeMicrophone } from "./microphone.js";
 import { ERROR_CODES } from "./protocol.js";
 import {
@@ -85,6 +85,8 @@ function newStation() {
 let station = newStation();
 /** @type {SignalingClient | null} while signed in */
 let signaling = null;
+/** @type {Credentials | null} the sign-in's tokens (in memory only), while signed in */
+let credentials = null;
 /** @type {BoardSession | null} the one board session that is not closed, if any */
 let session = null;
 /** @type {Map<string, {id: string, name: string, online: boolean}>} */
@@ -167,10 +169,19 @@ async function onLoginSubmit(event) {
   view.setSigningIn(true);
   setState("signing-in");
   try {
-    const { token, callsign } = await signIn(email, password);
-    page.callsign = callsign;
-    view.showSignedIn(callsign ?? email);
-    connectSignaling(token);
+    const signedIn = await signIn(email, password);
+    const mine = new Credentials(signedIn, {
+      // the refresh token was refused (revoked, expired or spent twice): start again
+      ended: (message) => {
+        if (credentials === mine) signOut(message);
+      },
+    });
+    credentials?.close();
+    credentials = mine;
+    page.callsign = signedIn.callsign;
+    view.showSignedIn(signedIn.callsign ?? email);
+    // a fresh access token for every connection attempt, reconnections included
+    connectSignaling(() => mine.accessToken());
   } catch (err) {
     if (err instanceof ConsoleError) {
       page.lastError = Object.freeze({ code: err.code, message: err.message, ref: null });
@@ -184,7 +195,7 @@ async function onLoginSubmit(event) {
   }
 }
 
-/** @param {string} token */
+/** @param {() => Promise<string>} token gives a fresh access token */
 function connectSignaling(token) {
   setState("signaling");
   signaling = new SignalingClient(token, {
@@ -203,6 +214,11 @@ function connectSignaling(token) {
       // the server gave up on this peer connection (no path, or DTLS): try again, later
       if (code === ERROR_CODES.MEDIA_FAILED && boardId === page.boardId && session !== null) {
         recovery.failed("The server could not connect the audio");
+      } else if (code === ERROR_CODES.FORBIDDEN && boardId === page.boardId) {
+        // the server ended this operator's access (a booking over, a grant revoked): the
+        // station is left, and not re-joined by the recovery
+        recovery.cancel();
+        void leaveBoard({ keepPanel: true }).then(() => setState("failed"));
       }
     },
     shutdown: ({ retryAfterS }) =>
@@ -231,6 +247,9 @@ function signOut(message = "") {
   const sig = signaling;
   signaling = null;
   sig?.close(); // the server forgets our joins with the connection
+  const mine = credentials;
+  credentials = null;
+  mine?.close(); // revokes the refresh token on the server
   boards.clear();
   renderBoards();
   page.callsign = null;

@@ -15,6 +15,7 @@ const RELEASE_REASONS = {
   watchdog: "the station's PTT guard released it (the station's software stopped responding)",
   server_shutdown: "the server is restarting",
   server_restart: "the server restarted",
+  access_ended: "your right to transmit here ended (booking over, or withdrawn by the owner)",
 };
 
 /**
