@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Final
 
 import socketio
 from aiohttp import web
@@ -74,7 +76,9 @@ def create_app(config: ServerConfig) -> web.Application:
     app[keys.SOCKETIO] = sio
     add_routes(app, resolve_web_root(config))
     app[keys.TURN_HEALTH] = TurnHealth(config.turn.urls)
-    app.cleanup_ctx.extend([_store, _limits, _audit, _presence, _sfu, _signaling(sio), _turn_check])
+    app.cleanup_ctx.extend(
+        [_store, _limits, _housekeeping, _audit, _presence, _sfu, _signaling(sio), _turn_check]
+    )
     return app
 
 
@@ -87,6 +91,34 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await store.close()
+
+
+#: How often stored things that only expire are deleted (refresh tokens past their expiry).
+HOUSEKEEPING_INTERVAL_S: Final = 3600.0
+
+
+async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
+    """Deletes what has expired (refresh tokens) at start and then every hour, so a console
+    left open for months does not grow the table without bound."""
+
+    async def run() -> None:
+        store = app[keys.STORE]
+        while True:
+            try:
+                purged = await store.purge_refresh_tokens(datetime.now(UTC))
+                if purged:
+                    logger.info("housekeeping: deleted %d expired refresh token(s)", purged)
+            except Exception:  # a failed pass is retried at the next one
+                logger.exception("housekeeping failed")
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
+
+    task = asyncio.create_task(run(), name="radiocore-housekeeping")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _limits(app: web.Application) -> AsyncIterator[None]:

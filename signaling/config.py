@@ -458,6 +458,14 @@ class ServerConfig:
         "PEM private key of tls_cert_file, unencrypted (keep it readable only by the server)",
         metavar="FILE",
     )
+    trusted_proxies: tuple[str, ...] = setting(
+        (),
+        "addresses or networks of reverse proxies in front of the server (e.g. 127.0.0.1 for "
+        "deploy/nginx): a request from one of them is taken to come from the address its "
+        "X-Forwarded-For names (rate limits are per client address); empty: none",
+        flag="--trusted-proxy",
+        metavar="IP",
+    )
     ice: IceConfig = field(default_factory=IceConfig)
     turn: TurnConfig = field(default_factory=TurnConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
@@ -559,6 +567,13 @@ def validate(config: ServerConfig) -> ServerConfig:
             "media_latency_sample_every must be 0 (off) or more, "
             f"not {config.media_latency_sample_every}"
         )
+    for proxy in config.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"trusted_proxies: {proxy!r} is not an IP address or network"
+            ) from None
     _check_database_url(config.database_url)
     if config.redis_url and urlsplit(config.redis_url).scheme not in ("redis", "rediss", "unix"):
         raise ConfigError(

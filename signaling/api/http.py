@@ -17,6 +17,8 @@ the decoded body) and returns a msgspec value (or None for 204). Around it, one 
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import logging
 import math
 import re
@@ -112,7 +114,9 @@ class Call:
 
     @property
     def remote(self) -> str:
-        return self.request.remote or "unknown"
+        """The client's address: the peer's, or behind a trusted reverse proxy the one its
+        X-Forwarded-For names (`client_address`)."""
+        return client_address(self.request)
 
 
 @dataclass
@@ -163,6 +167,39 @@ NO_STORE: Final = {"Cache-Control": "no-store"}
 
 #: Every endpoint of the server, declared by the modules of `signaling.api`.
 API: Final = Api()
+
+
+def client_address(request: web.Request) -> str:
+    """Who sent `request`: its peer address, unless that peer is one of `trusted_proxies`;
+    then X-Forwarded-For is read from the right (the hops the trusted proxies appended), and
+    the first address that is not a trusted proxy is the client. A header the client wrote
+    itself stays to the left of that and is never believed."""
+    peer = request.remote or "unknown"
+    trusted = _trusted_networks(request.app[keys.CONFIG].trusted_proxies)
+    if not trusted or not _within(peer, trusted):
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if not _within(hop, trusted):
+            return hop
+    return peer
+
+
+@functools.lru_cache(maxsize=8)
+def _trusted_networks(
+    proxies: tuple[str, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
+def _within(
+    address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
 
 
 def error_response(exc: SignalingError) -> web.Response:

@@ -148,3 +148,32 @@ async def test_a_failed_start_closes_what_was_opened(
     assert isinstance(store, SqliteStore)
     assert store._db is None, "the store opened before the failure was left open"
     assert app[keys.AUDIT]._task is None, "the audit writer started before it still runs"
+
+
+async def test_expired_refresh_tokens_are_deleted_at_start(tmp_path: Path) -> None:
+    """Housekeeping: a server that starts deletes refresh tokens past their expiry (and keeps
+    the live ones), so the table does not grow for as long as consoles stay open."""
+    import hashlib
+    from datetime import UTC, datetime, timedelta
+
+    old, live = (hashlib.sha256(name.encode()).hexdigest() for name in ("old", "live"))
+    now = datetime.now(UTC)
+    async with SqliteStore(tmp_path / "radiocore.sqlite3") as store:
+        user = await create_account(store, EMAIL, PASSWORD, "DL1APP")
+        await store.create_refresh_token(
+            user.id, old, now - timedelta(days=1), when=now - timedelta(days=31)
+        )
+        await store.create_refresh_token(user.id, live, now + timedelta(days=1))
+    app = create_app(make_config(tmp_path))
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    try:
+        store = app[keys.STORE]
+        for _ in range(100):  # bounded: the first pass runs as the app starts
+            if await store.get_refresh_token(old) is None:
+                break
+            await asyncio.sleep(0.05)
+        assert await store.get_refresh_token(old) is None, "the expired token was kept"
+        assert await store.get_refresh_token(live) is not None
+    finally:
+        await runner.cleanup()
