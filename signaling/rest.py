@@ -66,6 +66,8 @@ def add_routes(app: web.Application, web_root: Path) -> None:
             web.get("/health", health),
             web.get("/api/internal/sfu", sfu_stats),
             web.get("/", console),
+            # the sticker's pairing link (`signaling.qr`): the console reads its id and code
+            web.get("/pair", console),
         ]
     )
     app.router.add_static("/static/", web_root, follow_symlinks=False)

@@ -458,9 +458,11 @@ def _wait_for(description: str, timeout: float, probe: Any) -> Any:
 def _sign_in(page: Page, url: str, email: str, password: str) -> None:
     page.goto(url, wait_until="load")
     _wait_js(page, "window.radiocore && window.radiocore.state === 'signed-out'")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    # the sign-in form's own fields: the page has other forms with an email and a password
+    form = page.locator("#login-form")
+    form.get_by_label("Email").fill(email)
+    form.get_by_label("Password").fill(password)
+    form.get_by_role("button", name="Sign in").click()
 
 
 def check_wrong_password(page: Page, url: str, email: str, password: str) -> dict[str, Any]:
@@ -475,17 +477,10 @@ def check_wrong_password(page: Page, url: str, email: str, password: str) -> dic
     }
 
 
-def check_listening(
-    page: Page, url: str, ready: dict[str, Any], screenshot: Path, result: dict[str, Any]
-) -> None:
-    """Fills `result` as it goes, so a failure still reports how far it got."""
-    started = time.monotonic()
-    _sign_in(page, url, ready["email"], ready["password"])
-    board = page.get_by_role("button", name=re.compile(re.escape(ready["board_name"])))
-    board.first.click(timeout=15_000)  # waits until the station shows online (enabled)
-    _wait_js(page, "window.radiocore.state === 'connected'", timeout=15_000)
-    result["connected_s"] = round(time.monotonic() - started, 2)
-
+def measure_listening(page: Page, result: dict[str, Any]) -> None:
+    """Once joined (`connected`): the inbound audio over a ~2 s window (`packets_first`,
+    `packets_later`, `packets_window_s`, `bytes_received`, `audio_level` > 0 awaited) and the
+    released microphone's sender over the same window (`released_outbound`), into `result`."""
     # inbound-rtp stats exist only from the first packet on, which may follow `connected`
     first = _wait_for(
         "inbound audio packets",
@@ -509,6 +504,19 @@ def check_listening(
     if level <= 0:  # playout may start a little after the first packets
         level = _wait_for("audioLevel > 0", 5, lambda: _inbound_audio(page)["audioLevel"] or 0.0)
     result["audio_level"] = level
+
+
+def check_listening(
+    page: Page, url: str, ready: dict[str, Any], screenshot: Path, result: dict[str, Any]
+) -> None:
+    """Fills `result` as it goes, so a failure still reports how far it got."""
+    started = time.monotonic()
+    _sign_in(page, url, ready["email"], ready["password"])
+    board = page.get_by_role("button", name=re.compile(re.escape(ready["board_name"])))
+    board.first.click(timeout=15_000)  # waits until the station shows online (enabled)
+    _wait_js(page, "window.radiocore.state === 'connected'", timeout=15_000)
+    result["connected_s"] = round(time.monotonic() - started, 2)
+    measure_listening(page, result)
 
     _wait_js(page, "window.radiocore.statusCount >= 2", timeout=10_000)
     result["status_count"] = page.evaluate("window.radiocore.statusCount")

@@ -3,9 +3,13 @@
 //
 // This module owns the console's state and wires the others together: `signaling` (Socket.IO,
 // `/operator`), `session` (join, peer connection, control channel), `microphone`, `ptt`,
-// `tuning`, `view` (the DOM) and `debug` (the read-only `window.radiocore`). It follows
+// `tuning`, `view` (the DOM) and `debug` (the read-only `window.radiocore`); and the pages of
+// station sharing over the REST API (`api`): `router` (which page the URL names, the sticker's
+// pairing link), `register`, `pairing`, `mystations`, `publicstations`, `bookings`. It follows
 // docs/protocol.md. No framework; bundled by esbuild.
 
+import { ApiClient } from "./api.js";
+import { BookingsPage } from "./bookings.js";
 import { createDebugView, exposeDebugView } from "./debug.js";
 import { ConsoleError, errorFields } from "./errors.js";
 import { Credentials, signIn } from "./login.js";
@@ -17,7 +21,13 @@ import {
   describeStationStop,
   transmitControls,
 } from "./ptt.js";
+import { MyStationsPage } from "./mystations.js";
+import { showView } from "./pages.js";
+import { PairPage } from "./pairing.js";
+import { PublicStationsPage } from "./publicstations.js";
 import { MediaRecovery } from "./recovery.js";
+import { RegisterPage } from "./register.js";
+import { Router, resolveView } from "./router.js";
 import { BoardSession } from "./session.js";
 import { SignalingClient } from "./signaling.js";
 import { TuningControls } from "./tuning.js";
@@ -169,19 +179,7 @@ async function onLoginSubmit(event) {
   view.setSigningIn(true);
   setState("signing-in");
   try {
-    const signedIn = await signIn(email, password);
-    const mine = new Credentials(signedIn, {
-      // the refresh token was refused (revoked, expired or spent twice): start again
-      ended: (message) => {
-        if (credentials === mine) signOut(message);
-      },
-    });
-    credentials?.close();
-    credentials = mine;
-    page.callsign = signedIn.callsign;
-    view.showSignedIn(signedIn.callsign ?? email);
-    // a fresh access token for every connection attempt, reconnections included
-    connectSignaling(() => mine.accessToken());
+    beginSession(await signIn(email, password), email);
   } catch (err) {
     if (err instanceof ConsoleError) {
       page.lastError = Object.freeze({ code: err.code, message: err.message, ref: null });
@@ -193,6 +191,29 @@ async function onLoginSubmit(event) {
   } finally {
     view.setSigningIn(false);
   }
+}
+
+/**
+ * Signed in (or registered): keeps the tokens, connects to the server, shows the page the URL
+ * names (the pairing page when a sticker's link waits).
+ * @param {import("./login.js").Session} signedIn
+ * @param {string} email shown when the reply has no callsign
+ */
+function beginSession(signedIn, email) {
+  const mine = new Credentials(signedIn, {
+    // the refresh token was refused (revoked, expired or spent twice): start again
+    ended: (message) => {
+      if (credentials === mine) signOut(message);
+    },
+  });
+  credentials?.close();
+  credentials = mine;
+  page.callsign = signedIn.callsign;
+  view.showSignedIn(signedIn.callsign ?? email);
+  registerPage.reset();
+  // a fresh access token for every connection attempt, reconnections included
+  connectSignaling(() => mine.accessToken());
+  router.refresh();
 }
 
 /** @param {() => Promise<string>} token gives a fresh access token */
@@ -253,8 +274,13 @@ function signOut(message = "") {
   boards.clear();
   renderBoards();
   page.callsign = null;
+  myStations.clear();
+  publicStations.clear();
+  bookingsPage.clear();
+  registerPage.reset();
   view.showSignedOut(message);
   setState("signed-out");
+  router.refresh();
 }
 
 async function refreshBoards() {
@@ -277,6 +303,8 @@ async function refreshBoards() {
 
 /** @param {{boardId: string, online: boolean}} presence */
 function onPresence({ boardId, online }) {
+  myStations.presence(boardId, online);
+  publicStations.presence(boardId, online);
   const board = boards.get(boardId);
   if (board === undefined) {
     void refreshBoards(); // a board we have not seen yet: fetch its name
@@ -558,7 +586,8 @@ function safetyRelease(mine, what, code) {
 const pttInput = new PttInput({
   button: view.els.ptt,
   window,
-  keyEnabled: () => session !== null && session.canTransmit,
+  // only where the transmit panel can be seen: the space bar on another page keys nothing
+  keyEnabled: () => session !== null && session.canTransmit && shownView === "stations",
   canPress: () =>
     session !== null &&
     !session.ptt.keyed &&
@@ -592,6 +621,63 @@ const tuning = new TuningControls({
 });
 
 // ---------------------------------------------------------------------------------------------
+// Station sharing: the REST API's pages, and which page is shown
+
+/** Not signed in (any more): what an API call made then fails with. */
+function notSignedIn() {
+  return new ConsoleError(ERROR_CODES.UNAUTHORIZED, "Not signed in.");
+}
+
+const api = new ApiClient({
+  token: () => credentials?.accessToken() ?? Promise.reject(notSignedIn()),
+  renew: () => credentials?.refresh() ?? Promise.reject(notSignedIn()),
+});
+/** @param {import("./api.js").ApiRequest} request */
+const sendApi = (request) => api.send(request);
+
+const registerPage = new RegisterPage(document, { registered: beginSession });
+const pairPage = new PairPage(document, {
+  send: sendApi,
+  paired(board) {
+    if (board?.id) myStations.selectAfterLoad(board.id);
+    void refreshBoards();
+    // the code is used up: the link leaves the address bar and the history
+    router.leavePairing("my-stations");
+  },
+});
+const myStations = new MyStationsPage(document, {
+  send: sendApi,
+  changed: () => void refreshBoards(),
+});
+const publicStations = new PublicStationsPage(document, { send: sendApi });
+const bookingsPage = new BookingsPage(document, { send: sendApi });
+
+/**
+ * Shows the page a route names, as far as the operator may see it, and reads what it lists.
+ * @param {import("./router.js").Route} route
+ */
+function showRoute(route) {
+  const signedIn = credentials !== null;
+  const shown = resolveView(route, signedIn);
+  shownView = shown;
+  showView(document, shown, signedIn);
+  // the station's audio goes on on the other pages, but the transmitter stays unkeyed there
+  if (shown !== "stations" && session !== null) {
+    safetyRelease(session, "you left the station's page", "left_page");
+  }
+  pairPage.showPending(signedIn ? null : route.pairing);
+  if (shown === "register") registerPage.focus();
+  else if (shown === "pair" && route.pairing !== null) pairPage.show(route.pairing);
+  else if (shown === "my-stations") void myStations.load();
+  else if (shown === "public") void publicStations.search();
+  else if (shown === "bookings") void bookingsPage.load();
+}
+
+/** The view shown now (`router.js`). */
+let shownView = "signin";
+const router = new Router(window, showRoute);
+
+// ---------------------------------------------------------------------------------------------
 // The page's own controls
 
 view.els.loginForm.addEventListener("submit", onLoginSubmit);
@@ -603,3 +689,4 @@ window.addEventListener("pagehide", () => {
   signaling?.close();
 });
 setState("signed-out");
+router.refresh();
