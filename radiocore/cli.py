@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="coturn's executable (default /usr/bin/turnserver; Debian package coturn)",
     )
 
-    bench = commands.add_parser("bench", help="measure the SFU (JSON output)")
+    bench = commands.add_parser("bench", help="measure the SFU, rig control and API (JSON)")
     bench_commands = bench.add_subparsers(dest="target", required=True)
     sfu = bench_commands.add_parser("sfu", help="one publisher, N listeners, all on loopback")
     sfu.add_argument("--listeners", type=int, default=100)
@@ -223,6 +223,34 @@ def build_parser() -> argparse.ArgumentParser:
         "server_sigstop, server_sigterm, agent_sigkill, agent_sigstop (default: all)",
     )
     faults.add_argument("--json", action="store_true", help="print only the JSON result")
+    api = bench_commands.add_parser(
+        "api",
+        help="the REST and Socket.IO API on a seeded database: admission at join, bookings "
+        "under contention, sign-ins",
+    )
+    api.add_argument("--users", type=int, default=10_000, help="seeded users (at least 10)")
+    api.add_argument("--boards", type=int, default=1_000, help="seeded boards (at least 3)")
+    api.add_argument(
+        "--seconds", type=float, default=10.0, help="length of the booking and the login window"
+    )
+    api.add_argument(
+        "--database",
+        choices=("postgres", "sqlite"),
+        default="postgres",
+        help="postgres: a PostgreSQL the benchmark starts (/usr/lib/postgresql/15/bin); "
+        "sqlite: the embedded store, for comparison",
+    )
+    api.add_argument(
+        "--admission-calls",
+        type=int,
+        default=4000,
+        help="in-process admission checks timed (at least 2000 for the issue's figure)",
+    )
+    api.add_argument("--join-calls", type=int, default=1000, help="Socket.IO joins timed")
+    api.add_argument(
+        "--clients", type=int, default=16, help="concurrent HTTP clients booking the hot boards"
+    )
+    api.add_argument("--json", action="store_true", help="print only the JSON result")
     return parser
 
 
@@ -270,6 +298,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench.faults import run_faults_bench
 
             return run_faults_bench(args)
+        if args.command == "bench" and args.target == "api":
+            from bench.api import run_api_bench
+
+            return run_api_bench(args)
         if args.command == "bench":
             from bench.sfu import run_sfu_bench
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -26,7 +27,13 @@ from signaling.config import ServerConfig, resolve_web_root
 from signaling.ice import IcePlan
 from signaling.namespaces import AgentNamespace, OperatorNamespace
 from signaling.presence import LocalPresence, PresenceTracker
-from signaling.ratelimit import ApiLimits, redis_client
+from signaling.ratelimit import (
+    ApiLimits,
+    Limit,
+    MemoryRateLimiter,
+    RedisRateLimiter,
+    redis_client,
+)
 from signaling.rest import add_routes
 from signaling.stations import StationService
 from signaling.store import create_store
@@ -122,14 +129,20 @@ async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _limits(app: web.Application) -> AsyncIterator[None]:
-    """The API's rate limits: in this process, or shared through Redis by every node."""
-    url = app[keys.CONFIG].redis_url
+    """The API's rate limits: in this process, or shared through Redis by every node; sign-ins
+    per address as `limits.login_per_minute` says (the seed's 5 by default)."""
+    config = app[keys.CONFIG]
+    url = config.redis_url
+    login = Limit(config.limits.login_per_minute, 60.0)
     if not url:
-        app[keys.LIMITS] = ApiLimits.in_process()
+        limits = ApiLimits.in_process()
+        app[keys.LIMITS] = dataclasses.replace(limits, login=MemoryRateLimiter(login))
         yield
         return
     client = redis_client(url)
-    app[keys.LIMITS] = ApiLimits.on_redis(client)
+    app[keys.LIMITS] = dataclasses.replace(
+        ApiLimits.on_redis(client), login=RedisRateLimiter(client, login, "login")
+    )
     try:
         yield
     finally:

@@ -67,6 +67,10 @@ TRANSPORT_POLICIES: Final = ("all", "relay")
 MAX_LISTENER_QUEUE_PACKETS: Final = 1024  # 20 s of 20 ms audio
 MAX_BUFFERED_DATA_BYTES: Final = 16 * 1024 * 1024
 MAX_EARLY_CANDIDATES: Final = 1024
+#: The seed's sign-in limit per client address (`signaling.ratelimit.LOGIN_PER_ADDRESS`), and
+#: the most a server may allow (a benchmark raises it: bench/api.py).
+DEFAULT_LOGINS_PER_MINUTE: Final = 5
+MAX_LOGINS_PER_MINUTE: Final = 1_000_000
 
 # Fragments of the placeholders people copy from examples; a secret containing one is refused.
 _PLACEHOLDER_FRAGMENTS: Final = (
@@ -281,6 +285,12 @@ class LimitsConfig:
         "trickled ICE candidates kept for a connection whose offer is still being applied; "
         "later ones are dropped",
     )
+    login_per_minute: int = setting(
+        DEFAULT_LOGINS_PER_MINUTE,
+        "sign-in attempts (POST /api/auth/login, good or bad) one client address may make a "
+        "minute: a burst of this many, then one every 60/N s; the excess gets 429 with "
+        f"Retry-After (1 … {MAX_LOGINS_PER_MINUTE}; raise it only for a benchmark)",
+    )
 
     def __post_init__(self) -> None:
         # (key, value, lowest, highest, why the bound): the protocol's maxima first, since a
@@ -325,6 +335,7 @@ class LimitsConfig:
                 " (it must hold one message, limits.max_data_message_bytes)",
             ),
             ("max_early_candidates", self.max_early_candidates, 1, MAX_EARLY_CANDIDATES, ""),
+            ("login_per_minute", self.login_per_minute, 1, MAX_LOGINS_PER_MINUTE, ""),
         )
         for name, value, lowest, highest, why in bounds:
             if not lowest <= value <= highest:

@@ -146,8 +146,8 @@ async def register(call: Call) -> SessionReply:
     auth=False,
     errors=(401, 429, 503),
     description=(
-        "At most 5 attempts a minute per client address, successful ones included (429 with "
-        "Retry-After)."
+        "At most [limits] login_per_minute attempts a minute (5 by default) per client "
+        "address, successful ones included (429 with Retry-After)."
     ),
 )
 async def login(call: Call) -> SessionReply:

@@ -45,7 +45,6 @@ from signaling.ratelimit import (
     MemoryRateLimiter,
 )
 from signaling.store import Store
-from tests.signaling.test_store import postgres_server  # noqa: F401 (fixture)
 from tests.support.postgres import PostgresServer, fresh_database
 from tests.support.waiting import wait_for
 

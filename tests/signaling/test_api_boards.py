@@ -56,7 +56,6 @@ from signaling.auth import OperatorIdentity, check_board_secret
 from signaling.config import load_server_config
 from signaling.store import BANDS, Store
 from tests.signaling.test_qr import png_matrix, svg_matrix
-from tests.signaling.test_store import postgres_server  # noqa: F401 (fixture)
 from tests.support.components import missing
 from tests.support.postgres import PostgresServer, fresh_database
 

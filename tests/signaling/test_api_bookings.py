@@ -17,7 +17,6 @@ from tests.signaling.test_api_boards import (  # noqa: F401 (fixtures)
     Operator,
     a_uuid,
     api_fixture,
-    postgres_server,
 )
 
 

@@ -14,7 +14,7 @@ import json
 import random
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -47,7 +47,7 @@ from signaling.store import (
 from signaling.store.migrations import MIGRATIONS
 from signaling.store.postgres import PostgresStore
 from signaling.store.sqlite import SCHEMA_VERSION
-from tests.support.postgres import PostgresServer, fresh_database, start_postgres
+from tests.support.postgres import PostgresServer, fresh_database
 
 BOARD_ID = "3f2a6c1e-8b4d-4e0f-9a7c-5d1e2b3c4a5f"
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -109,14 +109,7 @@ USER_TABLES = {
 # -- the databases ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """One PostgreSQL for the session."""
-    server = start_postgres()
-    try:
-        yield server
-    finally:
-        server.stop()
+# `postgres_server`, one PostgreSQL for the session: tests/signaling/conftest.py
 
 
 @dataclass
