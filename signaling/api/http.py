@@ -156,8 +156,12 @@ class Api:
         return register
 
     def routes(self) -> list[web.RouteDef]:
+        # a path parameter is any one segment: aiohttp's default pattern leaves out `{` and
+        # `}`, and such an id got the router's plain-text 404 instead of the endpoint's answer
         return [
-            web.route(endpoint.method, endpoint.path, _wrap(endpoint))
+            web.route(
+                endpoint.method, _PATH_PARAMETER.sub(r"{\1:[^/]+}", endpoint.path), _wrap(endpoint)
+            )
             for endpoint in self.endpoints
         ]
 

@@ -116,7 +116,8 @@ def _operation(endpoint: Endpoint, schema_of: dict[str, Any]) -> dict[str, Any]:
             described["headers"] = {
                 "Retry-After": {
                     "description": "seconds until a new attempt may succeed",
-                    "schema": {"type": "integer"},
+                    "required": True,  # always sent (`http.error_response`)
+                    "schema": {"type": "integer", "minimum": 1},
                 }
             }
         responses[str(status)] = described

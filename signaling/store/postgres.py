@@ -7,8 +7,11 @@ constraint of the table (`signaling.store.migrations`, version 3): concurrent re
 number of connections or servers cannot double-book a station.
 
 Concurrency otherwise follows READ COMMITTED: a check-then-write (a booking checks its board and
-that the guest is not blocked) locks the board row FOR SHARE, so a block, which locks it FOR
-UPDATE, is ordered before or after it, never between.
+that the guest is not blocked) locks the board row, so a block, which locks it FOR UPDATE, is
+ordered before or after it, never between. A booking locks it FOR NO KEY UPDATE, so that the
+bookings of one board are ordered too: concurrent inserts that the exclusion constraint
+compares wait for each other and can deadlock (PostgreSQL aborts one: a 500, not the 409 the
+loser is due).
 """
 
 from __future__ import annotations
@@ -531,7 +534,8 @@ class PostgresStore(Store):
         check_window(starts_at, ends_at)
         async with self._db.acquire() as conn, conn.transaction():
             board = await conn.fetchrow(
-                "SELECT price_eur FROM boards WHERE id = $1 AND owner_id IS NOT NULL FOR SHARE",
+                "SELECT price_eur FROM boards WHERE id = $1 AND owner_id IS NOT NULL "
+                "FOR NO KEY UPDATE",
                 board_id,
             )
             if board is None:
