@@ -244,6 +244,9 @@ class BoardUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     bands: list[str] | msgspec.UnsetType = msgspec.UNSET
     #: Euros per hour, 0 … 10000 with at most two decimals (`"12.50"`); null: free.
     price_eur: Decimal | msgspec.UnsetType | None = msgspec.UNSET
+    #: The seed API's name for `locator` (`{name, location, public, bands}`), accepted as well;
+    #: giving both is refused unless they agree.
+    location: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
 @API.endpoint(
@@ -260,12 +263,20 @@ async def update_board(call: Call) -> BoardView:
     board = await owned_board(call, "change its settings")
     # every field is checked before anything is stored: a bad one changes nothing
     name = UNSET if isinstance(body.name, msgspec.UnsetType) else board_name(body.name)
+    given = body.locator
+    if not isinstance(body.location, msgspec.UnsetType):
+        if not isinstance(given, msgspec.UnsetType) and given != body.location:
+            raise ValidationFailedError(
+                "location: the same setting as locator, with another value", field="location"
+            )
+        given = body.location
+    field_name = "locator" if isinstance(body.location, msgspec.UnsetType) else "location"
     locator = (
         UNSET
-        if isinstance(body.locator, msgspec.UnsetType)
+        if isinstance(given, msgspec.UnsetType)
         else None
-        if body.locator is None
-        else canonical_locator(body.locator, "locator")
+        if given is None
+        else canonical_locator(given, field_name)
     )
     public = UNSET if isinstance(body.public, msgspec.UnsetType) else body.public
     bands = UNSET if isinstance(body.bands, msgspec.UnsetType) else canonical_bands(body.bands)

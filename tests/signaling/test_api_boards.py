@@ -453,6 +453,15 @@ async def test_settings_change_and_come_back_canonical(api: Api) -> None:
     assert listed == [cleared]
     reply = await api.call("PUT", f"/api/boards/{board.id}", alice, {"price_eur": 7})
     assert json.loads(reply.body)["price_eur"] == "7.00"
+    # the seed's shape names the locator `location`: accepted too
+    reply = await api.call("PUT", f"/api/boards/{board.id}", alice, {"location": "jo62"})
+    assert reply.status == 200, reply.body
+    assert reply.decode(BoardView).locator == "JO62"
+    both = {"location": "JO62", "locator": "JO63"}
+    reply = await api.call("PUT", f"/api/boards/{board.id}", alice, both)
+    assert reply.status == 422 and json.loads(reply.body)["error"]["field"] == "location"
+    reply = await api.call("PUT", f"/api/boards/{board.id}", alice, {"location": "XX99"})
+    assert reply.status == 422 and json.loads(reply.body)["error"]["field"] == "location"
 
 
 async def test_invalid_settings_are_refused_naming_the_field_and_change_nothing(api: Api) -> None:
