@@ -23,7 +23,7 @@ import enum
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from types import TracebackType
 from typing import Final, Literal, Self, TypeAlias
@@ -202,7 +202,6 @@ class Store(abc.ABC):
 
     # -- boards -------------------------------------------------------------------------------
 
-    @abc.abstractmethod
     async def create_board(
         self, owner_id: str, name: str, secret_hash: str, board_id: str | None = None
     ) -> Board:
@@ -212,13 +211,39 @@ class Store(abc.ABC):
         `BadRequestError` if `board_id` is not a UUID, `NotFoundError` if the owner does not
         exist, `ConflictError` if the board id is taken.
         """
+        now = datetime.now(UTC)
+        board = Board(
+            id=canonical_board_id(board_id) if board_id is not None else str(uuid.uuid4()),
+            owner_id=owner_id,
+            name=name,
+            created_at=now,
+            secret_hash=secret_hash,
+            paired_at=now,
+        )
+        await self._insert_board(board, None)
+        return board
 
-    @abc.abstractmethod
     async def provision_board(
         self, secret_hash: str, pairing_code_hash: str, board_id: str | None = None
     ) -> Board:
         """A new board with no owner yet, waiting to be paired with the code whose hash is
         `pairing_code_hash` (printed on its sticker). `ConflictError` if the id is taken."""
+        check_hash(secret_hash, "the board secret")
+        check_hash(pairing_code_hash, "the pairing code")
+        board = Board(
+            id=canonical_board_id(board_id) if board_id is not None else str(uuid.uuid4()),
+            owner_id=None,
+            name="",
+            created_at=datetime.now(UTC),
+            secret_hash=secret_hash,
+        )
+        await self._insert_board(board, pairing_code_hash)
+        return board
+
+    @abc.abstractmethod
+    async def _insert_board(self, board: Board, pairing_code_hash: str | None) -> None:
+        """Store `board` (with its pairing code's hash while unpaired); `NotFoundError` for an
+        unknown owner, `ConflictError` for a taken id."""
 
     @abc.abstractmethod
     async def pair_board(

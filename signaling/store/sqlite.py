@@ -44,7 +44,6 @@ from signaling.store.interface import (
     Unset,
     User,
     booking_price,
-    canonical_board_id,
     canonical_board_name,
     canonical_price,
     check_hash,
@@ -277,36 +276,6 @@ class SqliteStore(Store):
             raise NotFoundError("no such user")
 
     # -- boards -------------------------------------------------------------------------------
-
-    async def create_board(
-        self, owner_id: str, name: str, secret_hash: str, board_id: str | None = None
-    ) -> Board:
-        now = _now()
-        board = Board(
-            id=canonical_board_id(board_id) if board_id is not None else str(uuid.uuid4()),
-            owner_id=owner_id,
-            name=name,
-            created_at=now,
-            secret_hash=secret_hash,
-            paired_at=now,
-        )
-        await self._insert_board(board, None)
-        return board
-
-    async def provision_board(
-        self, secret_hash: str, pairing_code_hash: str, board_id: str | None = None
-    ) -> Board:
-        check_hash(secret_hash, "the board secret")
-        check_hash(pairing_code_hash, "the pairing code")
-        board = Board(
-            id=canonical_board_id(board_id) if board_id is not None else str(uuid.uuid4()),
-            owner_id=None,
-            name="",
-            created_at=_now(),
-            secret_hash=secret_hash,
-        )
-        await self._insert_board(board, pairing_code_hash)
-        return board
 
     async def _insert_board(self, board: Board, pairing_code_hash: str | None) -> None:
         try:
