@@ -45,11 +45,12 @@ def format_frequency(hz: int) -> str:
     return f"{hz // 1_000_000}.{hz // 1000 % 1000:03d}.{hz % 1000:03d} MHz"
 
 
-def _preconditions() -> tuple[tuple[str, ...] | None, str]:
-    """(namespace command, "") when the test can run, else (None, why not)."""
+def _preconditions(extra_tools: tuple[str, ...] = ()) -> tuple[tuple[str, ...] | None, str]:
+    """(namespace command, "") when a Chromium check can run, else (None, why not);
+    `extra_tools`: commands its script needs besides `unshare` and `ip`."""
     if not CHROMIUM.exists():
         return None, f"{CHROMIUM} is missing (apt-get install chromium)"
-    for tool in ("unshare", "ip"):
+    for tool in ("unshare", "ip", *extra_tools):
         if shutil.which(tool) is None:
             return None, f"`{tool}` is not installed (util-linux / iproute2)"
     if importlib.util.find_spec("playwright") is None:

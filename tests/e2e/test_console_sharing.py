@@ -10,9 +10,7 @@ two browser contexts) serves every test here.
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,16 +18,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.e2e.test_console_chromium import _preconditions
 from tests.support.components import missing
-from tests.support.namespaces import namespace_command, run_check
+from tests.support.namespaces import run_check
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(200)]
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 CHECK_SCRIPT = HERE / "sharing_check.py"
-CHROMIUM = Path("/usr/bin/chromium")
-WEB_BUNDLE = REPO_ROOT / "web" / "dist" / "console.js"
 # Above the script's own bounds (30 s for the server, bounded browser waits); a run takes
 # ~25 s here.
 RUN_TIMEOUT_S = 150
@@ -47,26 +44,9 @@ FAILED_REQUEST = re.compile(
 )
 
 
-def _preconditions() -> tuple[tuple[str, ...] | None, str]:
-    """(namespace command, "") when the test can run, else (None, why not)."""
-    if not CHROMIUM.exists():
-        return None, f"{CHROMIUM} is missing (apt-get install chromium)"
-    for tool in ("unshare", "ip", "setpriv"):
-        if shutil.which(tool) is None:
-            return None, f"`{tool}` is not installed (util-linux / iproute2)"
-    if importlib.util.find_spec("playwright") is None:
-        return None, "the playwright Python package is not installed (pip install -e '.[test]')"
-    if not WEB_BUNDLE.exists():
-        return None, f"{WEB_BUNDLE.relative_to(REPO_ROOT)} is not built (run `make web`)"
-    command, why = namespace_command()
-    if command is None:
-        return None, f"cannot create a network namespace: {why}"
-    return command, ""
-
-
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    namespace, reason = _preconditions()
+    namespace, reason = _preconditions(("setpriv",))
     if namespace is None:
         missing(f"the Chromium station-sharing test cannot run: {reason}")
     screenshot = tmp_path_factory.mktemp("e2e") / "sharing.png"
