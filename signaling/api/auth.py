@@ -30,6 +30,7 @@ from signaling.api.http import API, Call
 from signaling.auth import verify_password_async
 from signaling.errors import AuthError, ValidationFailedError
 from signaling.ratelimit import address_key
+from signaling.store import User
 from signaling.validation import validate_callsign, validate_email, validate_password
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,18 @@ class SessionReply(msgspec.Struct, frozen=True):
 LoginReply = SessionReply
 
 
+async def _new_session(call: Call, user: User) -> SessionReply:
+    """A new sign-in of `user` (registered or logged in): an access and a refresh token."""
+    signed = await sign_in(
+        call.app[keys.STORE],
+        call.app[keys.AUTHORITY],
+        user,
+        call.app[keys.CONFIG].refresh_ttl_s,
+        now(call.app),
+    )
+    return _reply(signed)
+
+
 def _reply(signed: SignedIn) -> SessionReply:
     return SessionReply(
         token=signed.access_token,
@@ -125,15 +138,8 @@ async def register(call: Call) -> SessionReply:
         raise decision.refusal("too many registrations from this address; try again later")
     store = call.app[keys.STORE]
     user = await create_account(store, email, body.password, callsign)
-    signed = await sign_in(
-        store,
-        call.app[keys.AUTHORITY],
-        user,
-        call.app[keys.CONFIG].refresh_ttl_s,
-        now(call.app),
-    )
     logger.info("operator %s registered", user.callsign)
-    return _reply(signed)
+    return await _new_session(call, user)
 
 
 @API.endpoint(
@@ -165,15 +171,8 @@ async def login(call: Call) -> SessionReply:
     stored = user.password_hash if user is not None else None
     if not await verify_password_async(body.password, stored) or user is None:
         raise AuthError("wrong email or password")
-    signed = await sign_in(
-        store,
-        call.app[keys.AUTHORITY],
-        user,
-        call.app[keys.CONFIG].refresh_ttl_s,
-        now(call.app),
-    )
     logger.info("operator %s logged in", user.callsign)
-    return _reply(signed)
+    return await _new_session(call, user)
 
 
 @API.endpoint(
