@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import ssl
 import sys
 from dataclasses import dataclass
@@ -63,7 +64,16 @@ async def seed(store: Store, data_dir: Path) -> DemoBoard:
     return DemoBoard(board_id, secret)
 
 
-def _agent_command(config: ServerConfig, url: str, board: DemoBoard, source: str) -> list[str]:
+def _free_tcp_port() -> int:
+    """A loopback TCP port free right now (for the station's rigctld, so the demo can say it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _agent_command(
+    config: ServerConfig, url: str, board: DemoBoard, source: str, rigctld_port: int | None
+) -> list[str]:
     command = [
         sys.executable,
         "-m",
@@ -79,11 +89,11 @@ def _agent_command(config: ServerConfig, url: str, board: DemoBoard, source: str
     ]
     for address in config.ice.host_addresses:
         command += ["--ice-host-address", address]
-    if shutil.which("rigctld") is not None:
+    if rigctld_port is not None:
         # Hamlib's dummy rig behind a real rigctld, which the agent's PTT guard runs; the dummy
         # needs "-P RIG" on Hamlib 4.5 or it refuses PTT
         command += ["--rig", "hamlib", "--rig-model", "1", "--rig-ptt-type", "RIG"]
-        command += ["--rigctld-port", "0"]  # the agent picks a free one
+        command += ["--rigctld-port", str(rigctld_port)]
     return command
 
 
@@ -144,8 +154,11 @@ async def _run_station(
     env = dict(os.environ, RADIOCORE_AGENT_SECRET=board.secret)
     if config.tls_cert_file is not None:
         env["SSL_CERT_FILE"] = str(_agent_trust(config.tls_cert_file, config.data_dir))
+    # the rig's own rigctld port goes in the ready line: tests and benchmarks read the rig's
+    # PTT and frequency there on their own connection, as a station's owner could
+    rigctld_port = _free_tcp_port() if shutil.which("rigctld") is not None else None
     agent = await asyncio.create_subprocess_exec(
-        *_agent_command(config, url, board, args.audio_source), env=env
+        *_agent_command(config, url, board, args.audio_source, rigctld_port), env=env
     )
     try:
         sfu = app[keys.SFU]
@@ -177,6 +190,7 @@ async def _run_station(
             "password": DEMO_PASSWORD,
             "board_id": board.board_id,
             "board_name": DEMO_BOARD_NAME,
+            "rigctld_port": rigctld_port,  # null: no Hamlib here, the rig is simulated in-process
         }
         print(f"{READY_PREFIX} {json.dumps(ready)}", flush=True)
         while not stop.is_set() and agent.returncode is None:
