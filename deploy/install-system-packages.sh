@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that RadioCore's test suite starts for real (Chromium, coturn,
-# Redis, Hamlib's rigctld, PostgreSQL 15, nginx, GStreamer's webrtcbin, iproute2/unshare/
+# Installs the Debian packages that RadioCore's test suite starts for real (Chromium, Firefox ESR,
+# coturn, Redis, Hamlib's rigctld, PostgreSQL 15, nginx, GStreamer's webrtcbin, iproute2/unshare/
 # nftables for network namespaces, Node.js for the web console), and nothing else.
 #
 # Only packages that are missing are named to apt-get: naming an installed package would
@@ -15,6 +15,8 @@ PYTHON="${PYTHON:-python3}"
 # Each package the suite needs, checked by dpkg status.
 required=(
     chromium          # Playwright drives the real browser (executable_path=/usr/bin/chromium)
+    firefox-esr       # the console's listen/status/PTT flows also run in Firefox (puppeteer-core,
+                      # WebDriver BiDi, executablePath=/usr/bin/firefox-esr)
     coturn            # turnserver, started by tests on random ports
     redis-server      # multi-node room state
     libhamlib-utils   # rigctld (Hamlib's dummy rig in tests and the demo)
