@@ -1,8 +1,9 @@
 """The receiver's audio (RX) as 20 ms frames of 48 kHz mono s16: 960 samples per `av.AudioFrame`.
 
-Three sources behind one interface: `ToneSource` (a simulated receiver), `FileSource` (any file
-PyAV decodes, looped) and `DeviceSource` (a capture device: ALSA, PulseAudio when PyAV's FFmpeg
-has it). The runtime needs no numpy: a Raspberry Pi install stays small.
+Four sources behind one interface: `ToneSource` (a simulated receiver), `ClickSource` (a latency
+test signal: clicks at known wall-clock instants), `FileSource` (any file PyAV decodes, looped)
+and `DeviceSource` (a capture device: ALSA, PulseAudio when PyAV's FFmpeg has it).
+The runtime needs no numpy: a Raspberry Pi install stays small.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import logging
 import math
 import random
+import time
 from abc import ABC, abstractmethod
 from array import array
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from fractions import Fraction
-from typing import Final
+from typing import IO, Final
 
 import av
 import av.container
@@ -69,6 +72,8 @@ class AudioSource(ABC):
         """Open the source an `AudioSpec` (from `AgentConfig.audio_source`) describes."""
         if spec.kind == "tone":
             return ToneSource(frequency_hz=spec.tone_hz)
+        if spec.kind == "clicks":
+            return ClickSource(period_ms=spec.click_period_ms, log_path=spec.click_log)
         if spec.kind == "file":
             return FileSource(spec.target)
         if spec.kind in ("alsa", "pulse"):
@@ -120,6 +125,92 @@ class ToneSource(AudioSource):
         frame = pcm_frame(pcm, self._pts)
         self._pts += SAMPLES_PER_FRAME
         return frame
+
+
+class ClickSource(AudioSource):
+    """Silence with a short loud burst (a click) at wall-clock instants: every `period_ms`,
+    aligned to `time.time()` (at 500 ms: each whole and half second), so a receiver on the same
+    machine can time each click's arrival against its own clock.
+
+    The emit instant is taken where the agent hands the frame to the encoder: `read()` is called
+    by the Opus track right before encoding, and a frame read at `t` carries the samples that
+    play from `t` to `t` + 20 ms, so a click due at `c` inside that span starts at sample
+    `(c - t)` x 48000 and was emitted at `c`. A click whose instant fell between two reads (the
+    event loop was late) starts at the next frame's first sample and was emitted at that read's
+    `t`; one more than `MAX_LATE_S` overdue is skipped. `emitted` keeps the last clicks as
+    (nominal instant, emitted) pairs; with `log_path` each click is also appended there as one
+    line, `<nominal> <emitted>` in seconds since the epoch.
+    """
+
+    #: A click this much overdue (the source was not read for that long) is skipped.
+    MAX_LATE_S: Final = 0.1
+
+    def __init__(
+        self,
+        period_ms: int = 500,
+        *,
+        burst_ms: float = 10.0,
+        burst_hz: int = 1000,
+        amplitude: float = 0.8,
+        log_path: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if period_ms < 2 * burst_ms:
+            raise AudioError(f"a click period of {period_ms} ms is too short for the bursts")
+        if not 0 < amplitude <= 1:
+            raise AudioError("the click amplitude must be within full scale (0 … 1]")
+        self.period_ms = period_ms
+        count = round(burst_ms * SAMPLE_RATE / 1000)
+        step = 2 * math.pi * burst_hz / SAMPLE_RATE
+        # a cosine: the burst's first sample is already at full amplitude
+        self._burst = array(
+            "h", (round(32767 * amplitude * math.cos(step * n)) for n in range(count))
+        )
+        self._burst_rest = 0  # samples of the current burst still to write, in the next frame
+        self._clock = clock
+        self._next: int | None = None  # the next click's number: due at number x period
+        self._pts = 0
+        self._log: IO[str] | None = open(log_path, "a", buffering=1) if log_path else None  # noqa: SIM115
+        self.emitted: deque[tuple[float, float]] = deque(maxlen=10_000)
+        self.skipped = 0
+
+    def read(self) -> av.AudioFrame:
+        now = self._clock()
+        samples = array("h", bytes(BYTES_PER_FRAME))
+        if self._burst_rest:
+            done = len(self._burst) - self._burst_rest
+            part = self._burst[done : done + SAMPLES_PER_FRAME]
+            samples[: len(part)] = part
+            self._burst_rest -= len(part)
+        if self._next is None:
+            self._next = math.ceil(now * 1000 / self.period_ms)
+        while self._due(self._next) < now - self.MAX_LATE_S:
+            self._next += 1
+            self.skipped += 1
+        while (due := self._due(self._next)) < now + FRAME_DURATION_S:
+            offset = max(0, math.floor((due - now) * SAMPLE_RATE))
+            emitted = now + offset / SAMPLE_RATE if offset else max(now, due)
+            part = self._burst[: SAMPLES_PER_FRAME - offset]
+            samples[offset : offset + len(part)] = part
+            self._burst_rest = len(self._burst) - len(part)
+            self._record(due, emitted)
+            self._next += 1
+        frame = pcm_frame(samples.tobytes(), self._pts)
+        self._pts += SAMPLES_PER_FRAME
+        return frame
+
+    def _due(self, number: int) -> float:
+        return number * self.period_ms / 1000
+
+    def _record(self, nominal: float, emitted: float) -> None:
+        self.emitted.append((nominal, emitted))
+        if self._log is not None:
+            self._log.write(f"{nominal:.6f} {emitted:.6f}\n")
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
 
 class _DecodingSource(AudioSource):

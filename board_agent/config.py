@@ -48,6 +48,8 @@ ENV_PREFIX: Final = "RADIOCORE_AGENT_"
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _MIN_SECRET_CHARS: Final = 16  # the server refuses shorter secrets (`AgentAuth`)
 _MAX_TONE_HZ: Final = 20_000
+#: `clicks:MS`: the period between clicks, in milliseconds (a measurement source).
+_CLICK_PERIOD_MS: Final = (100, 60_000)
 
 #: Where the agent's rig is: in-process, a running rigctld, or a rigctld the agent runs.
 RIG_KINDS: Final = ("simulated", "rigctld", "hamlib")
@@ -71,7 +73,7 @@ MAX_CONTROL_QUEUE_SIZE: Final = 1024
 MAX_CHANNEL_BUFFERED_BYTES: Final = 16 * 1024 * 1024
 _RIG_GROUP: Final = "the rig (Hamlib) and transmit safety"
 
-AudioKind: TypeAlias = Literal["tone", "file", "alsa", "pulse", "null", "raw"]
+AudioKind: TypeAlias = Literal["tone", "clicks", "file", "alsa", "pulse", "null", "raw"]
 
 
 @dataclass(frozen=True)
@@ -90,10 +92,33 @@ class AudioSpec:
         """The frequency of a `tone` source (1000 Hz unless given as `tone:HZ`)."""
         return int(self.target) if self.target else 1000
 
+    @property
+    def click_period_ms(self) -> int:
+        """The period of a `clicks` source (500 ms unless given as `clicks:MS`)."""
+        period = self.target.partition(":")[0]
+        return int(period) if period else 500
+
+    @property
+    def click_log(self) -> str | None:
+        """Where a `clicks:MS:PATH` source records each click's emit time, if anywhere."""
+        return self.target.partition(":")[2] or None
+
     @classmethod
     def parse_source(cls, spec: str) -> AudioSpec:
-        """Parse `tone`, `tone:HZ`, `file:PATH`, `alsa:DEVICE` or `pulse:DEVICE`."""
+        """Parse `tone`, `tone:HZ`, `clicks`, `clicks:MS[:PATH]`, `file:PATH`, `alsa:DEVICE` or
+        `pulse:DEVICE`."""
         kind, _, target = spec.partition(":")
+        if kind == "clicks":
+            period, _, log = target.partition(":")
+            low, high = _CLICK_PERIOD_MS
+            if period and not (period.isdigit() and low <= int(period) <= high):
+                raise ConfigError(
+                    f"audio_source {spec!r}: the click period must be whole milliseconds, "
+                    f"{low} … {high}"
+                )
+            if log and not Path(log).parent.is_dir():
+                raise ConfigError(f"audio_source {spec!r}: the log's directory does not exist")
+            return cls("clicks", target)
         if kind == "tone":
             if target and not (target.isdigit() and 20 <= int(target) <= _MAX_TONE_HZ):
                 raise ConfigError(
@@ -112,8 +137,8 @@ class AudioSpec:
                 raise ConfigError(f"audio_source {spec!r} needs a device, e.g. {kind}:default")
             return cls("alsa" if kind == "alsa" else "pulse", target)
         raise ConfigError(
-            f"audio_source {spec!r} is not one of tone, tone:HZ, file:PATH, alsa:DEVICE, "
-            "pulse:DEVICE"
+            f"audio_source {spec!r} is not one of tone, tone:HZ, clicks, clicks:MS[:PATH], "
+            "file:PATH, alsa:DEVICE, pulse:DEVICE"
         )
 
     @classmethod
@@ -159,7 +184,9 @@ class AgentConfig:
     )
     audio_source: str = setting(
         "tone",
-        "receiver audio sent to operators: tone, tone:HZ, file:PATH, alsa:DEVICE, pulse:DEVICE",
+        "receiver audio sent to operators: tone, tone:HZ, file:PATH, alsa:DEVICE, pulse:DEVICE; "
+        "clicks or clicks:MS[:PATH] (a latency test signal, clicks every MS ms aligned to the "
+        "wall clock, each click's emit time appended to PATH)",
         metavar="SPEC",
     )
     audio_sink: str = setting(

@@ -251,6 +251,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--clients", type=int, default=16, help="concurrent HTTP clients booking the hot boards"
     )
     api.add_argument("--json", action="store_true", help="print only the JSON result")
+    e2e = bench_commands.add_parser(
+        "e2e",
+        help="station-to-ear audio delay (clicks) and space bar-to-rig PTT latency, through the "
+        "console in headless Chromium (/usr/bin/chromium), inside `unshare -n`",
+    )
+    e2e.add_argument("--clicks", type=int, default=100, help="clicks to time (0: none)")
+    e2e.add_argument("--ptt", type=int, default=20, help="space-bar presses to time (0: none)")
+    e2e.add_argument(
+        "--period-ms", type=int, default=500, help="time between clicks (100 … 60000 ms)"
+    )
+    e2e.add_argument("--json", action="store_true", help="print only the JSON result")
     return parser
 
 
@@ -298,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench.faults import run_faults_bench
 
             return run_faults_bench(args)
+        if args.command == "bench" and args.target == "e2e":
+            from bench.e2e import run_e2e_bench
+
+            return run_e2e_bench(args)
         if args.command == "bench" and args.target == "api":
             from bench.api import run_api_bench
 
