@@ -49,6 +49,9 @@ class SfuConfig:
     tx_timeout_s: float = 180.0
     #: Seconds before the time-out at which the holder is warned (0: no warning).
     tx_warning_s: float = 10.0
+    #: A room sends `roster` (who is on the station) at most this often; changes in between
+    #: are coalesced into one message to each operator.
+    roster_interval_s: float = 0.25
 
     def __post_init__(self) -> None:
         if self.listener_queue_packets < 1:
@@ -67,6 +70,8 @@ class SfuConfig:
             )
         if self.tx_timeout_s <= 0 or self.tx_warning_s < 0:
             raise ValueError("tx_timeout_s must be positive, tx_warning_s 0 or more")
+        if not 0 <= self.roster_interval_s <= 10:
+            raise ValueError("roster_interval_s must be 0 … 10 s")
         low, high = self.ice_port_range
         if (low, high) != (0, 0) and not 1 <= low <= high <= 65535:
             raise ValueError(f"ice_port_range {low}-{high} is not a port range")

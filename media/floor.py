@@ -79,6 +79,10 @@ class FloorRoom(Protocol):
 
     def operator_keys(self) -> Iterable[str]: ...
 
+    def floor_changed(self) -> None:
+        """The holder changed (a transmission began or ended); `floor` was sent to everyone."""
+        ...
+
 
 class FloorPolicy:
     """Who transmits on one station, and for how long (see the module docstring)."""
@@ -189,7 +193,16 @@ class FloorPolicy:
         holder = self._holder
         if holder is None:
             return protocol.encode(protocol.Floor(holder=None))
-        return protocol.encode(protocol.Floor(holder=holder.callsign, you=holder.key == key))
+        if holder.key != key:
+            return protocol.encode(protocol.Floor(holder=holder.callsign))
+        return protocol.encode(
+            protocol.Floor(holder=holder.callsign, you=True, tx_limit_s=self.tx_limit_s)
+        )
+
+    @property
+    def tx_limit_s(self) -> int:
+        """The longest continuous transmission, whole seconds (told to the holder)."""
+        return max(1, round(self._config.tx_timeout_s))
 
     def _start(self, holder: FloorHolder) -> None:
         self._holder = holder
@@ -216,3 +229,4 @@ class FloorPolicy:
     def _broadcast(self) -> None:
         for key in self._room.operator_keys():
             self._room.send_to_operator(key, self.floor_for(key))
+        self._room.floor_changed()

@@ -34,6 +34,10 @@ class Room:
     operators through this room, its `FloorRoom`); other commands are forwarded to the agent.
     Station messages are validated and forwarded to every operator.
 
+    The roster (who is on the station, who transmits, who asks to talk: `floor_request`) goes
+    to each operator when its control channel opens, and to all of them after each change,
+    coalesced to one message per `config.roster_interval_s`.
+
     The station is online while the agent is in the room and its control channel is open (its
     media is up and it can take commands); the station observer is told of each change.
     """
@@ -67,6 +71,13 @@ class Room:
         self._withdrawn: dict[str, str] = {}
         self._station_up = False
         self._closing: set[asyncio.Task[None]] = set()
+        #: Operators asking to talk (`floor_request`), by key, in the order they asked.
+        self._waiting: dict[str, None] = {}
+        self._roster: bytes | None = None  # the encoded roster, until something changes
+        self._roster_timer: asyncio.TimerHandle | None = None
+        self._roster_sent_at = -float("inf")
+        #: Rosters sent to every operator (each counted once however many operators got it).
+        self.roster_broadcasts = 0
 
     @property
     def empty(self) -> bool:
@@ -134,6 +145,7 @@ class Room:
             self._withdrawn.pop(participant.key, None)  # admitted anew: its rights are fresh
             if participant.target is not None:
                 self.rx.add(participant.target)
+            self._roster_changed()
         if previous is not None and previous is not participant:
             await self._drop(previous)
 
@@ -148,6 +160,9 @@ class Room:
             await self._drop(participant)
 
     async def close(self) -> None:
+        if self._roster_timer is not None:
+            self._roster_timer.cancel()
+            self._roster_timer = None
         for participant in [*self.operators.values(), *([self.agent] if self.agent else [])]:
             await self._drop(participant)
         for task in list(self._closing):
@@ -172,7 +187,9 @@ class Room:
             if self.operators.get(participant.key) is participant:
                 del self.operators[participant.key]
                 self._withdrawn.pop(participant.key, None)
+                self._waiting.pop(participant.key, None)
                 self.floor.left(participant.key)
+                self._roster_changed()
             if participant.target is not None:
                 self.rx.remove(participant.target)
         await participant.close()
@@ -188,6 +205,9 @@ class Room:
         if identity.can_transmit or identity.is_owner:
             operator.identity = dataclasses.replace(identity, can_transmit=False, is_owner=False)
         self._withdrawn[key] = reason
+        if key in self._waiting:
+            del self._waiting[key]
+            self._roster_changed()
         return self.floor.revoke(key)
 
     def _gone(self, participant: Participant) -> None:
@@ -209,6 +229,7 @@ class Room:
     def _channel_open(self, participant: Participant) -> None:
         if participant.identity.role is Role.OPERATOR:
             participant.send(self.floor.floor_for(participant.key))
+            participant.send(self._roster_message())
             if self.capabilities is not None:
                 participant.send(protocol.encode(self.capabilities))
             if self.last_status is not None:
@@ -266,6 +287,9 @@ class Room:
             if self.floor.press(operator.identity):
                 self.tx.new_source()
             return
+        if isinstance(message, protocol.FloorRequest):
+            self._floor_request(operator, message.state)
+            return
         identity = operator.identity
         self._check_withdrawn(operator)
         if not identity.can_transmit:
@@ -280,6 +304,80 @@ class Room:
             raise ProtocolError(
                 ErrorCode.STATION_OFFLINE, "the station cannot be reached now; nothing was sent"
             )
+
+    # -- roster: who is on the station, who asks to talk --------------------------------------
+
+    def _floor_request(self, operator: Participant, waiting: bool) -> None:
+        self._check_withdrawn(operator)
+        identity = operator.identity
+        if not identity.can_transmit:
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN,
+                f"{identity.callsign} may listen but not transmit on this station, "
+                "so cannot ask to talk",
+            )
+        key = operator.key
+        waiting = waiting and not self.floor.holds(key)  # the holder has nothing to wait for
+        if waiting == (key in self._waiting):
+            return  # no change: nothing to tell anyone
+        if waiting:
+            self._waiting[key] = None
+        else:
+            del self._waiting[key]
+        self._roster_changed()
+
+    def waiting(self) -> tuple[str, ...]:
+        """The keys of the operators asking to talk, in the order they asked."""
+        return tuple(self._waiting)
+
+    def _roster_message(self) -> bytes:
+        """The encoded `roster` as it is now (kept until something changes)."""
+        if self._roster is None:
+            holder = self.floor.holder
+            entries = [
+                protocol.RosterEntry(
+                    callsign=operator.identity.callsign[:32],
+                    transmitting=holder is not None and holder.key == key,
+                    waiting=key in self._waiting,
+                )
+                for key, operator in self.operators.items()
+            ]
+            listed = entries
+            limit = protocol.MAX_ROSTER_LISTENERS
+            if len(entries) > limit:  # the holder and those waiting first, in join order
+                order = sorted(
+                    range(len(entries)),
+                    key=lambda i: (not (entries[i].transmitting or entries[i].waiting), i),
+                )
+                listed = [entries[i] for i in sorted(order[:limit])]
+            self._roster = protocol.encode(
+                protocol.Roster(
+                    listeners=listed,
+                    count=len(entries),
+                    holder=holder.callsign[:32] if holder is not None else None,
+                )
+            )
+        return self._roster
+
+    def _roster_changed(self) -> None:
+        """Someone joined or left, the floor or a request changed: send the roster to every
+        operator soon, once for all the changes of the next `roster_interval_s`."""
+        self._roster = None
+        if self._roster_timer is not None:
+            return  # already due
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self._roster_sent_at + self._config.roster_interval_s - loop.time())
+        self._roster_timer = loop.call_later(delay, self._broadcast_roster)
+
+    def _broadcast_roster(self) -> None:
+        self._roster_timer = None
+        self._roster_sent_at = asyncio.get_running_loop().time()
+        if not self.operators:
+            return
+        self.roster_broadcasts += 1
+        data = self._roster_message()
+        for operator in self.operators.values():
+            operator.send(data)
 
     def _check_withdrawn(self, operator: Participant) -> None:
         reason = self._withdrawn.get(operator.key)
@@ -339,3 +437,9 @@ class Room:
 
     def operator_keys(self) -> Iterable[str]:
         return tuple(self.operators)
+
+    def floor_changed(self) -> None:
+        holder = self.floor.holder
+        if holder is not None:
+            self._waiting.pop(holder.key, None)  # granted: no longer waiting
+        self._roster_changed()

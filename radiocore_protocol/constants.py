@@ -22,6 +22,10 @@ MAX_MESSAGES_PER_SECOND: Final = 1000
 #: Largest accepted `sdpMLineIndex` of a trickled candidate (an offer has two m-lines).
 MAX_SDP_MLINE_INDEX: Final = 15
 
+#: Most operators a `roster` lists (its `count` counts them all): 40 entries with 32-character
+#: callsigns stay well under `MAX_DATA_MESSAGE_BYTES`.
+MAX_ROSTER_LISTENERS: Final = 40
+
 #: Label of the single data channel each peer connection carries.
 CONTROL_CHANNEL_LABEL: Final = "control"
 

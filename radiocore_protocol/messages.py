@@ -15,6 +15,7 @@ from radiocore_protocol.constants import (
     MAX_CANDIDATE_CHARS,
     MAX_DATA_MESSAGE_BYTES,
     MAX_FREQUENCY_HZ,
+    MAX_ROSTER_LISTENERS,
     MAX_SDP_CHARS,
     MAX_SDP_MLINE_INDEX,
     MAX_SECRET_CHARS,
@@ -78,7 +79,15 @@ class Keepalive(_Msg, frozen=True, tag="keepalive"):
     relays it to the station. Without it, server and station both release PTT (dead-man)."""
 
 
-OperatorMessage: TypeAlias = Ptt | SetFrequency | SetMode | SetPower | Keepalive
+class FloorRequest(_Msg, frozen=True, tag="floor_request"):
+    """For the server, not the station: `true` = "I am waiting to talk" (shown to everyone in
+    the roster, so that the holder sees it), `false` = withdrawn. Only from an operator who may
+    transmit (else `forbidden`); cleared when the requester gets the floor or leaves."""
+
+    state: bool
+
+
+OperatorMessage: TypeAlias = Ptt | SetFrequency | SetMode | SetPower | Keepalive | FloorRequest
 
 #: Why a transmission ended (the audit log and `ptt_released` use the same words).
 TxEndReason: TypeAlias = Literal[
@@ -151,10 +160,37 @@ StationMessage: TypeAlias = Status | Heartbeat | Capabilities | TxStopped | Erro
 
 class Floor(_Msg, frozen=True, tag="floor"):
     """Who transmits now (callsign), or nobody (`null`); sent to every operator on change.
-    `you` is true for the holder's own connection (the same account may have several)."""
+    `you` is true for the holder's own connection (the same account may have several), and
+    then `tx_limit_s` says after how many seconds of continuous transmission the server
+    releases PTT (`timeout`); null on every other connection."""
 
     holder: str | None
     you: bool = False
+    tx_limit_s: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
+
+#: A callsign as the roster shows it (an account's callsign, or a station's name).
+Callsign = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+
+
+class RosterEntry(_Payload, frozen=True):
+    """One operator connection in a `roster`."""
+
+    callsign: Callsign
+    transmitting: bool = False  # holds the floor
+    waiting: bool = False  # asked to talk (`floor_request`) and not withdrawn
+
+
+class Roster(_Msg, frozen=True, tag="roster"):
+    """Who is on the station: sent to an operator when its control channel opens and to every
+    operator of the board on each change (join, leave, floor, request), coalesced (at most every
+    250 ms a room by default). `listeners` holds at most `MAX_ROSTER_LISTENERS` entries (the
+    holder and those waiting first, then by join time, listed in join order); `count` is the
+    number of operator connections in the room, listed or not."""
+
+    listeners: Annotated[list[RosterEntry], msgspec.Meta(max_length=MAX_ROSTER_LISTENERS)]
+    count: Annotated[int, msgspec.Meta(ge=0)]
+    holder: Callsign | None = None
 
 
 class PttReleased(_Msg, frozen=True, tag="ptt_released"):
@@ -170,7 +206,7 @@ class TxWarning(_Msg, frozen=True, tag="tx_warning"):
     remaining_s: int
 
 
-ServerMessage: TypeAlias = Floor | Error | PttReleased | TxWarning
+ServerMessage: TypeAlias = Floor | Error | PttReleased | TxWarning | Roster
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,9 +379,9 @@ def _tags(*types: type[_Msg]) -> frozenset[object]:
     return frozenset(t.__struct_config__.tag for t in types)
 
 
-OPERATOR_MESSAGE_TYPES: Final = _tags(Ptt, SetFrequency, SetMode, SetPower, Keepalive)
+OPERATOR_MESSAGE_TYPES: Final = _tags(Ptt, SetFrequency, SetMode, SetPower, Keepalive, FloorRequest)
 STATION_MESSAGE_TYPES: Final = _tags(Status, Heartbeat, Capabilities, TxStopped, Error)
-SERVER_MESSAGE_TYPES: Final = _tags(Floor, Error, PttReleased, TxWarning)
+SERVER_MESSAGE_TYPES: Final = _tags(Floor, Error, PttReleased, TxWarning, Roster)
 
 
 def _decode_tagged(
