@@ -32,7 +32,6 @@ import contextlib
 import ctypes
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -45,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from bench.console_page import choose_station, sign_in, wait_js
 from bench.rig_reader import RigReader
 from bench.tools import free_port, percentile_ms
 
@@ -348,27 +348,12 @@ class RigWatcher:
 
 
 def _wait_js(page: Any, expression: str, seconds: float, what: str) -> Any:
-    """Evaluates `expression` until truthy (the console's policy forbids wait_for_function's
-    eval; evaluate comes over DevTools), bounded by `seconds`."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = page.evaluate(expression)
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise BenchError(f"{what}: not within {seconds} s")
-        time.sleep(0.02)
+    return wait_js(page, expression, seconds, what, error=BenchError, interval_s=0.02)
 
 
 def _join_station(page: Any, ready: dict[str, Any]) -> None:
-    page.goto(ready["url"], wait_until="load")
-    _wait_js(page, "window.radiocore && window.radiocore.state === 'signed-out'", 15, "console")
-    form = page.locator("#login-form")
-    form.get_by_label("Email").fill(ready["email"])
-    form.get_by_label("Password").fill(ready["password"])
-    form.get_by_role("button", name="Sign in").click()
-    board = page.get_by_role("button", name=re.compile(re.escape(ready["board_name"])))
-    board.first.click(timeout=15_000)
+    sign_in(page, ready["url"], ready["email"], ready["password"], error=BenchError)
+    choose_station(page, ready["board_name"])
     _wait_js(page, "window.radiocore.state === 'connected'", 15, "joined the station")
     _wait_js(
         page,
