@@ -1,7 +1,7 @@
 # RadioCore build and test plumbing (GNU make).
 #
 #   make demo    run the server with an embedded default (SQLite, one node, simulated station)
-#   make test    install what the tests need, then ruff, mypy --strict, pytest
+#   make test    install what the tests need, then ruff, mypy --strict, tsc --checkJs, pytest
 #
 # Variables: VENV, PYTHON, PYTEST_ARGS, DEMO_ARGS, BENCH_ARGS.
 
@@ -62,6 +62,7 @@ lint: venv web
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	npm test --silent
+	npm run typecheck --silent
 
 typecheck: venv
 	$(VENV)/bin/mypy

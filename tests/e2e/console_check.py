@@ -65,9 +65,18 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize, syn
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+from bench.console_page import sign_in
 from bench.tools import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:  # run as a script: the step modules beside this one
+    sys.path.insert(0, str(REPO_ROOT))
+
+# Each console helper's steps live in their own module (they do not import this one).
+from tests.e2e.listen_steps import check_listen_panel  # noqa: E402
+from tests.e2e.roster_steps import check_roster  # noqa: E402
+from tests.e2e.station_steps import check_station  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = (
     "--no-sandbox",
@@ -456,13 +465,7 @@ def _wait_for(description: str, timeout: float, probe: Any) -> Any:
 
 
 def _sign_in(page: Page, url: str, email: str, password: str) -> None:
-    page.goto(url, wait_until="load")
-    _wait_js(page, "window.radiocore && window.radiocore.state === 'signed-out'")
-    # the sign-in form's own fields: the page has other forms with an email and a password
-    form = page.locator("#login-form")
-    form.get_by_label("Email").fill(email)
-    form.get_by_label("Password").fill(password)
-    form.get_by_role("button", name="Sign in").click()
+    sign_in(page, url, email, password, error=CheckFailedError)
 
 
 def check_wrong_password(page: Page, url: str, email: str, password: str) -> dict[str, Any]:
@@ -565,6 +568,7 @@ def check_transmitting(page: Page, screenshot: Path, result: dict[str, Any]) -> 
         )
     except PlaywrightError:
         raise CheckFailedError(f"the PTT button stays disabled: {_tx_view(page)}") from None
+    button.scroll_into_view_if_needed()  # the station card may be taller than the viewport
     box = button.bounding_box()
     if box is None:
         raise CheckFailedError("the PTT button is not visible")
@@ -682,7 +686,7 @@ def check_tuning(page: Page, result: dict[str, Any]) -> None:
     tuning["refused_invalid"] = freq_input.get_attribute("aria-invalid")
 
     mode = _pick_other(status["mode"], ("LSB", "USB"))
-    page.get_by_label("Mode").select_option(mode)
+    page.get_by_label("Mode", exact=True).select_option(mode)
     _wait_status(page, f"the station in mode {mode}", f"s.mode === {json.dumps(mode)}")
     tuning["mode"] = mode
     tuning["mode_text"] = page.locator("#mode").inner_text().strip()
@@ -734,6 +738,8 @@ def _deliver(page: Page, message: dict[str, Any]) -> dict[str, Any]:
 
 
 def _press_ptt_button(page: Page) -> None:
+    # the station card may be taller than the viewport: the mouse must land on the button
+    page.locator("#ptt").scroll_into_view_if_needed()
     box = page.locator("#ptt").bounding_box()
     if box is None:
         raise CheckFailedError("the PTT button is not visible")
@@ -990,13 +996,16 @@ def run_pages(
     result["console_errors"] = _collect_console(page)
     try:
         check_listening(page, url, ready, screenshot, result)
+        check_listen_panel(page, screenshot, result)
         check_transmitting(page, screenshot, result)
         check_tuning(page, result)
         check_safety_releases(page, result)
         result["errors"] = _error_list(page)  # every real one; expected ones come next
+        check_station(browser, page, url, ready, screenshot, result)
         check_refused_tuning(page, result)
         check_server_messages(page, result)
         check_deadman(page, result)
+        check_roster(browser, page, url, ready, screenshot, result)
 
         # A second operator (same account, its own connection) whose microphone is refused;
         # it also watches the station while the first page's control channel closes.
@@ -1032,7 +1041,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     demo: Demo | None = None
     try:
         started = time.monotonic()
-        with running_demo(args.python, args.demo_module, data_dir, args.ready_timeout) as demo:
+        # every page of the walk signs in from 127.0.0.1 (eight and more, with a guest): above
+        # the per-address sign-in limit a real client meets, which is tested on its own
+        env = dict(os.environ, RADIOCORE_LIMITS__LOGIN_PER_MINUTE="60")
+        with running_demo(
+            args.python, args.demo_module, data_dir, args.ready_timeout, env=env
+        ) as demo:
             ready = demo.ready
             assert ready is not None  # running_demo yields only once ready
             result["demo_ready_s"] = round(time.monotonic() - started, 2)

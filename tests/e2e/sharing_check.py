@@ -14,8 +14,9 @@ http://127.0.0.1:PORT` (its JSON line: id, agent secret, pairing code and link).
    sticker would): the page says a pairing link waits; they go on to "Create one", register
    (email, password, callsign), land on the pairing page, name the board and pair it; "my
    stations" lists it, offline, and the link's code has left the address bar;
-2. the board's agent starts (`python -m board_agent --rig simulated`, the provisioned secret
-   in its environment): the board turns online in "my stations" without a reload;
+2. the board's agent starts (`python -m board_agent --rig hamlib --rig-model 1`: Hamlib's dummy
+   rig behind a real rigctld that the agent runs on a port chosen here; the provisioned secret in
+   its environment): the board turns online in "my stations" without a reload;
 3. a guest registers in a second browser context (a callsign refused first: the error stands
    next to the callsign field): the board is in none of their lists; the sticker's link, used
    up, does not let them claim it;
@@ -25,8 +26,15 @@ http://127.0.0.1:PORT` (its JSON line: id, agent secret, pairing code and link).
    booking in "my bookings" and cancels it;
 5. the owner grants the guest listening by email and takes it back;
 6. the owner joins the station and listens (inbound audio grows, audioLevel > 0), keys PTT
-   briefly, and reads the TX log; leaves; releases the board (after a confirmation: the new
-   pairing code and agent secret are shown); signs out (the refresh token is revoked).
+   briefly, and leaves;
+7. on the "Listen" page (no reload since step 1): the agent is stopped (SIGTERM) and the board is
+   shown offline in the station list (and in "my stations"); started again, online again;
+8. the owner reads the TX log;
+9. in a fresh tab the owner joins and holds PTT (the mouse button down on it): the rig, read on
+   a rigctld connection of this script's own, is keyed; the tab is closed with the button still
+   held: the rig unkeys (the server's dead-man, 1 s by default, is the last resort);
+10. the owner releases the board (after a confirmation: the new pairing code and agent secret
+   are shown); signs out (the refresh token is revoked).
 
 Every page records Content-Security-Policy violations and console errors. It prints one JSON
 line with what it saw (`ok` false and `failure` say why it stopped early) and exits 0 when every
@@ -41,6 +49,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -58,6 +67,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: the repository's test hel
 from playwright.sync_api import Error as PlaywrightError  # noqa: E402
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
+from bench.rig_reader import RigReader  # noqa: E402
 from bench.tools import free_port  # noqa: E402
 from tests.e2e.console_check import (  # noqa: E402
     CHROMIUM,
@@ -92,6 +102,12 @@ ONLINE_TIMEOUT_S = 20.0
 PTT_HOLD_S = 0.6
 # Marks the owner's page: still there after the board went online means no reload happened.
 NO_RELOAD_MARK = "window.__rcSameDocument"
+# Bounds of the presence and tab-closing steps (what they took is reported, the judge decides)
+AGENT_EXIT_TIMEOUT_S = 10.0
+OFFLINE_TIMEOUT_S = 15.0
+RIG_KEYED_TIMEOUT_S = 5.0
+RIG_UNKEYED_TIMEOUT_S = 10.0  # well above the server's 1 s dead-man: a late unkey is measured
+RIG_POLL_S = 0.02
 
 
 def _server_environment(secret: str) -> dict[str, str]:
@@ -128,6 +144,53 @@ def running_process(
         yield process
     finally:
         _stop(process)
+
+
+class Agent:
+    """The board's agent (Hamlib's dummy rig behind the rigctld it runs on `rigctld_port`),
+    started and stopped by the walk; each run logs to a file of its own."""
+
+    def __init__(
+        self, command: Sequence[str], env: Mapping[str, str], work: Path, rigctld_port: int
+    ) -> None:
+        self._command = list(command)
+        self._env = dict(env)
+        self._work = work
+        self._stack = contextlib.ExitStack()
+        self._process: subprocess.Popen[str] | None = None
+        self.rigctld_port = rigctld_port
+        self.logs: list[Path] = []
+
+    def __enter__(self) -> Agent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def start(self) -> None:
+        log = self._work / f"agent-{len(self.logs) + 1}.log"
+        self.logs.append(log)
+        self._process = self._stack.enter_context(
+            running_process(self._command, log, self._env, before_threads=False)
+        )
+
+    def stop(self) -> int | None:
+        """SIGTERM to the agent (it unkeys, stops its rigctld and leaves), its exit awaited
+        (bounded); its exit status, None when it had to be killed."""
+        process = self._process
+        if process is None:
+            raise CheckFailedError("the agent is not running")
+        self._process = None
+        process.send_signal(signal.SIGTERM)  # setpriv exec()s the agent: it is this process
+        try:
+            code: int | None = process.wait(timeout=AGENT_EXIT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            code = None
+        _stop(process)  # what is left of its process group (the agent's rigctld)
+        return code
+
+    def log_tail(self, count: int) -> list[str]:
+        return _log_tail(self.logs[-1], count) if self.logs else []
 
 
 def _log_tail(path: Path, count: int = 20) -> list[str]:
@@ -184,6 +247,11 @@ def _visible(page: Page, selector: str) -> bool:
 
 def _board_item(page: Page, board_id: str) -> str:
     return f'#my-boards li[data-board-id="{board_id}"]'
+
+
+def _listen_presence(name: str) -> str:
+    """The presence word of the board called `name` in the "Listen" page's station list."""
+    return f"#boards li:has-text({json.dumps(name)}) .presence"
 
 
 def _wait_text(page: Page, selector: str, wanted: str, timeout_s: float = 10) -> str:
@@ -417,12 +485,42 @@ def owner_listens(page: Page, board: dict[str, Any], result: dict[str, Any]) -> 
     _wait_status(page, "status.ptt false", "s.ptt === false")
 
 
-def owner_reads_log_and_releases(page: Page, board: dict[str, Any], result: dict[str, Any]) -> None:
-    """Step 6b: TX log; leave; release (confirmed, new credentials shown once); sign out."""
+def owner_sees_presence_follow_the_agent(
+    page: Page, board: dict[str, Any], agent: Agent, result: dict[str, Any]
+) -> None:
+    """Step 7: leave; on the "Listen" page the agent stops -> offline, starts -> online; the
+    page is the one of step 1 (never reloaded)."""
     seen: dict[str, Any] = {}
-    result["release"] = seen
+    result["presence"] = seen
     page.get_by_role("button", name="Leave").click()
     _wait_js(page, "window.radiocore.boardId === null", timeout=5_000)
+    _go(page, "Listen")
+    listen = _listen_presence(BOARD_NAME)
+    mine = f"{_board_item(page, board['board_id'])} .presence"  # on a page not shown now
+    seen["listen_before"] = _text(page, listen)
+
+    stopping = time.monotonic()
+    seen["agent_exit_code"] = agent.stop()
+    seen["agent_exit_s"] = round(time.monotonic() - stopping, 2)
+    _wait_text(page, listen, "offline", OFFLINE_TIMEOUT_S)
+    seen["offline_s"] = round(time.monotonic() - stopping, 2)
+    seen["listen_offline"] = _text(page, listen)
+    seen["my_stations_offline"] = (page.locator(mine).text_content() or "").strip()
+    seen["listen_visible"] = _visible(page, "#boards")
+    seen["same_document_offline"] = page.evaluate(NO_RELOAD_MARK) is True
+
+    starting = time.monotonic()
+    agent.start()
+    _wait_text(page, listen, "online", ONLINE_TIMEOUT_S)
+    seen["online_again_s"] = round(time.monotonic() - starting, 2)
+    seen["listen_online_again"] = _text(page, listen)
+    seen["my_stations_online_again"] = (page.locator(mine).text_content() or "").strip()
+    seen["same_document"] = page.evaluate(NO_RELOAD_MARK) is True
+
+
+def owner_reads_log(page: Page, result: dict[str, Any]) -> None:
+    """Step 8: the TX log of the board (the one short transmission of step 6)."""
+    seen: dict[str, Any] = result.setdefault("release", {})
     _go(page, "My stations")
     page.get_by_role("button", name=f"Manage {BOARD_NAME}").click()
     page.get_by_role("button", name="Show the TX log").click()
@@ -432,6 +530,53 @@ def owner_reads_log_and_releases(page: Page, board: dict[str, Any], result: dict
         for row in page.locator("#txlog-rows tr").all()
     ]
 
+
+def _wait_rig_ptt(reader: RigReader, keyed: bool, timeout_s: float) -> float | None:
+    """time.monotonic() when rigctld first answers PTT `keyed`, or None after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if reader.ptt() is keyed:
+            return time.monotonic()
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(RIG_POLL_S)
+
+
+def closing_the_tab_unkeys(browser: Any, url: str, agent: Agent, result: dict[str, Any]) -> None:
+    """Step 9: in a fresh tab the owner holds PTT (mouse down, never up) and the tab is closed;
+    the rig's PTT as rigctld itself says it, on a connection of this script's own."""
+    seen: dict[str, Any] = {}
+    result["tab_close"] = seen
+    page = _new_page(browser, VIEWPORT)
+    seen["console_errors"] = _collect_console(page)
+    reader = RigReader.connect(agent.rigctld_port)
+    try:
+        seen["rig_ptt_before"] = reader.ptt()
+        _sign_in(page, url, OWNER["email"], OWNER["password"])
+        _signed_in_as(page, OWNER["callsign"])
+        page.locator("#boards").get_by_role("button", name=BOARD_NAME).click(timeout=10_000)
+        _wait_js(page, "window.radiocore.state === 'connected'", timeout=15_000)
+        pressed = time.monotonic()
+        _press_ptt_button(page)
+        keyed_at = _wait_rig_ptt(reader, True, RIG_KEYED_TIMEOUT_S)
+        seen["rig_keyed"] = keyed_at is not None
+        seen["keyed_s"] = None if keyed_at is None else round(keyed_at - pressed, 2)
+        seen["errors_before_close"] = _error_list(page)
+        closing = time.monotonic()
+        page.close()  # the mouse button still down: no release from the page's PTT
+        seen["close_returned_s"] = round(time.monotonic() - closing, 2)
+        unkeyed_at = _wait_rig_ptt(reader, False, RIG_UNKEYED_TIMEOUT_S)
+        seen["rig_unkeyed"] = unkeyed_at is not None
+        seen["unkeyed_s"] = None if unkeyed_at is None else round(unkeyed_at - closing, 2)
+    finally:
+        reader.close()
+        with contextlib.suppress(PlaywrightError):
+            page.context.close()
+
+
+def owner_releases(page: Page, board: dict[str, Any], result: dict[str, Any]) -> None:
+    """Step 10: release (confirmed, new credentials shown once); sign out."""
+    seen: dict[str, Any] = result.setdefault("release", {})
     page.get_by_role("button", name="Release this station…").click()
     seen["confirm_text"] = _text(page, "#release-text")
     seen["still_listed_before_confirm"] = page.locator(_board_item(page, board["board_id"])).count()
@@ -462,7 +607,7 @@ def run_pages(
     browser: Any,
     url: str,
     board: dict[str, Any],
-    start_agent: Any,
+    agent: Agent,
     screenshot: Path,
     result: dict[str, Any],
 ) -> None:
@@ -483,7 +628,7 @@ def run_pages(
         owner_pairs(owner, board, result)
         result["paired_s"] = round(time.monotonic() - started, 2)
         owner.screenshot(path=str(screenshot.with_name(f"{screenshot.stem}-paired.png")))
-        start_agent()
+        agent.start()
         board_goes_online(owner, board, result)
         owner.screenshot(path=str(screenshot))
         result["screenshot"] = str(screenshot)
@@ -493,7 +638,14 @@ def run_pages(
         guest_books(guest, screenshot.with_name(f"{screenshot.stem}-guest.png"), result)
         owner_grants(owner, result)
         owner_listens(owner, board, result)
-        owner_reads_log_and_releases(owner, board, result)
+        step = time.monotonic()
+        owner_sees_presence_follow_the_agent(owner, board, agent, result)
+        result["presence"]["step_s"] = round(time.monotonic() - step, 2)
+        owner_reads_log(owner, result)
+        step = time.monotonic()
+        closing_the_tab_unkeys(browser, url, agent, result)
+        result["tab_close"]["step_s"] = round(time.monotonic() - step, 2)
+        owner_releases(owner, board, result)
     finally:
         for name, page in (("owner", owner), ("guest", guest)):
             with contextlib.suppress(PlaywrightError):
@@ -515,7 +667,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     _bring_up_loopback()
     work = Path(tempfile.mkdtemp(prefix="radiocore-sharing-"))
-    server_log, agent_log = work / "server.log", work / "agent.log"
+    server_log = work / "server.log"
+    agent: Agent | None = None
     started = time.monotonic()
     try:
         port = free_port()
@@ -534,36 +687,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "board_id": board["board_id"],
                 "pairing_link": board["pairing_link"],
             }
-            with contextlib.ExitStack() as stack:
-
-                def start_agent() -> None:
-                    agent_env = {
-                        k: v for k, v in os.environ.items() if not k.startswith("RADIOCORE_")
-                    }
-                    agent_env["RADIOCORE_AGENT_SECRET"] = board["secret"]
-                    agent = [
-                        args.python, "-m", "board_agent", "--server", url,
-                        "--board-id", board["board_id"], "--rig", "simulated",
-                        "--ice-host-address", "127.0.0.1",
-                    ]  # fmt: skip
-                    stack.enter_context(
-                        running_process(agent, agent_log, agent_env, before_threads=False)
-                    )
-
-                with sync_playwright() as playwright:
-                    browser = playwright.chromium.launch(
-                        executable_path=CHROMIUM, args=list(CHROMIUM_FLAGS), headless=True
-                    )
-                    try:
-                        result["browser_version"] = browser.version
-                        run_pages(browser, url, board, start_agent, args.screenshot, result)
-                    finally:
-                        browser.close()
+            agent_env = {k: v for k, v in os.environ.items() if not k.startswith("RADIOCORE_")}
+            agent_env["RADIOCORE_AGENT_SECRET"] = board["secret"]
+            rigctld_port = free_port()
+            agent_command = [
+                args.python, "-m", "board_agent", "--server", url,
+                "--board-id", board["board_id"], "--ice-host-address", "127.0.0.1",
+                # Hamlib's dummy rig behind a real rigctld (the agent runs it): its PTT is read
+                # from rigctld itself; the dummy needs "-P RIG" on Hamlib 4.5
+                "--rig", "hamlib", "--rig-model", "1", "--rig-ptt-type", "RIG",
+                "--rigctld-port", str(rigctld_port),
+            ]  # fmt: skip
+            with (
+                Agent(agent_command, agent_env, work, rigctld_port) as agent,
+                sync_playwright() as playwright,
+            ):
+                browser = playwright.chromium.launch(
+                    executable_path=CHROMIUM, args=list(CHROMIUM_FLAGS), headless=True
+                )
+                try:
+                    result["browser_version"] = browser.version
+                    run_pages(browser, url, board, agent, args.screenshot, result)
+                finally:
+                    browser.close()
         result["ok"] = True
     except (CheckFailedError, PlaywrightError) as exc:
         result["failure"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:2000]
         result["server_log_tail"] = _log_tail(server_log, 30)
-        result["agent_log_tail"] = _log_tail(agent_log, 30)
+        result["agent_log_tail"] = agent.log_tail(30) if agent is not None else []
     finally:
         result["run_s"] = round(time.monotonic() - started, 2)
         shutil.rmtree(work, ignore_errors=True)

@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 
 from radiocore.demo import DEMO_CALLSIGN
-from tests.support.components import missing
-from tests.support.namespaces import namespace_command, run_check
+from tests.support.namespaces import namespace_command
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(200)]
 
@@ -63,15 +62,8 @@ def _preconditions(extra_tools: tuple[str, ...] = ()) -> tuple[tuple[str, ...] |
     return command, ""
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    namespace, reason = _preconditions()
-    if namespace is None:
-        missing(f"the Chromium end-to-end test cannot run: {reason}")
-    screenshot = tmp_path_factory.mktemp("e2e") / "console.png"
-    return run_check(
-        namespace, CHECK_SCRIPT, ["--screenshot", str(screenshot)], REPO_ROOT, RUN_TIMEOUT_S
-    )
+# The `report` fixture (one run of console_check.py, shared by the console's test files) is in
+# conftest.py.
 
 
 def test_console_plays_station_audio_and_shows_status(report: dict[str, Any]) -> None:

@@ -1,11 +1,13 @@
 """Station sharing in the console, in headless Chromium inside a loopback-only network namespace:
 register -> pair by the sticker's QR link -> the board appears online -> listen, and around it
 the pages of station sharing (settings, grants, public stations and booking, my bookings, the
-TX log, releasing, signing out), with a second account that must not see the owner's board.
+TX log, releasing, signing out), with a second account that must not see the owner's board;
+the station list following the agent going away and coming back, without a reload; and closing
+a tab while keyed unkeys the rig.
 
 One run of `sharing_check.py` under `unshare -n` (`radiocore serve` on SQLite, a board
-provisioned with `radiocore board provision`, a real board agent with the simulated rig, and
-two browser contexts) serves every test here.
+provisioned with `radiocore board provision`, a real board agent with Hamlib's dummy rig behind
+a real rigctld, and browser contexts) serves every test here.
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 CHECK_SCRIPT = HERE / "sharing_check.py"
 # Above the script's own bounds (30 s for the server, bounded browser waits); a run takes
-# ~25 s here.
+# ~30 s here.
 RUN_TIMEOUT_S = 150
+# Closing a keyed tab must unkey the rig: a safety property with a generous bound (the server's
+# dead-man is 1 s), not a speed target.
+UNKEY_BOUND_S = 5.0
 MIN_PACKET_GROWTH = 50  # ~50 packets/s of 20 ms Opus over a ~2 s window gives ~100
 PAIRING_CODE = re.compile(r"[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}")
 # The refusals the walk provokes on purpose: the browser logs each failed request.
@@ -46,7 +51,7 @@ FAILED_REQUEST = re.compile(
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    namespace, reason = _preconditions(("setpriv",))
+    namespace, reason = _preconditions(("setpriv", "rigctld"))
     if namespace is None:
         missing(f"the Chromium station-sharing test cannot run: {reason}")
     screenshot = tmp_path_factory.mktemp("e2e") / "sharing.png"
@@ -95,6 +100,35 @@ def test_the_owner_listens_to_the_paired_station(report: dict[str, Any]) -> None
     assert heard["audio_level"] > 0, "the <audio> element plays silence"
     assert heard["audio_element_muted"] is False
     assert report["errors_owner"] == [], "the owner's page shows errors"
+
+
+def test_the_station_list_shows_the_board_offline_and_online_again_without_a_reload(
+    report: dict[str, Any],
+) -> None:
+    presence = report["presence"]
+    assert presence["listen_before"] == "online"
+    assert presence["agent_exit_code"] == 0, "the agent did not stop cleanly on SIGTERM"
+    # the agent stopped: offline in the "Listen" page's station list, on screen, and in
+    # "my stations"
+    assert presence["listen_visible"] is True
+    assert presence["listen_offline"] == "offline"
+    assert presence["my_stations_offline"] == "offline"
+    assert presence["same_document_offline"] is True, "the page was reloaded"
+    # started again: online again, the same page
+    assert presence["listen_online_again"] == "online"
+    assert presence["my_stations_online_again"] == "online"
+    assert presence["same_document"] is True, "the page was reloaded"
+
+
+def test_closing_the_tab_while_keyed_unkeys_the_rig(report: dict[str, Any]) -> None:
+    closed = report["tab_close"]
+    # what rigctld itself says, asked on a connection of the test's own
+    assert closed["rig_ptt_before"] is False
+    assert closed["rig_keyed"] is True, "holding PTT did not key the rig"
+    assert closed["errors_before_close"] == []
+    assert closed["rig_unkeyed"] is True, "the rig stayed keyed after the tab was closed"
+    assert closed["unkeyed_s"] < UNKEY_BOUND_S, f"unkeyed {closed['unkeyed_s']} s after closing"
+    assert closed["console_errors"] == []
 
 
 def test_another_account_sees_nothing_of_the_board_and_cannot_claim_it(

@@ -11,7 +11,9 @@
 import { ApiClient } from "./api.js";
 import { BookingsPage } from "./bookings.js";
 import { createDebugView, exposeDebugView } from "./debug.js";
+import { DialControl, findDialElements } from "./dial.js";
 import { ConsoleError, errorFields } from "./errors.js";
+import { ListenPanel } from "./listen.js";
 import { Credentials, signIn } from "./login.js";
 import { describeMicrophone } from "./microphone.js";
 import { ERROR_CODES } from "./protocol.js";
@@ -27,10 +29,13 @@ import { PairPage } from "./pairing.js";
 import { PublicStationsPage } from "./publicstations.js";
 import { MediaRecovery } from "./recovery.js";
 import { RegisterPage } from "./register.js";
+import { RosterPanel } from "./roster.js";
 import { Router, resolveView } from "./router.js";
 import { BoardSession } from "./session.js";
 import { SignalingClient } from "./signaling.js";
+import { ThemeToggle } from "./theme.js";
 import { TuningControls } from "./tuning.js";
+import { TransmitPanel } from "./txpanel.js";
 import { ConsoleView } from "./view.js";
 
 /** PTT changes kept for the debug view's `pttLog`. */
@@ -109,10 +114,16 @@ const recovery = new MediaRecovery({
   rejoin: () => {
     if (page.boardId !== null) void joinBoard(page.boardId, { again: true });
   },
-  notice: (text) => view.showNotice(text),
+  notice: (text) => {
+    view.showNotice(text);
+    listen.recovering(text);
+  },
 });
 
 const view = new ConsoleView(document, { chooseBoard: (boardId) => void joinBoard(boardId) });
+// the station's audio as heard and seen (volume, mute, RX meter, waterfall, link); the theme
+const listen = new ListenPanel(window);
+new ThemeToggle(document, window);
 
 exposeDebugView(
   window,
@@ -345,7 +356,10 @@ async function joinBoard(boardId, { again = false } = {}) {
   station = newStation();
   page.boardId = boardId;
   view.resetStation();
+  if (!again) listen.reset();
   tuning.reset();
+  dial.reset();
+  txPanel.reset();
   const board = boards.get(boardId);
   if (board !== undefined) view.renderStationName(board);
   renderJoined();
@@ -378,7 +392,8 @@ function closeSession() {
   if (mine === null) return;
   mine.close(); // unkeys first, while the channel can still say so
   session = null;
-  view.stopAudio();
+  listen.stop();
+  rosterPanel.reset(); // who is on it is no longer known
   setState("closed");
   renderTransmit();
 }
@@ -418,11 +433,13 @@ function sessionEvents(current) {
       station.canTransmit = canTransmit;
       station.isOwner = isOwner;
       view.renderAccess(canTransmit);
+      rosterPanel.render();
     },
     state: setState,
     connection(state) {
       setState(state);
       recovery.connection(state);
+      listen.connection(state);
       if (state !== "connected") {
         // An interrupted link cannot carry keep-alives or voice: unkey now rather than let the
         // server's dead-man do it.
@@ -443,8 +460,9 @@ function sessionEvents(current) {
     channel(open) {
       if (!open) safetyRelease(current(), "the control channel closed", "channel_closed");
       renderTransmit();
+      rosterPanel.render();
     },
-    track: (stream) => view.playAudio(stream, showError),
+    track: (stream) => listen.play(stream, current().pc, showError),
     ptt: (keyed, why) => onPttChange(current(), keyed, why),
     sent(message) {
       if (message.type === "keepalive") page.keepalivesSent += 1;
@@ -475,20 +493,27 @@ function controlHandlers(current) {
         safetyRelease(current(), "the rig is offline", "rig_offline");
       }
       tuning.sync(status);
+      dial.sync(status.freq);
       renderTransmit();
     },
     heartbeat() {
       // the station is alive; its status messages already show it
     },
-    floor({ holder, you }) {
+    roster(message) {
+      rosterPanel.update(message);
+    },
+    floor({ holder, you, tx_limit_s: limit }) {
       station.floor = holder;
       station.floorIsMine = holder !== null && you;
+      txPanel.setLimit(station.floorIsMine ? limit : null);
       view.renderFloor(holder, station.floorIsMine);
       renderTransmit();
+      rosterPanel.render(); // the holder's notice, the "Ask to talk" toggle
     },
     capabilities({ capabilities }) {
       station.capabilities = capabilities;
       tuning.showCapabilities(capabilities, station.lastStatus?.mode);
+      dial.showCapabilities(capabilities);
     },
     ptt_released({ reason, by }) {
       station.lastReleased = Object.freeze({ reason, by });
@@ -517,6 +542,11 @@ function controlHandlers(current) {
       // transmitting. Releasing also hands back a floor the server may still count as ours.
       const ptt = current().ptt;
       if ((ref === "ptt" || ref === "keepalive") && ptt.keyed) ptt.release(`refused_${code}`);
+      if (ref === "ptt" && code === ERROR_CODES.FLOOR_BUSY) {
+        view.showNotice(`Not on the air: ${message}.`); // the message names who holds it
+      }
+      if (ref === "freq") dial.refused();
+      if (ref === "floor_request") rosterPanel.refused();
     },
   };
 }
@@ -538,11 +568,15 @@ function transmitNow() {
     holder: station.floor,
     floorIsMine: station.floorIsMine,
     isOwner: station.isOwner,
+    latching: txPanel.latching,
   });
 }
 
 function renderTransmit() {
-  view.renderTransmit(transmitNow());
+  const controls = transmitNow();
+  view.renderTransmit(controls);
+  dial.setEnabled(!controls.tuningDisabled);
+  txPanel.micMeter.follow(session?.micTrack ?? null);
 }
 
 /**
@@ -553,6 +587,7 @@ function renderTransmit() {
 function onPttChange(mine, keyed, why) {
   if (mine.micTrack !== null) view.setMicrophone(describeMicrophone(keyed ? "live" : "ready"));
   station.ptt = keyed;
+  txPanel.keyed(keyed);
   page.pttLog.push(Object.freeze({ keyed, why, at: Math.round(performance.now()) }));
   if (page.pttLog.length > PTT_LOG_LENGTH) page.pttLog.shift();
   if (keyed) {
@@ -596,6 +631,8 @@ const pttInput = new PttInput({
   // The microphone is enabled (by the session) once `ptt` true went out.
   press: () => session?.ptt.press() ?? false,
   release: (how) => session?.ptt.release(how),
+  latching: () => txPanel.latching,
+  confirm: () => txPanel.askConfirm(),
 });
 
 // The operator may no longer be at the controls: unkey.
@@ -606,18 +643,53 @@ window.addEventListener("blur", () => {
   if (session !== null) safetyRelease(session, "the window lost focus", "blur");
 });
 
+/** @param {{type: "freq" | "mode" | "power", value: number | string}} message */
+function sendTuning(message) {
+  const mine = session;
+  if (mine === null || !mine.canTransmit) return;
+  if (!mine.send(message)) {
+    const why = `Not connected to the station: “${message.type}” was not sent.`;
+    showError("not_connected", why);
+  }
+}
+
 const tuning = new TuningControls({
   elements: view.els,
   window,
   capabilities: () => station.capabilities,
-  send(message) {
-    const mine = session;
-    if (mine === null || !mine.canTransmit) return;
-    if (!mine.send(message)) {
-      const why = `Not connected to the station: “${message.type}” was not sent.`;
-      showError("not_connected", why);
-    }
+  send: sendTuning,
+  modeButtons: document.getElementById("mode-buttons"),
+});
+
+/** The frequency dial: wheel, arrow keys, step, band buttons. */
+const dial = new DialControl({
+  elements: findDialElements(document),
+  send: (hz) => {
+    tuning.clearFreqError();
+    sendTuning({ type: "freq", value: hz });
   },
+  storage: window.localStorage,
+});
+
+/** Latching PTT and its confirmation, the microphone meter, the TX clock, insecure pages. */
+const txPanel = new TransmitPanel({
+  document,
+  window,
+  latch: () => pttInput.latch(),
+  unlatch: () => pttInput.unlatch(),
+  changed: renderTransmit,
+});
+
+/** Who is on the station, "Ask to talk", and the holder's notice of who waits. */
+const rosterPanel = new RosterPanel({
+  document,
+  send: (message) => session?.send(message) ?? false,
+  context: () => ({
+    callsign: page.callsign,
+    canTransmit: session?.canTransmit ?? false,
+    floorIsMine: station.floorIsMine,
+  }),
+  channelOpen: () => session?.channelOpen ?? false,
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 // "server → operator"): decoded and checked one by one, then handed to one handler per `type`.
 // A malformed or unknown message is logged and ignored; nothing here touches the DOM.
 
+import { parseRoster } from "./roster.js";
 import { parseCapabilities } from "./tuning.js";
 
 /**
@@ -9,15 +10,18 @@ import { parseCapabilities } from "./tuning.js";
  *            smeter?: number | null, squelch?: boolean | null, power?: number | null,
  *            rig_online?: boolean}} StatusMessage
  * @typedef {{type: "heartbeat"}} HeartbeatMessage
- * @typedef {{type: "floor", holder: string | null, you: boolean}} FloorMessage
+ * @typedef {{type: "floor", holder: string | null, you: boolean, tx_limit_s: number | null}}
+ *   FloorMessage `tx_limit_s`: to the holder, the server's limit on one transmission (s)
  * @typedef {import("./tuning.js").Capabilities} Capabilities
  * @typedef {{type: "capabilities", capabilities: Capabilities}} CapabilitiesMessage
  * @typedef {{type: "ptt_released", reason: string, by: string | null}} PttReleasedMessage
  * @typedef {{type: "tx_warning", remaining_s: number}} TxWarningMessage
  * @typedef {{type: "tx_stopped", reason: string}} TxStoppedMessage
  * @typedef {{type: "error", code: string, message: string, ref: string | null}} ErrorMessage
+ * @typedef {{type: "roster"} & import("./roster.js").Roster} RosterMessage
  * @typedef {StatusMessage | HeartbeatMessage | FloorMessage | CapabilitiesMessage
- *   | PttReleasedMessage | TxWarningMessage | TxStoppedMessage | ErrorMessage} ControlMessage
+ *   | PttReleasedMessage | TxWarningMessage | TxStoppedMessage | ErrorMessage
+ *   | RosterMessage} ControlMessage
  * @typedef {{
  *   status: (message: StatusMessage) => void,
  *   heartbeat: (message: HeartbeatMessage) => void,
@@ -27,6 +31,7 @@ import { parseCapabilities } from "./tuning.js";
  *   tx_warning: (message: TxWarningMessage) => void,
  *   tx_stopped: (message: TxStoppedMessage) => void,
  *   error: (message: ErrorMessage) => void,
+ *   roster: (message: RosterMessage) => void,
  * }} ControlHandlers
  */
 
@@ -76,6 +81,7 @@ export function decodeControlMessage(text) {
         type: "floor",
         holder: typeof m.holder === "string" ? m.holder : null,
         you: m.you === true,
+        tx_limit_s: Number.isSafeInteger(m.tx_limit_s) && m.tx_limit_s > 0 ? m.tx_limit_s : null,
       });
     case "capabilities": {
       const capabilities = parseCapabilities(m);
@@ -103,6 +109,11 @@ export function decodeControlMessage(text) {
         message: typeof m.message === "string" ? m.message : "The server refused a message.",
         ref: typeof m.ref === "string" ? m.ref : null,
       });
+    case "roster": {
+      const roster = parseRoster(m);
+      if (roster === null) return ignored("malformed roster", m);
+      return Object.freeze({ type: "roster", ...roster });
+    }
     default:
       return ignored("unknown message type", m?.type);
   }

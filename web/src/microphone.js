@@ -81,3 +81,93 @@ const MICROPHONE_LINES = Object.freeze({
 export function describeMicrophone(line, why = "") {
   return MICROPHONE_LINES[line](why);
 }
+
+/**
+ * What the transmit panel says on a page the browser gives no microphone because it is not a
+ * secure context (plain HTTP from a host other than this machine); null on a secure page.
+ * @param {boolean} isSecureContext `window.isSecureContext`
+ * @param {string} origin `location.origin`
+ * @returns {string | null}
+ */
+export function insecureContextProblem(isSecureContext, origin) {
+  if (isSecureContext) return null;
+  return (
+    `Transmitting is off: this page (${origin}) is not secure, and browsers give the ` +
+    "microphone only to secure pages. Open the console over HTTPS (https://…), or as " +
+    "http://localhost on the machine that runs the server."
+  );
+}
+
+/** How often the microphone meter reads its analyser. */
+export const MIC_METER_INTERVAL_MS = 50;
+
+/**
+ * The microphone's level on a meter while the microphone is open, keyed or not: a Web Audio
+ * analyser on a clone of the track (the sent track is disabled while released, and a disabled
+ * track reads as silence).
+ */
+export class MicLevelMeter {
+  /**
+   * @param {{
+   *   meter: HTMLMeterElement,
+   *   toFraction: (samples: Float32Array) => number,
+   *   audioContext?: () => AudioContext,
+   * }} options
+   */
+  constructor({ meter, toFraction, audioContext = () => new AudioContext() }) {
+    this._meter = meter;
+    /** what is hidden without a microphone: the meter's row (with its label), or the meter */
+    this._box = /** @type {HTMLElement} */ (meter.closest(".mic-level") ?? meter);
+    this._toFraction = toFraction;
+    this._newContext = audioContext;
+    /** @type {MediaStreamTrack | null} the track followed */
+    this._track = null;
+    /** @type {{context: AudioContext, clone: MediaStreamTrack, timer: any} | null} */
+    this._running = null;
+    /** the highest level shown since the track was followed (0..1) */
+    this.peak = 0;
+  }
+
+  /**
+   * Meters `track` (null: nothing); the same track again changes nothing.
+   * @param {MediaStreamTrack | null} track
+   */
+  follow(track) {
+    if (track === this._track) return;
+    this._stop();
+    this._track = track;
+    this.peak = 0;
+    this._meter.value = 0;
+    this._box.hidden = track === null;
+    if (track === null) return;
+    try {
+      const context = this._newContext();
+      const clone = track.clone();
+      clone.enabled = true;
+      const source = context.createMediaStreamSource(new MediaStream([clone]));
+      const analyser = context.createAnalyser();
+      analyser.fftSize = 1024;
+      source.connect(analyser); // not to the speakers
+      const samples = new Float32Array(analyser.fftSize);
+      const timer = setInterval(() => {
+        analyser.getFloatTimeDomainData(samples);
+        const level = this._toFraction(samples);
+        this.peak = Math.max(this.peak, level);
+        this._meter.value = level;
+      }, MIC_METER_INTERVAL_MS);
+      this._running = { context, clone, timer };
+      void context.resume().catch(() => {});
+    } catch {
+      this._box.hidden = true; // no Web Audio here: no meter, transmitting still works
+    }
+  }
+
+  _stop() {
+    const running = this._running;
+    this._running = null;
+    if (running === null) return;
+    clearInterval(running.timer);
+    running.clone.stop();
+    void running.context.close().catch(() => {});
+  }
+}

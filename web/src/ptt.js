@@ -145,6 +145,7 @@ export class PttController {
  *   holder: string | null,
  *   floorIsMine: boolean,
  *   isOwner: boolean,
+ *   latching?: boolean,
  * }} TransmitState
  */
 
@@ -171,9 +172,12 @@ export function transmitControls(state) {
   else if (otherHolder && !state.isOwner) hint = `${state.holder} is transmitting.`;
   else {
     usable = true;
-    if (keyed) hint = "ON AIR: release the button (or the space bar) to stop.";
+    if (keyed && state.latching) hint = "ON AIR: press the button (or the space bar) again to stop.";
+    else if (keyed) hint = "ON AIR: release the button (or the space bar) to stop.";
     else if (otherHolder) hint = `${state.holder} is transmitting; as the owner you can take over.`;
-    else hint = "Hold the button, or hold the space bar, to talk.";
+    else if (state.latching) {
+      hint = "Latching: press the button (or the space bar) and confirm to talk; press again to stop.";
+    } else hint = "Hold the button, or hold the space bar, to talk.";
   }
   return {
     visible: canTransmit,
@@ -213,7 +217,12 @@ export function isPttKey(event) {
  * anywhere outside text entry. Keys on a press, unkeys on the release of the same input (a
  * release anywhere counts: the pointer may come up outside the window's content); after any
  * other release (server, safety), `forget()` makes the eventual key-up or pointer-up a no-op.
- * An auto-repeating key never re-keys.
+ * An auto-repeating key never re-keys. A touch that slides off the button unkeys, as a mouse
+ * leaving it does (the button does not keep the touch's pointer captured).
+ *
+ * Latching (`latching()` true): a press does not key but asks `confirm()`, whose yes calls
+ * `latch()`; PTT then stays keyed without holding anything until the next press (button or
+ * space bar) unkeys it.
  */
 export class PttInput {
   /**
@@ -224,19 +233,38 @@ export class PttInput {
    *   canPress: () => boolean,
    *   press: () => boolean,
    *   release: (how: string) => void,
+   *   latching?: () => boolean,
+   *   confirm?: () => void,
    * }} options
    */
-  constructor({ button, window: win, keyEnabled, canPress, press, release }) {
-    /** @type {"pointer" | "key" | null} what holds PTT now */
+  constructor({
+    button,
+    window: win,
+    keyEnabled,
+    canPress,
+    press,
+    release,
+    latching = () => false,
+    confirm = () => {},
+  }) {
+    /** @type {"pointer" | "key" | "latch" | null} what holds PTT now */
     this.source = null;
     this._canPress = canPress;
     this._press = press;
     this._release = release;
+    this._latching = latching;
+    this._confirm = confirm;
 
     button.addEventListener("pointerdown", (event) => {
       const pointer = /** @type {PointerEvent} */ (event);
       if (pointer.pointerType === "mouse" && pointer.button !== 0) return;
       event.preventDefault(); // no text selection, no focus juggling, no emulated mouse events
+      if (this._toggled()) return;
+      // A touch captures its pointer to the button: let go, so sliding off it unkeys.
+      const target = /** @type {any} */ (button);
+      if (typeof target.hasPointerCapture === "function" && target.hasPointerCapture(pointer.pointerId)) {
+        target.releasePointerCapture(pointer.pointerId);
+      }
       this._pressed("pointer");
     });
     for (const type of ["pointerup", "pointercancel", "pointerleave"]) {
@@ -252,6 +280,7 @@ export class PttInput {
       if (!isPttKey(key) || !keyEnabled()) return;
       event.preventDefault(); // no scrolling, no activation of a focused button
       if (key.repeat) return; // auto-repeat: never re-keys after a server release
+      if (this._toggled()) return;
       this._pressed("key");
     });
     win.addEventListener("keyup", (event) => {
@@ -266,7 +295,30 @@ export class PttInput {
     this.source = null;
   }
 
-  /** @param {"pointer" | "key"} source */
+  /** The operator confirmed a latching key-up: keys, and stays keyed until the next press. */
+  latch() {
+    if (this.source !== null) return;
+    this._pressed("latch");
+  }
+
+  /** Unkeys a latched PTT (latching turned off, say); anything else is left alone. */
+  unlatch() {
+    this._released("latch", "unlatched");
+  }
+
+  /** In latching mode a press toggles: unkeys when latched, else asks for confirmation.
+   * @returns {boolean} the press was handled so */
+  _toggled() {
+    if (this.source === "latch") {
+      this._released("latch", "unlatched");
+      return true;
+    }
+    if (!this._latching()) return false;
+    if (this.source === null && this._canPress()) this._confirm();
+    return true;
+  }
+
+  /** @param {"pointer" | "key" | "latch"} source */
   _pressed(source) {
     if (!this._canPress()) return;
     this.source = source;
@@ -274,7 +326,7 @@ export class PttInput {
   }
 
   /**
-   * @param {"pointer" | "key"} source
+   * @param {"pointer" | "key" | "latch"} source
    * @param {string} how the event that released it
    */
   _released(source, how) {

@@ -157,7 +157,7 @@ export class BoardSession {
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this._connectTimer = undefined;
     this.ptt = new PttController({
-      send: (message) => this.send(message),
+      send: (message) => this.send(/** @type {{type: string}} */ (message)),
       onChange: (keyed, why) => this._onPttChange(keyed, why),
     });
   }

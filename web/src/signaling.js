@@ -72,7 +72,7 @@ export function parseShutdown(event) {
  * A server -> client `error` event (or a data-channel `error` message) as code and message.
  * @param {any} event
  * @param {string} fallback the message when it has none
- * @returns {{code: string, message: string}}
+ * @returns {{code: string, message: string, boardId: string | null}}
  */
 export function parseErrorEvent(event, fallback) {
   return {

@@ -11,7 +11,7 @@ export const USER_EDIT_HOLD_MS = 2000;
 
 /**
  * @typedef {{low: number, high: number}} FrequencyRange
- * @typedef {{modes: string[], freq_ranges: FrequencyRange[]}} Capabilities
+ * @typedef {{modes: readonly string[], freq_ranges: readonly FrequencyRange[]}} Capabilities
  */
 
 /**
@@ -51,7 +51,7 @@ function khzLabel(hz) {
 
 /**
  * The frequency ranges a station accepts, as text: "1800–29700 kHz, 50000–54000 kHz".
- * @param {FrequencyRange[]} ranges
+ * @param {readonly FrequencyRange[]} ranges
  */
 export function describeRanges(ranges) {
   return ranges.map((r) => `${khzLabel(r.low)}–${khzLabel(r.high)} kHz`).join(", ");
@@ -142,11 +142,14 @@ export class TuningControls {
    *   capabilities: () => Capabilities | null,
    *   window: Window,
    *   now?: () => number,
-   * }} options
+   *   modeButtons?: HTMLElement | null,
+   * }} options `modeButtons`: where one button per mode goes (the same choice as the select)
    */
-  constructor({ elements, send, capabilities, window: win, now = Date.now }) {
+  constructor({ elements, send, capabilities, window: win, now = Date.now, modeButtons = null }) {
     this._els = elements;
     this._now = now;
+    this._send = send;
+    this._modeButtons = modeButtons;
     /** When the operator last changed each control. */
     this._editedAt = new WeakMap();
     this._powerDragging = false;
@@ -169,6 +172,7 @@ export class TuningControls {
     });
     els.modeSelect.addEventListener("change", () => {
       this._edited(els.modeSelect);
+      this._selectMode(els.modeSelect.value);
       send({ type: "mode", value: els.modeSelect.value });
     });
     els.powerInput.addEventListener("pointerdown", () => {
@@ -204,8 +208,9 @@ export class TuningControls {
   showCapabilities(capabilities, rigMode) {
     const els = this._els;
     const current = els.modeSelect.value || rigMode;
-    const options = availableModes(capabilities).map((mode) => new Option(mode, mode));
-    els.modeSelect.replaceChildren(...options);
+    const modes = availableModes(capabilities);
+    els.modeSelect.replaceChildren(...modes.map((mode) => new Option(mode, mode)));
+    this._renderModeButtons(modes);
     if (current) this._selectMode(current);
     const ranges = capabilities?.freq_ranges ?? [];
     setText(
@@ -249,6 +254,36 @@ export class TuningControls {
     const select = this._els.modeSelect;
     if (![...select.options].some((o) => o.value === mode)) select.append(new Option(mode, mode));
     select.value = mode;
+    for (const button of this._modeButtons?.querySelectorAll("button") ?? []) {
+      button.setAttribute("aria-pressed", String(button.dataset.mode === mode));
+    }
+  }
+
+  /** @param {string[]} modes one button each, pressed for the selected mode */
+  _renderModeButtons(modes) {
+    const container = this._modeButtons;
+    if (container === null) return;
+    const doc = container.ownerDocument;
+    const buttons = modes.map((mode) => {
+      const button = doc.createElement("button");
+      button.type = "button";
+      button.className = "mode-button";
+      button.dataset.mode = mode;
+      button.textContent = mode;
+      button.setAttribute("aria-pressed", "false");
+      button.addEventListener("click", () => {
+        this._edited(this._els.modeSelect);
+        this._selectMode(mode);
+        this._send({ type: "mode", value: mode });
+      });
+      return button;
+    });
+    container.replaceChildren(...buttons);
+  }
+
+  /** Tuned another way (dial, band): an error about the typed entry no longer applies. */
+  clearFreqError() {
+    if (this._els.freqError.textContent) this._setFreqError("");
   }
 
   /** @param {string} message */

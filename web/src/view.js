@@ -2,7 +2,8 @@
 // readout and S-meter, floor, access, the transmit panel, errors, notices and banners). It keeps
 // no state of the console's own, only what the DOM needs (list items, the countdown's timer).
 
-import { formatFrequency, formatPower, formatSMeter, formatSquelch } from "./format.js";
+import { formatPower, formatSMeter, formatSquelch } from "./format.js";
+import { SMeterBar } from "./meter.js";
 
 const MAX_SHOWN_ERRORS = 5;
 
@@ -88,7 +89,7 @@ function findElements(doc) {
     floor: get("floor"),
     access: get("access"),
     smeter: get("smeter"),
-    smeterBar: /** @type {HTMLMeterElement} */ (get("smeter-bar")),
+    smeterBar: get("smeter-bar"),
     statusCount: get("status-count"),
     audio: /** @type {HTMLAudioElement} */ (get("rx-audio")),
     leave: /** @type {HTMLButtonElement} */ (get("leave")),
@@ -125,6 +126,8 @@ export class ConsoleView {
     this._boardItems = new Map();
     /** @type {ReturnType<typeof setInterval> | undefined} */
     this._warningTimer = undefined;
+    /** the S-meter's bar, S-unit scaled */
+    this.sMeterBar = new SMeterBar(this.els.smeterBar);
   }
 
   /** @param {string} state */
@@ -264,13 +267,14 @@ export class ConsoleView {
     this.setMicrophone("Microphone: —");
     this.showNotice("");
     this.clearTxWarning();
-    for (const element of [els.freq, els.mode, els.squelch, els.power, els.access, els.smeter]) {
+    // the frequency is the dial's (dial.js)
+    for (const element of [els.mode, els.squelch, els.power, els.access, els.smeter]) {
       setText(element, "—");
     }
     setText(els.floor, "nobody");
     setText(els.statusCount, "0");
     this._renderTxIndicator(false);
-    els.smeterBar.value = els.smeterBar.min;
+    this.sMeterBar.show(null);
   }
 
   /** @param {boolean} canTransmit */
@@ -284,10 +288,10 @@ export class ConsoleView {
    */
   renderStatus(status, count) {
     const els = this.els;
-    setText(els.freq, `${formatFrequency(status.freq)} MHz`);
+    // the frequency is shown by the dial (dial.js), which settles to the rig's from status
     setText(els.mode, status.mode);
     setText(els.smeter, sMeterText(status.smeter));
-    els.smeterBar.value = typeof status.smeter === "number" ? status.smeter : els.smeterBar.min;
+    this.sMeterBar.show(status.smeter);
     setText(els.squelch, formatSquelch(status.squelch));
     setText(els.power, formatPower(status.power));
     this._renderTxIndicator(status.ptt);
@@ -310,28 +314,6 @@ export class ConsoleView {
     indicator.classList.toggle("tx", transmitting);
     indicator.classList.toggle("rx", !transmitting);
     indicator.setAttribute("aria-label", transmitting ? "transmitting" : "receiving");
-  }
-
-  // --- audio ----------------------------------------------------------------------------------
-
-  /**
-   * Plays the station's audio; says so when the browser blocks playback.
-   * @param {MediaStream} stream
-   * @param {(code: string, message: string) => void} showError
-   */
-  playAudio(stream, showError) {
-    const audio = this.els.audio;
-    audio.srcObject = stream;
-    audio.play().catch((err) => {
-      if (err?.name === "NotAllowedError") {
-        showError("autoplay", "The browser blocked playback: press play on the audio player.");
-      }
-    });
-  }
-
-  stopAudio() {
-    this.els.audio.pause();
-    this.els.audio.srcObject = null;
   }
 
   // --- transmitting ---------------------------------------------------------------------------

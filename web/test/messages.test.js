@@ -28,8 +28,8 @@ test("each received type reaches its handler, checked and with defaults", () => 
   const status = { type: "status", ptt: false, freq: 14_205_000, mode: "USB", smeter: -73 };
   r.dispatch(status);
   r.dispatch({ type: "heartbeat", timestamp: 1763900000.5 });
-  r.dispatch({ type: "floor", holder: "DL1ABC", you: true });
-  r.dispatch({ type: "floor", holder: null });
+  r.dispatch({ type: "floor", holder: "DL1ABC", you: true, tx_limit_s: 180 });
+  r.dispatch({ type: "floor", holder: null, tx_limit_s: 0 });
   r.dispatch({ type: "capabilities", modes: ["USB"], freq_ranges: [{ low: 1, high: 2 }] });
   r.dispatch({ type: "ptt_released", reason: "override", by: "DL1OWN" });
   r.dispatch({ type: "ptt_released" });
@@ -41,8 +41,8 @@ test("each received type reaches its handler, checked and with defaults", () => 
   assert.deepEqual(r.calls, [
     status,
     { type: "heartbeat" },
-    { type: "floor", holder: "DL1ABC", you: true },
-    { type: "floor", holder: null, you: false },
+    { type: "floor", holder: "DL1ABC", you: true, tx_limit_s: 180 },
+    { type: "floor", holder: null, you: false, tx_limit_s: null },
     { type: "capabilities", capabilities: { modes: ["USB"], freq_ranges: [{ low: 1, high: 2 }] } },
     { type: "ptt_released", reason: "override", by: "DL1OWN" },
     { type: "ptt_released", reason: "unknown", by: null },
@@ -64,6 +64,7 @@ test("every type the station and the server send is decoded", () => {
     floor: { holder: null, you: false },
     ptt_released: { reason: "deadman", by: null },
     tx_warning: { remaining_s: 5 },
+    roster: { listeners: [{ callsign: "DL1ABC", transmitting: false, waiting: true }], count: 1 },
   };
   for (const type of new Set([...STATION_MESSAGE_TYPES, ...SERVER_MESSAGE_TYPES])) {
     assert.ok(type in examples, `no example for ${type}`);

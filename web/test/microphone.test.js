@@ -74,3 +74,12 @@ test("the microphone line says where it stands", () => {
   assert.match(describeMicrophone("ended"), /rejoin/);
   assert.match(describeMicrophone("waiting"), /permission/);
 });
+
+test("an insecure page says why it cannot transmit and how to fix it", async () => {
+  const { insecureContextProblem } = await import("../src/microphone.js");
+  assert.equal(insecureContextProblem(true, "https://radio.example"), null);
+  const text = insecureContextProblem(false, "http://10.0.0.5:8080");
+  assert.match(text, /http:\/\/10\.0\.0\.5:8080/);
+  assert.match(text, /HTTPS/);
+  assert.match(text, /localhost/);
+});

@@ -207,11 +207,18 @@ function event(type, fields = {}) {
 }
 
 /** A PttInput on fake targets, pressing and releasing a recorded PTT. */
-function inputHarness({ keyEnabled = true, canPress = true, pressWorks = true } = {}) {
+function inputHarness({
+  keyEnabled = true,
+  canPress = true,
+  pressWorks = true,
+  latching = false,
+} = {}) {
   const button = new EventTarget();
   const win = new EventTarget();
   const calls = [];
   const input = new PttInput({
+    latching: () => latching,
+    confirm: () => calls.push("confirm?"),
     button,
     window: win,
     keyEnabled: () => keyEnabled,
@@ -285,4 +292,58 @@ test("PTT input: nothing is held when the press cannot key", () => {
   assert.equal(closed.input.source, null);
   closed.win.dispatchEvent(event("pointerup"));
   assert.deepEqual(closed.calls, ["press"], "no release for a press that did not key");
+});
+
+test("PTT input: a touch lets go of its pointer capture, so sliding off the button unkeys", () => {
+  const h = inputHarness();
+  const released = [];
+  h.button.hasPointerCapture = (id) => id === 7;
+  h.button.releasePointerCapture = (id) => released.push(id);
+  h.button.dispatchEvent(event("pointerdown", { pointerType: "touch", button: 0, pointerId: 7 }));
+  assert.deepEqual(released, [7]);
+  h.button.dispatchEvent(event("pointerleave"));
+  assert.deepEqual(h.calls, ["press", "release:pointerleave"]);
+});
+
+test("PTT input, latching: a press asks first, the yes keys, the next press unkeys", () => {
+  const h = inputHarness({ latching: true });
+  h.button.dispatchEvent(event("pointerdown", { pointerType: "mouse", button: 0 }));
+  h.win.dispatchEvent(event("pointerup"));
+  assert.deepEqual(h.calls, ["confirm?"], "no keying before the confirmation");
+  h.input.latch();
+  assert.equal(h.input.source, "latch");
+  h.win.dispatchEvent(event("pointerup")); // the confirming click's release: stays keyed
+  h.button.dispatchEvent(event("pointerleave"));
+  assert.deepEqual(h.calls, ["confirm?", "press"]);
+  h.win.dispatchEvent(space("keydown")); // the space bar toggles it off as well
+  h.win.dispatchEvent(space("keyup"));
+  assert.deepEqual(h.calls, ["confirm?", "press", "release:unlatched"]);
+  h.win.dispatchEvent(space("keydown"));
+  assert.deepEqual(h.calls, ["confirm?", "press", "release:unlatched", "confirm?"]);
+  h.input.latch();
+  h.input.unlatch(); // latching turned off while latched
+  assert.equal(h.input.source, null);
+  assert.equal(h.calls.at(-1), "release:unlatched");
+  const refused = inputHarness({ latching: true, canPress: false });
+  refused.button.dispatchEvent(event("pointerdown", { pointerType: "mouse", button: 0 }));
+  assert.deepEqual(refused.calls, [], "no confirmation when PTT cannot key");
+});
+
+test("transmit panel: the hint says how latching PTT works", () => {
+  const state = {
+    joined: true,
+    canTransmit: true,
+    mic: "ready",
+    micAttached: true,
+    channelOpen: true,
+    rigOffline: false,
+    keyed: false,
+    holder: null,
+    floorIsMine: false,
+    isOwner: true,
+    latching: true,
+  };
+  assert.match(transmitControls(state).hint, /confirm/);
+  assert.match(transmitControls({ ...state, keyed: true }).hint, /again to stop/);
+  assert.match(transmitControls({ ...state, latching: false }).hint, /Hold the button/);
 });

@@ -281,7 +281,7 @@ test("the control channel: messages to their handlers, sends only while open", a
   assert.deepEqual(seen, [
     ["channel", true],
     ["sent", { type: "freq", value: 7_074_000 }],
-    ["message", { type: "floor", holder: "DL1ABC", you: false }],
+    ["message", { type: "floor", holder: "DL1ABC", you: false, tx_limit_s: null }],
     ["connection", "connected"],
     ["channel", false],
   ]);
