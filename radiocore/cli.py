@@ -65,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--audio-source", default="tone", help="the simulated station's RX audio (default tone)"
     )
+    demo.add_argument(
+        "--audio-sink",
+        default="null",
+        metavar="SPEC",
+        help="where the simulated station puts operators' TX audio: null (default), raw:PATH "
+        "(s16le 48 kHz mono, written only while keyed), alsa:DEVICE, pulse:DEVICE",
+    )
 
     user = commands.add_parser("user", help="manage operator accounts")
     user_commands = user.add_subparsers(dest="action", required=True)

@@ -72,7 +72,12 @@ def _free_tcp_port() -> int:
 
 
 def _agent_command(
-    config: ServerConfig, url: str, board: DemoBoard, source: str, rigctld_port: int | None
+    config: ServerConfig,
+    url: str,
+    board: DemoBoard,
+    source: str,
+    rigctld_port: int | None,
+    sink: str = "null",
 ) -> list[str]:
     command = [
         sys.executable,
@@ -84,6 +89,8 @@ def _agent_command(
         board.board_id,
         "--audio-source",
         source,
+        "--audio-sink",
+        sink,
         "--log-level",
         config.log_level,
     ]
@@ -158,7 +165,8 @@ async def _run_station(
     # PTT and frequency there on their own connection, as a station's owner could
     rigctld_port = _free_tcp_port() if shutil.which("rigctld") is not None else None
     agent = await asyncio.create_subprocess_exec(
-        *_agent_command(config, url, board, args.audio_source, rigctld_port), env=env
+        *_agent_command(config, url, board, args.audio_source, rigctld_port, args.audio_sink),
+        env=env,
     )
     try:
         sfu = app[keys.SFU]

@@ -37,11 +37,9 @@ import argparse
 import asyncio
 import ctypes
 import json
-import math
 import os
 import sys
 import time
-from array import array
 from pathlib import Path
 from typing import Any, Final
 
@@ -69,6 +67,11 @@ from bench.rig_reader import RigReader
 from bench.tools import BENCH_EMAIL, BENCH_PASSWORD, free_port, seed
 
 THIS_FILE: Final = Path(__file__).resolve()
+if str(THIS_FILE.parents[2]) not in sys.path:  # run as a script: the repository's test helpers
+    sys.path.insert(0, str(THIS_FILE.parents[2]))
+
+from tests.support.raw_audio import frame_rms  # noqa: E402
+
 RIGCTLD: Final = "/usr/bin/rigctld"
 CLONE_NEWNET: Final = 0x40000000
 
@@ -270,16 +273,8 @@ def raw_energy(path: Path, start: int) -> tuple[int, int]:
         data = path.read_bytes()[start:]
     except FileNotFoundError:
         return 0, 0
-    samples = array("h")
-    samples.frombytes(data[: len(data) // 2 * 2])
-    frame = 960
-    frames = loud = 0
-    for offset in range(0, len(samples) - frame + 1, frame):
-        chunk = samples[offset : offset + frame]
-        frames += 1
-        if math.sqrt(sum(s * s for s in chunk) / frame) > ENERGY_RMS:
-            loud += 1
-    return frames, loud
+    levels = frame_rms(data)
+    return len(levels), sum(1 for level in levels if level > ENERGY_RMS)
 
 
 def run(args: argparse.Namespace, result: dict[str, Any], children: list[Child]) -> None:
