@@ -74,8 +74,10 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: the step modules beside t
 
 # Each console helper's steps live in their own module (they do not import this one).
 from tests.e2e.listen_steps import check_listen_panel  # noqa: E402
+from tests.e2e.recovery_steps import check_recovery  # noqa: E402
 from tests.e2e.roster_steps import check_roster  # noqa: E402
 from tests.e2e.station_steps import check_station  # noqa: E402
+from tests.e2e.txaudio_steps import TX_AUDIO_NAME, tx_audio_window  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = (
@@ -973,7 +975,12 @@ def check_csp_probe(browser: Browser, url: str) -> dict[str, Any]:
 
 
 def run_pages(
-    browser: Browser, url: str, ready: dict[str, Any], screenshot: Path, result: dict[str, Any]
+    browser: Browser,
+    url: str,
+    ready: dict[str, Any],
+    screenshot: Path,
+    result: dict[str, Any],
+    tx_audio: Path,
 ) -> None:
     """Every browser step, in order; fills `result` as it goes."""
     result["csp_probe"] = check_csp_probe(browser, url)
@@ -997,7 +1004,8 @@ def run_pages(
     try:
         check_listening(page, url, ready, screenshot, result)
         check_listen_panel(page, screenshot, result)
-        check_transmitting(page, screenshot, result)
+        with tx_audio_window(tx_audio, result):  # the voice reaching the station's sink
+            check_transmitting(page, screenshot, result)
         check_tuning(page, result)
         check_safety_releases(page, result)
         result["errors"] = _error_list(page)  # every real one; expected ones come next
@@ -1027,6 +1035,8 @@ def run_pages(
         late["errors"] = _error_list(late_page)
         result["late_microphone"] = late
         _close(late_page)
+
+        check_recovery(browser, url, ready, result)  # the audio back by itself after a cut
     finally:
         with contextlib.suppress(PlaywrightError):
             result["errors_final"] = _error_list(page)
@@ -1045,7 +1055,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # the per-address sign-in limit a real client meets, which is tested on its own
         env = dict(os.environ, RADIOCORE_LIMITS__LOGIN_PER_MINUTE="60")
         with running_demo(
-            args.python, args.demo_module, data_dir, args.ready_timeout, env=env
+            args.python,
+            args.demo_module,
+            data_dir,
+            args.ready_timeout,
+            extra_args=("--audio-sink", f"raw:{data_dir / TX_AUDIO_NAME}"),
+            env=env,
         ) as demo:
             ready = demo.ready
             assert ready is not None  # running_demo yields only once ready
@@ -1058,7 +1073,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 try:
                     result["browser_version"] = browser.version
-                    run_pages(browser, url, ready, args.screenshot, result)
+                    run_pages(
+                        browser, url, ready, args.screenshot, result, data_dir / TX_AUDIO_NAME
+                    )
                 finally:
                     browser.close()
         result["ok"] = True

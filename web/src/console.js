@@ -349,7 +349,8 @@ async function joinBoard(boardId, { again = false } = {}) {
   if (!again && page.boardId === boardId && page.state !== "failed") return;
   if (!again) recovery.cancel();
   const generation = ++joinGeneration;
-  await leaveBoard();
+  // a rejoin by the recovery keeps the panel and the recovery's count of attempts (its back-off)
+  await leaveBoard({ keepPanel: again });
   const sig = signaling;
   if (generation !== joinGeneration || sig === null) return;
 

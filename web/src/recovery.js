@@ -35,6 +35,8 @@ export class MediaRecovery {
     this._grace = null;
     /** @type {any} */
     this._retry = null;
+    /** Whether a notice of ours is showing (kept across `cancel`: a rejoin cancels). */
+    this._saying = false;
   }
 
   /** True while an attempt is scheduled. */
@@ -49,11 +51,13 @@ export class MediaRecovery {
   connection(state) {
     if (state === "connected") {
       this._clearGrace();
-      if (this.attempts > 0) this._actions.notice("");
+      // whatever was said (interrupted, reconnecting) is over, also after a short interruption
+      // and after a rejoin (whose leave cancels, resetting `attempts`)
+      if (this._saying) this._notice("");
       this.attempts = 0;
     } else if (state === "disconnected") {
       if (this._grace !== null || this._retry !== null) return;
-      this._actions.notice("The audio connection is interrupted; waiting for it to come back…");
+      this._notice("The audio connection is interrupted; waiting for it to come back…");
       this._grace = this._timers.setTimeout(() => {
         this._grace = null;
         this.failed("The audio connection was interrupted");
@@ -72,10 +76,10 @@ export class MediaRecovery {
     if (this._retry !== null) return;
     const delay = RETRY_DELAYS_MS[Math.min(this.attempts, RETRY_DELAYS_MS.length - 1)];
     this.attempts += 1;
-    this._actions.notice(`${why}. Reconnecting the audio in ${Math.round(delay / 1000)} s…`);
+    this._notice(`${why}. Reconnecting the audio in ${Math.round(delay / 1000)} s…`);
     this._retry = this._timers.setTimeout(() => {
       this._retry = null;
-      this._actions.notice("Reconnecting the audio…");
+      this._notice("Reconnecting the audio…");
       this._actions.rejoin();
     }, delay);
   }
@@ -86,6 +90,12 @@ export class MediaRecovery {
     if (this._retry !== null) this._timers.clearTimeout(this._retry);
     this._retry = null;
     this.attempts = 0;
+  }
+
+  /** @param {string} text */
+  _notice(text) {
+    this._saying = text !== "";
+    this._actions.notice(text);
   }
 
   _clearGrace() {

@@ -100,3 +100,36 @@ test("cancel stops every timer", () => {
   assert.equal(log.rejoins, 0);
   assert.equal(timers.pending, 0);
 });
+
+test("a short interruption that heals clears what it said", () => {
+  const { r, timers, log } = recovery();
+  r.connection("disconnected");
+  timers.advance(DISCONNECTED_GRACE_MS / 2);
+  r.connection("connected");
+  assert.equal(log.notices.at(-1), "");
+});
+
+test("a rejoin (whose leave cancels the recovery) clears its notice once connected", () => {
+  const timers = fakeTimers();
+  const log = { rejoins: 0, notices: /** @type {string[]} */ ([]) };
+  /** @type {MediaRecovery} */
+  const r = new MediaRecovery(
+    {
+      // as console.js does: the rejoin leaves the station first, which cancels the recovery
+      rejoin: () => {
+        log.rejoins += 1;
+        r.cancel();
+      },
+      notice: (text) => log.notices.push(text),
+    },
+    timers,
+  );
+  r.connection("disconnected");
+  timers.advance(DISCONNECTED_GRACE_MS + RETRY_DELAYS_MS[0]);
+  assert.equal(log.rejoins, 1);
+  assert.equal(log.notices.at(-1), "Reconnecting the audio…");
+  r.connection("connected");
+  assert.equal(log.notices.at(-1), "");
+  r.connection("connected");
+  assert.equal(log.notices.filter((text) => text === "").length, 1, "cleared once");
+});
