@@ -69,7 +69,8 @@ typecheck: venv
 
 test: system-packages venv web lint typecheck
 	# a component that cannot start fails its tests here (tests/support/components.py)
-	TESTS_REQUIRE_COMPONENTS=1 $(PY) -m pytest -q -rs $(PYTEST_ARGS)
+	# the system tests and the rest side by side (tests/run.sh); PYTEST_ARGS: one pytest instead
+	TESTS_REQUIRE_COMPONENTS=1 PY=$(PY) bash tests/run.sh $(PYTEST_ARGS)
 
 demo: venv web
 	$(VENV)/bin/radiocore demo $(DEMO_ARGS)
