@@ -8,6 +8,12 @@ arrived byte-identical. Latency is the server's own ingress -> egress time of ev
 packet (after decryption -> handed to the socket), sampled in the server. Join -> first audio is
 each listener's time from its `join` call to the first RTP packet it taps.
 
+`--control` gives every listener what each console operator costs beside audio: a "control"
+data channel (its own SCTP association) counting the `status` messages it receives, while the
+publisher sends a `status` at `--status-hz` and a `heartbeat` every second for the whole run.
+With an idle window it adds a second one with the statuses paused (heartbeats go on): their
+difference, per status the listeners logged in the first, is the status fan-out's cost.
+
 `--relay` runs it twice, back to back with the same listeners and window: the direct path, then
 with every listener forced through a real coturn (`iceTransportPolicy` relay with the ICE
 servers its `join` reply gave; the station stays direct) and its nominated pair checked to be
@@ -62,11 +68,41 @@ def _digest(payload: bytes) -> bytes:
 # -- publisher process --------------------------------------------------------------------------
 
 
-def _publisher(url: str, board_id: str, secret: str, pipe: Connection) -> None:
-    asyncio.run(_publish(url, board_id, secret, pipe))
+def _publisher(
+    url: str, board_id: str, secret: str, status_hz: float | None, pipe: Connection
+) -> None:
+    asyncio.run(_publish(url, board_id, secret, status_hz, pipe))
 
 
-async def _publish(url: str, board_id: str, secret: str, pipe: Connection) -> None:
+async def _send_status(channel: Any, status_hz: float, statusing: asyncio.Event) -> None:
+    """What the agent sends its control channel, for the server to fan out to every operator:
+    a `status` at `status_hz` (while `statusing` is set) and a `heartbeat` once a second
+    (always: the station's liveness is not part of the status fan-out that is paused)."""
+    import radiocore_protocol as protocol
+
+    status = protocol.encode(
+        protocol.Status(ptt=False, freq=14_205_000, mode="USB", smeter=-73)
+    ).decode()
+    loop = asyncio.get_running_loop()
+    period = 1.0 / status_hz
+    next_status = next_heartbeat = loop.time()
+    while True:
+        now = loop.time()
+        if now >= next_heartbeat:
+            channel.send(protocol.encode(protocol.Heartbeat(timestamp=time.time())).decode())
+            next_heartbeat += 1.0
+        if now >= next_status:
+            if statusing.is_set():
+                channel.send(status)
+            next_status += period
+            if next_status < now:  # fell behind (or was paused): no burst to catch up
+                next_status = now + period
+        await asyncio.sleep(max(0.0, min(next_status, next_heartbeat) - loop.time()))
+
+
+async def _publish(
+    url: str, board_id: str, secret: str, status_hz: float | None, pipe: Connection
+) -> None:
     import socketio
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
@@ -78,6 +114,8 @@ async def _publish(url: str, board_id: str, secret: str, pipe: Connection) -> No
 
     sending = asyncio.Event()  # cleared: no audio (the idle measurement)
     sending.set()
+    statusing = asyncio.Event()  # cleared: no status (the idle measurement without it)
+    statusing.set()
 
     class RecordingTrack(OpusPacketTrack):
         async def recv(self) -> Any:
@@ -105,8 +143,13 @@ async def _publish(url: str, board_id: str, secret: str, pipe: Connection) -> No
     await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
     # online (listeners may connect) once the station's control channel is open
     await asyncio.wait_for(channel_open.wait(), 30)
+    status_task = (
+        asyncio.create_task(_send_status(channel, status_hz, statusing))
+        if status_hz is not None
+        else None
+    )
     pipe.send("ready")
-    for _ in range(100):  # commands: pause, resume, stop
+    for _ in range(100):  # commands: pause, resume, pause_status, resume_status, stop
         command = await asyncio.to_thread(pipe.recv)
         if command == "stop":
             break
@@ -114,8 +157,14 @@ async def _publish(url: str, board_id: str, secret: str, pipe: Connection) -> No
             sending.clear()
         elif command == "resume":
             sending.set()
+        elif command == "pause_status":
+            statusing.clear()
+        elif command == "resume_status":
+            statusing.set()
         pipe.send(command)  # done
     pipe.send(sent)
+    if status_task is not None:
+        status_task.cancel()
     await pc.close()
     await sio.disconnect()
 
@@ -125,18 +174,26 @@ async def _publish(url: str, board_id: str, secret: str, pipe: Connection) -> No
 
 @dataclass
 class ListenerLog:
-    """One listener: when it called `join`, every payload it tapped (arrival time, digest) and
-    the type of its nominated local candidate ("host", "relay" …; None: no pair)."""
+    """One listener: when it called `join`, every payload it tapped (arrival time, digest),
+    the type of its nominated local candidate ("host", "relay" …; None: no pair) and, with
+    `--control`, the arrival time of every `status` its control channel received."""
 
     joined_at: float
     packets: list[tuple[float, bytes]] = field(default_factory=list)
     candidate: str | None = None
+    statuses: list[float] = field(default_factory=list)
 
 
 def _listeners(
-    url: str, token: str, board_id: str, count: int, relay: bool, pipe: Connection
+    url: str,
+    token: str,
+    board_id: str,
+    count: int,
+    relay: bool,
+    control: bool,
+    pipe: Connection,
 ) -> None:
-    asyncio.run(_listen(url, token, board_id, count, relay, pipe))
+    asyncio.run(_listen(url, token, board_id, count, relay, control, pipe))
 
 
 def _rtc_configuration(joined: dict[str, Any], relay: bool) -> Any:
@@ -156,12 +213,19 @@ def _rtc_configuration(joined: dict[str, Any], relay: bool) -> Any:
 
 
 async def _listen(
-    url: str, token: str, board_id: str, count: int, relay: bool, pipe: Connection
+    url: str,
+    token: str,
+    board_id: str,
+    count: int,
+    relay: bool,
+    control: bool,
+    pipe: Connection,
 ) -> None:
     import socketio
     from aiortc import RTCPeerConnection, RTCSessionDescription
     from aiortc.rtp import RtpPacket
 
+    import radiocore_protocol as protocol
     from radiocore.aiortc_hooks import nominated_pair, tap_receiver
 
     use_loopback_ice()
@@ -180,6 +244,13 @@ async def _listen(
             raise RuntimeError(f"join refused: {joined}")
         pc = RTCPeerConnection(_rtc_configuration(joined, relay))
         pc.addTransceiver("audio", direction="recvonly")
+        if control:  # as the console does: its SCTP association, opened by the operator
+
+            def message(data: str | bytes) -> None:
+                if protocol.message_type(data) == "status":
+                    listener.statuses.append(time.time())
+
+            pc.createDataChannel(protocol.CONTROL_CHANNEL_LABEL).on("message", message)
         await pc.setLocalDescription(await pc.createOffer())
         reply = await sio.call(
             "offer",
@@ -201,7 +272,7 @@ async def _listen(
     for start in range(0, count, 10):
         await asyncio.gather(*(one() for _ in range(min(10, count - start))))
     for _ in range(int(FIRST_AUDIO_WAIT_S / 0.1)):  # bounded: every listener's first audio
-        if all(listener.packets for listener in received):
+        if all(x.packets and (x.statuses or not control) for x in received):  # (and status)
             break
         await asyncio.sleep(0.1)
     for listener, (pc, _) in zip(received, peers, strict=True):
@@ -241,12 +312,24 @@ def _cpu_s(times: Any) -> float:
     return float(times.user + times.system)
 
 
+def _cpu_pct(process: Any, seconds: float) -> float:
+    """`process`'s CPU use over the next `seconds`, in % of one core."""
+    before = _cpu_s(process.cpu_times())
+    start = time.monotonic()
+    time.sleep(seconds)
+    used = _cpu_s(process.cpu_times()) - before
+    return 100.0 * used / (time.monotonic() - start)
+
+
 def run_sfu_bench(args: argparse.Namespace) -> int:
     if args.relay and not os.access(TURNSERVER, os.X_OK):
         print(
             f"bench sfu --relay: coturn is not installed at {TURNSERVER} (Debian: coturn)",
             file=sys.stderr,
         )
+        return 2
+    if args.control and not args.status_hz > 0:
+        print("bench sfu --control: --status-hz must be above 0", file=sys.stderr)
         return 2
     direct = _run_phase(args, relay=False)
     if not args.relay:
@@ -283,6 +366,8 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
 
     listeners: int = args.listeners
     processes = max(1, min(args.listener_processes, listeners))
+    control: bool = args.control
+    status_hz: float | None = args.status_hz if control else None
     with tempfile.TemporaryDirectory(prefix="radiocore-bench-") as tmp:
         data_dir = Path(tmp)
         board_id, secret = asyncio.run(seed(data_dir))
@@ -301,7 +386,9 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
             url, server = start_server(data_dir, config, env)
             token = login(url)
             pub_pipe, pub_child = ctx.Pipe()
-            publisher = ctx.Process(target=_publisher, args=(url, board_id, secret, pub_child))
+            publisher = ctx.Process(
+                target=_publisher, args=(url, board_id, secret, status_hz, pub_child)
+            )
             publisher.start()
             children.append(publisher)
             _wait_ready(pub_pipe, publisher, 60, "the publisher")
@@ -311,7 +398,8 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
             for share in shares:
                 parent, child = ctx.Pipe()
                 proc = ctx.Process(
-                    target=_listeners, args=(url, token, board_id, share, relay, child)
+                    target=_listeners,
+                    args=(url, token, board_id, share, relay, control, child),
                 )
                 proc.start()
                 children.append(proc)
@@ -320,18 +408,26 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
                 _wait_ready(pipe, proc, 120 + listeners + FIRST_AUDIO_WAIT_S, "a listener process")
             time.sleep(SETTLE_S)
             server_proc = psutil.Process(server.pid)
-            idle_cpu_pct = None
+            idle_cpu_pct = idle_no_status_cpu_pct = None
+            idle_window = (0.0, 0.0)  # wall clock, to count the statuses delivered in it
             if args.idle_seconds > 0:
                 # every listener connected, no audio: RTCP, consent checks, the station's
-                # status fan-out and timers — what the server costs before it forwards
+                # status fan-out (with --control) and timers — what the server costs before
+                # it forwards
                 pub_pipe.send("pause")
                 pub_pipe.recv()
                 time.sleep(IDLE_DRAIN_S)
-                idle_before = _cpu_s(server_proc.cpu_times())
-                idle_start = time.monotonic()
-                time.sleep(args.idle_seconds)
-                idle_s = _cpu_s(server_proc.cpu_times()) - idle_before
-                idle_cpu_pct = 100.0 * idle_s / (time.monotonic() - idle_start)
+                idle_wall_start = time.time()
+                idle_cpu_pct = _cpu_pct(server_proc, args.idle_seconds)
+                idle_window = (idle_wall_start, time.time())
+                if control:
+                    # the same without the status fan-out (heartbeats go on): its cost
+                    pub_pipe.send("pause_status")
+                    pub_pipe.recv()
+                    time.sleep(IDLE_DRAIN_S)
+                    idle_no_status_cpu_pct = _cpu_pct(server_proc, args.idle_seconds)
+                    pub_pipe.send("resume_status")
+                    pub_pipe.recv()
                 pub_pipe.send("resume")
                 pub_pipe.recv()
                 time.sleep(SETTLE_S)
@@ -384,6 +480,29 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
     forwarded = stats_after["packets_forwarded"] - stats_before["packets_forwarded"]
     seconds = window_end - window_start
     cpu_s = _cpu_s(cpu_after) - _cpu_s(cpu_before)
+    status_min_per_s = (
+        min(sum(1 for t in x.statuses if window_start <= t <= window_end) for x in received)
+        / seconds
+        if control and received
+        else None
+    )
+    # the status fan-out's cost: the idle window's CPU less the same window's without status,
+    # per status the listeners' logs show delivered in the first (counted, not estimated)
+    idle_statuses = sum(
+        1 for x in received for t in x.statuses if idle_window[0] <= t <= idle_window[1]
+    )
+    us_per_status = (
+        round(
+            (idle_cpu_pct - idle_no_status_cpu_pct)
+            / 100.0
+            * (idle_window[1] - idle_window[0])
+            / idle_statuses
+            * 1e6,
+            2,
+        )
+        if idle_cpu_pct is not None and idle_no_status_cpu_pct is not None and idle_statuses
+        else None
+    )
     result: dict[str, Any] = {
         "listeners": listeners,
         "seconds": args.seconds,
@@ -414,6 +533,11 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
         "relayed_listeners": sum(1 for x in received if x.candidate == "relay"),
         "delivery_ms_p50": percentile_ms(delivery, 50),
         "delivery_ms_p99": percentile_ms(delivery, 99),
+        "control_channels": control,
+        "status_hz": status_hz,
+        "status_received_min_per_s": _round(status_min_per_s),
+        "server_idle_no_status_cpu_pct": _round(idle_no_status_cpu_pct),
+        "server_cpu_us_per_status_delivered": us_per_status,
     }
     if coturn_before is not None and coturn_after is not None:
         coturn_s = _cpu_s(coturn_after) - _cpu_s(coturn_before)

@@ -211,6 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="first measure the server with every listener connected and no audio for this "
         "long (0: skip): its idle CPU, and the marginal cost per forwarded packet",
     )
+    sfu.add_argument(
+        "--control",
+        action="store_true",
+        help="every listener opens the console's control data channel and the publisher sends "
+        "status (--status-hz) and a heartbeat a second; with --idle-seconds, a second idle "
+        "window without status gives the status fan-out's cost",
+    )
+    sfu.add_argument(
+        "--status-hz", type=float, default=5.0, help="status messages per second (--control)"
+    )
     sfu.add_argument("--json", action="store_true", help="print only the JSON result")
     control = bench_commands.add_parser(
         "control", help="PTT, tuning and dead-man timing through the dummy rig (rigctld)"

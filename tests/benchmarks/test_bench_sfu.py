@@ -33,6 +33,15 @@ JOIN_FIELDS = (
 )
 #: The server with every listener connected and no audio, and forwarding's own cost.
 IDLE_FIELDS = ("server_idle_cpu_pct", "server_marginal_cpu_us_per_forwarded_packet")
+#: `--control` (every run has them, None when not measured): the status fan-out to listeners
+#: over their control data channels, and its cost from a second idle window without status.
+CONTROL_FIELDS = (
+    "control_channels",
+    "status_hz",
+    "status_received_min_per_s",
+    "server_idle_no_status_cpu_pct",
+    "server_cpu_us_per_status_delivered",
+)
 
 
 def bench_sfu(*extra: str) -> dict[str, Any]:
@@ -57,12 +66,21 @@ def assert_every_listener_heard_everything(phase: dict[str, Any], listeners: int
 
 
 def test_bench_sfu_reports_every_field_and_loses_nothing() -> None:
-    figures = bench_sfu("--listeners", "4", "--seconds", "3", "--idle-seconds", "1")
-    assert set(figures) == {*PLAIN_FIELDS, *JOIN_FIELDS, *IDLE_FIELDS, "join_to_first_audio_count"}
+    figures = bench_sfu("--control", "--listeners", "4", "--seconds", "3", "--idle-seconds", "1")
+    assert set(figures) == {
+        *PLAIN_FIELDS, *JOIN_FIELDS, *IDLE_FIELDS, *CONTROL_FIELDS, "join_to_first_audio_count"
+    }  # fmt: skip
     assert_every_listener_heard_everything(figures, 4)  # audio came back after the idle time
     assert isinstance(figures["server_cpu_us_per_forwarded_packet"], float)
     for field in IDLE_FIELDS:
         assert isinstance(figures[field], float), field
+    # every listener's control channel carried the station's status, at about 5 Hz (the default)
+    assert figures["control_channels"] is True
+    assert figures["status_hz"] == 5.0
+    assert figures["status_received_min_per_s"] >= 3.0
+    assert isinstance(figures["server_idle_no_status_cpu_pct"], float)
+    # a CPU difference over 1 s may come out at or below 0 here; it is a number all the same
+    assert isinstance(figures["server_cpu_us_per_status_delivered"], float)
 
 
 def test_bench_sfu_relay_measures_the_direct_path_then_every_listener_through_coturn() -> None:
@@ -71,6 +89,7 @@ def test_bench_sfu_relay_measures_the_direct_path_then_every_listener_through_co
     direct, relay = figures["direct"], figures["relay"]
     for phase in (direct, relay):
         assert set(PLAIN_FIELDS) <= set(phase)
+        assert set(CONTROL_FIELDS) <= set(phase)
         assert_every_listener_heard_everything(phase, 5)
         assert phase["packets_forwarded"] >= 5 * 100
     # the relay phase really went through coturn, and the direct one did not
@@ -85,6 +104,10 @@ def test_bench_sfu_relay_measures_the_direct_path_then_every_listener_through_co
         # --idle-seconds 0: no idle window, and the output says so rather than inventing one
         assert phase["server_idle_cpu_pct"] is None
         assert phase["server_marginal_cpu_us_per_forwarded_packet"] is None
+        # no --control: no control channels, nothing measured of them
+        assert phase["control_channels"] is False
+        for field in CONTROL_FIELDS[1:]:
+            assert phase[field] is None, field
     assert figures["relay_to_direct_server_cpu_per_packet"] == round(
         relay["server_cpu_us_per_forwarded_packet"] / direct["server_cpu_us_per_forwarded_packet"],
         3,
