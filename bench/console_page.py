@@ -13,6 +13,23 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+#: Debian's Chromium, which Playwright drives (never `playwright install`).
+CHROMIUM: Final = "/usr/bin/chromium"
+#: Headless, fake microphone and permission, loopback candidates (in a loopback-only network
+#: namespace Chromium gathers none without it), audio that plays without a gesture.
+CHROMIUM_FLAGS: Final = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
+)
 #: How often a wait looks again, seconds.
 POLL_S: Final = 0.05
 #: The default bound on a wait for the page, seconds.

@@ -27,42 +27,25 @@ compare runs, don't quote them as absolute.
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
-import ctypes
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from bench.console_page import choose_station, sign_in, wait_js
+from bench import demo_process
+from bench.console_page import CHROMIUM, CHROMIUM_FLAGS, choose_station, sign_in, wait_js
+from bench.demo_process import Demo
 from bench.rig_reader import RigReader
-from bench.tools import free_port, percentile_ms
+from bench.tools import percentile_ms
 
-CHROMIUM: Final = "/usr/bin/chromium"
-CHROMIUM_FLAGS: Final = (
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-)
-READY_PREFIX: Final = "RADIOCORE_DEMO_READY "
 DEMO_READY_TIMEOUT_S: Final = 60.0
 #: A sample louder than this (full scale 1) is a click; the bursts are 0.8, the gaps silence.
 ONSET_THRESHOLD: Final = 0.3
@@ -86,7 +69,6 @@ PTT_INSTANTS: Final = (
     "page: keydown/keyup event.timeStamp + performance.timeOrigin -> time.time() when rigctld's "
     "answer to `t` (polled every 2 ms on the benchmark's own connection) first says 1/0"
 )
-PR_SET_PDEATHSIG: Final = 1
 
 WORKLET_JS: Final = """
 class RadiocoreOnsetDetector extends AudioWorkletProcessor {
@@ -224,76 +206,18 @@ class BenchError(Exception):
 # -- the demo -----------------------------------------------------------------------------------
 
 
-@dataclass
-class Demo:
-    process: subprocess.Popen[str]
-    log_path: Path
-    lines: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=100))
-    ready: dict[str, Any] | None = None
-    ready_event: threading.Event = field(default_factory=threading.Event)
-
-    def read_stdout(self) -> None:
-        assert self.process.stdout is not None  # Popen(stdout=PIPE)
-        for raw in self.process.stdout:
-            line = raw.rstrip("\n")
-            self.lines.append(line)
-            if self.ready is None and line.startswith(READY_PREFIX):
-                with contextlib.suppress(ValueError):
-                    self.ready = json.loads(line[len(READY_PREFIX) :])
-                    self.ready_event.set()
-        self.ready_event.set()  # stdout closed: the demo has ended
-
-    def log_tail(self, count: int = 20) -> list[str]:
-        with contextlib.suppress(OSError):
-            return self.log_path.read_text(errors="replace").splitlines()[-count:]
-        return []
-
-
-def _die_with_parent() -> None:
-    """In the demo child: its own process group, SIGTERM when the benchmark dies."""
-    os.setpgid(0, 0)
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
 @contextlib.contextmanager
 def running_demo(data_dir: Path, audio_source: str) -> Iterator[Demo]:
     """`radiocore demo` on a free loopback port with `audio_source`, once it says it is ready."""
-    log_path = data_dir / "demo.log"
-    command = [
-        sys.executable, "-m", "radiocore", "demo", "--host", "127.0.0.1",
-        "--port", str(free_port()), "--data-dir", str(data_dir / "demo"),
-        "--ice-host-address", "127.0.0.1", "--audio-source", audio_source,
-    ]  # fmt: skip
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            preexec_fn=_die_with_parent,  # no other thread exists yet
-        )
-    demo = Demo(process=process, log_path=log_path)
-    reader = threading.Thread(target=demo.read_stdout, name="demo-stdout", daemon=True)
-    reader.start()
-    try:
-        if not demo.ready_event.wait(DEMO_READY_TIMEOUT_S) or demo.ready is None:
-            raise BenchError(f"the demo did not get ready; log tail: {demo.log_tail()}")
+    with demo_process.running_demo(
+        sys.executable,
+        "radiocore",
+        data_dir,
+        DEMO_READY_TIMEOUT_S,
+        extra_args=("--audio-source", audio_source),
+        error=BenchError,
+    ) as demo:
         yield demo
-    finally:
-        _stop_group(process)
-        reader.join(timeout=5)
-
-
-def _stop_group(process: subprocess.Popen[str]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=10)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=5)
 
 
 # -- the rig, watched on a connection of our own -----------------------------------------------

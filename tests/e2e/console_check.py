@@ -43,21 +43,16 @@ the figures. The demo is always stopped, and dies with this script if it is kill
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
-import ctypes
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +60,9 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize, syn
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from bench.console_page import sign_in
-from bench.tools import free_port
+from bench import demo_process
+from bench.console_page import CHROMIUM, CHROMIUM_FLAGS, sign_in
+from bench.demo_process import Demo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # run as a script: the step modules beside this one
@@ -79,21 +75,6 @@ from tests.e2e.roster_steps import check_roster  # noqa: E402
 from tests.e2e.station_steps import check_station  # noqa: E402
 from tests.e2e.txaudio_steps import TX_AUDIO_NAME, tx_audio_window  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = (
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-)
-READY_PREFIX = "RADIOCORE_DEMO_READY "
 STATS_WINDOW_S = 2.0
 POLL_INTERVAL_S = 0.2
 PTT_HOLD_S = 1.5
@@ -269,46 +250,9 @@ SECURITY_HEADERS = (
     "permissions-policy",
 )
 
-PR_SET_PDEATHSIG = 1
-
 
 class CheckFailedError(Exception):
     """A step did not complete in its time bound; the message says which."""
-
-
-@dataclass
-class Demo:
-    """The demo server process and what it printed (stdout kept, bounded)."""
-
-    process: subprocess.Popen[str]
-    log_path: Path
-    lines: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=200))
-    ready: dict[str, Any] | None = None
-    ready_event: threading.Event = field(default_factory=threading.Event)
-
-    def read_stdout(self) -> None:
-        assert self.process.stdout is not None  # Popen(stdout=PIPE)
-        for raw in self.process.stdout:
-            line = raw.rstrip("\n")
-            self.lines.append(line)
-            if self.ready is None and line.startswith(READY_PREFIX):
-                with contextlib.suppress(ValueError):
-                    self.ready = json.loads(line[len(READY_PREFIX) :])
-                    self.ready_event.set()
-        self.ready_event.set()  # stdout closed: the demo has ended
-
-    def log_tail(self, count: int = 40) -> list[str]:
-        lines = list(self.lines)[-count:]
-        with contextlib.suppress(OSError):
-            lines += self.log_path.read_text(errors="replace").splitlines()[-count:]
-        return lines
-
-
-def _die_with_parent() -> None:
-    """In the demo child: own process group, and SIGTERM when this script dies (even by KILL)."""
-    os.setpgid(0, 0)
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def _bring_up_loopback() -> None:
@@ -335,68 +279,19 @@ def running_demo(
     extra_args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
 ) -> Iterator[Demo]:
-    """The demo on a free loopback port, ready; `extra_args` go to `radiocore demo`, `env`
-    (the whole environment) to its process."""
-    port = free_port()
-    log_path = data_dir / "demo.log"
-    command = [
+    """The demo on a free loopback port, ready (bench/demo_process.py); `extra_args` go to
+    `radiocore demo`, `env` (the whole environment) to its process."""
+    with demo_process.running_demo(
         python,
-        "-m",
         module,
-        "demo",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir / "demo"),
-        "--ice-host-address",
-        "127.0.0.1",
-        *extra_args,
-    ]
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            # no other thread exists yet, so preexec_fn is safe here
-            preexec_fn=_die_with_parent,
-        )
-    demo = Demo(process=process, log_path=log_path)
-    reader = threading.Thread(target=demo.read_stdout, name="demo-stdout", daemon=True)
-    reader.start()
-    try:
-        if not demo.ready_event.wait(ready_timeout) or demo.ready is None:
-            status = process.poll()
-            why = (
-                f"exited with {status}" if status is not None else f"not ready in {ready_timeout} s"
-            )
-            raise CheckFailedError(f"demo {why}; log tail: {demo.log_tail(15)}")
+        data_dir,
+        ready_timeout,
+        extra_args=extra_args,
+        env=env,
+        cwd=REPO_ROOT,
+        error=CheckFailedError,
+    ) as demo:
         yield demo
-    finally:
-        _stop(process)
-        reader.join(timeout=5)
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    """SIGTERM the demo's process group, then SIGKILL whatever is left after 10 s."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
-    # children that outlived the leader
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
 
 
 def _wait_js(page: Page, expression: str, timeout: float = DEFAULT_WAIT_MS) -> Any:

@@ -67,6 +67,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: the repository's test hel
 from playwright.sync_api import Error as PlaywrightError  # noqa: E402
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
+from bench.demo_process import die_with_parent, stop_process_group  # noqa: E402
 from bench.rig_reader import RigReader  # noqa: E402
 from bench.tools import free_port  # noqa: E402
 from tests.e2e.console_check import (  # noqa: E402
@@ -77,12 +78,10 @@ from tests.e2e.console_check import (  # noqa: E402
     _bring_up_loopback,
     _collect_console,
     _collect_csp_violations,
-    _die_with_parent,
     _error_list,
     _new_page,
     _press_ptt_button,
     _sign_in,
-    _stop,
     _wait_for,
     _wait_js,
     _wait_status,
@@ -122,12 +121,12 @@ def running_process(
     command: Sequence[str], log_path: Path, env: Mapping[str, str], *, before_threads: bool
 ) -> Iterator[subprocess.Popen[str]]:
     """`command` in its own process group, output to `log_path`, stopped (group-wide) on exit.
-    It dies with this script: by `_die_with_parent` while this process has one thread (a fork
+    It dies with this script: by `die_with_parent` while this process has one thread (a fork
     with other threads running must not run Python code), else by `setpriv --pdeathsig`."""
     prefix: list[str] = [] if before_threads else ["setpriv", "--pdeathsig", "TERM", "--"]
     # `process_group` (setpgid in the child, no Python code after the fork) when threads run
     spawn: dict[str, Any] = (
-        {"preexec_fn": _die_with_parent} if before_threads else {"process_group": 0}
+        {"preexec_fn": die_with_parent} if before_threads else {"process_group": 0}
     )
     with log_path.open("w") as log:
         process = subprocess.Popen(
@@ -143,7 +142,7 @@ def running_process(
     try:
         yield process
     finally:
-        _stop(process)
+        stop_process_group(process)
 
 
 class Agent:
@@ -186,7 +185,7 @@ class Agent:
             code: int | None = process.wait(timeout=AGENT_EXIT_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             code = None
-        _stop(process)  # what is left of its process group (the agent's rigctld)
+        stop_process_group(process)  # what is left of its process group (the agent's rigctld)
         return code
 
     def log_tail(self, count: int) -> list[str]:
