@@ -36,6 +36,30 @@ POLL_S: Final = 0.05
 PAGE_WAIT_S: Final = 15.0
 
 
+#: The page's received audio from getStats (null before a peer connection): `packetsReceived`,
+#: `audioLevel`, `bytesReceived`; given the name of a `window` property holding an earlier
+#: peer connection, also `same_pc`: whether these stats are still that connection's.
+INBOUND_AUDIO_JS: Final = """
+async (earlierPc) => {
+  const pc = window.radiocore && window.radiocore.pc;
+  if (!pc) return null;
+  const report = await pc.getStats();
+  let found = null;
+  report.forEach((s) => {
+    if (s.type === "inbound-rtp" && s.kind === "audio") {
+      found = {
+        packetsReceived: s.packetsReceived ?? 0,
+        audioLevel: s.audioLevel ?? null,
+        bytesReceived: s.bytesReceived ?? 0,
+      };
+    }
+  });
+  if (found && earlierPc) found.same_pc = pc === window[earlierPc];
+  return found;
+}
+"""
+
+
 class PageWaitError(Exception):
     """The page did not reach the awaited state within the wait's bound."""
 

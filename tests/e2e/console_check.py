@@ -52,7 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from bench import demo_process
-from bench.console_page import CHROMIUM, CHROMIUM_FLAGS, sign_in
+from bench.console_page import CHROMIUM, CHROMIUM_FLAGS, INBOUND_AUDIO_JS, sign_in
 from bench.demo_process import Demo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -88,25 +88,6 @@ KEEPALIVE_QUIET_S = 0.6
 DEADMAN_WAIT_MS = 2_500
 # A wrong password makes the browser log the 401 of the login request; that one is expected.
 EXPECTED_LOGIN_CONSOLE_ERROR = re.compile(r"Failed to load resource: .*\b401\b")
-
-INBOUND_AUDIO_JS = """
-async () => {
-  const pc = window.radiocore && window.radiocore.pc;
-  if (!pc) return null;
-  const report = await pc.getStats();
-  let found = null;
-  report.forEach((s) => {
-    if (s.type === "inbound-rtp" && s.kind === "audio") {
-      found = {
-        packetsReceived: s.packetsReceived ?? 0,
-        audioLevel: s.audioLevel ?? null,
-        bytesReceived: s.bytesReceived ?? 0,
-      };
-    }
-  });
-  return found;
-}
-"""
 
 OUTBOUND_AUDIO_JS = """
 async () => {
@@ -1021,6 +1002,19 @@ def _safe_evaluate(page: Page, expression: str) -> Any:
         return f"unavailable: {exc}".splitlines()[0]
 
 
+def run_and_report(
+    run: Callable[[argparse.Namespace], dict[str, Any]], args: argparse.Namespace
+) -> int:
+    """A check script's end: its report as one JSON line (`ok` false and `failure` when it
+    stopped early), and exit status 0 only when every step completed."""
+    try:
+        result = run(args)
+    except CheckFailedError as exc:
+        result = {"ok": False, "failure": str(exc)}
+    print(json.dumps(result), flush=True)
+    return 0 if result["ok"] else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--screenshot", type=Path, required=True, help="PNG file to write")
@@ -1030,12 +1024,7 @@ def main() -> int:
     )
     parser.add_argument("--ready-timeout", type=float, default=60.0, help="seconds")
     args = parser.parse_args()
-    try:
-        result = run(args)
-    except CheckFailedError as exc:
-        result = {"ok": False, "failure": str(exc)}
-    print(json.dumps(result), flush=True)
-    return 0 if result["ok"] else 1
+    return run_and_report(run, args)
 
 
 if __name__ == "__main__":

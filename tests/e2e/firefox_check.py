@@ -43,6 +43,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: the repository's test hel
 from tests.e2e.console_check import (  # noqa: E402
     CheckFailedError,
     _bring_up_loopback,
+    run_and_report,
     running_demo,
 )
 
@@ -192,12 +193,7 @@ def main() -> int:
     parser.add_argument("--node", default=shutil.which("node") or "node", help="Node.js")
     parser.add_argument("--ready-timeout", type=float, default=60.0, help="seconds")
     args = parser.parse_args()
-    try:
-        result = run(args)
-    except CheckFailedError as exc:
-        result = {"ok": False, "failure": str(exc)}
-    print(json.dumps(result), flush=True)
-    return 0 if result["ok"] else 1
+    return run_and_report(run, args)
 
 
 if __name__ == "__main__":

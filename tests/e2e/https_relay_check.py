@@ -23,7 +23,6 @@ It prints one JSON line with what it saw (`ok` false and `failure` say why it st
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -39,12 +38,11 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: the repository's test hel
 from playwright.sync_api import Error as PlaywrightError  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
+from bench.console_page import CHROMIUM, CHROMIUM_FLAGS  # noqa: E402
+from bench.demo_process import Demo  # noqa: E402
 from tests.e2e.console_check import (  # noqa: E402
-    CHROMIUM,
-    CHROMIUM_FLAGS,
     VIEWPORT,
     CheckFailedError,
-    Demo,
     _bring_up_loopback,
     _collect_console,
     _error_list,
@@ -52,6 +50,7 @@ from tests.e2e.console_check import (  # noqa: E402
     _wait_for,
     check_listening,
     check_transmitting,
+    run_and_report,
     running_demo,
 )
 from tests.support.coturn import Coturn  # noqa: E402
@@ -189,12 +188,7 @@ def main() -> int:
     parser.add_argument("--python", default=sys.executable, help="interpreter for the demo")
     parser.add_argument("--ready-timeout", type=float, default=60.0, help="seconds")
     args = parser.parse_args()
-    try:
-        result = run(args)
-    except CheckFailedError as exc:
-        result = {"ok": False, "failure": str(exc)}
-    print(json.dumps(result), flush=True)
-    return 0 if result["ok"] else 1
+    return run_and_report(run, args)
 
 
 if __name__ == "__main__":

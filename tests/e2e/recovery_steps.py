@@ -29,7 +29,7 @@ from typing import Any
 from playwright.sync_api import Browser, ConsoleMessage, Page
 from playwright.sync_api import Error as PlaywrightError
 
-from bench.console_page import choose_station, poll, sign_in
+from bench.console_page import INBOUND_AUDIO_JS, choose_station, poll, sign_in
 
 CUT_TABLE = "rc_recovery_cut"
 #: The console waits 6 s (`DISCONNECTED_GRACE_MS`) before it acts on `disconnected`.
@@ -63,21 +63,6 @@ RECOVERY_VIEW_JS = """
 }
 """
 
-INBOUND_JS = """
-async () => {
-  const pc = window.radiocore && window.radiocore.pc;
-  if (!pc) return null;
-  const report = await pc.getStats();
-  let found = null;
-  report.forEach((s) => {
-    if (s.type === "inbound-rtp" && s.kind === "audio") {
-      found = { packetsReceived: s.packetsReceived ?? 0, audioLevel: s.audioLevel ?? null };
-    }
-  });
-  if (found) found.same_pc = pc === window.__recoveryOldPc;
-  return found;
-}
-"""
 
 # The remote ports of the selected candidate pairs (one per transport; one with BUNDLE).
 SELECTED_PORTS_JS = """
@@ -130,7 +115,7 @@ def _poll(what: str, seconds: float, probe: Any) -> Any:
 
 
 def _inbound(page: Page) -> dict[str, Any]:
-    return page.evaluate(INBOUND_JS) or {}
+    return page.evaluate(INBOUND_AUDIO_JS, "__recoveryOldPc") or {}
 
 
 def check_recovery(

@@ -67,12 +67,11 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: the repository's test hel
 from playwright.sync_api import Error as PlaywrightError  # noqa: E402
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
+from bench.console_page import CHROMIUM, CHROMIUM_FLAGS  # noqa: E402
 from bench.demo_process import die_with_parent, stop_process_group  # noqa: E402
 from bench.rig_reader import RigReader  # noqa: E402
 from bench.tools import free_port  # noqa: E402
 from tests.e2e.console_check import (  # noqa: E402
-    CHROMIUM,
-    CHROMIUM_FLAGS,
     VIEWPORT,
     CheckFailedError,
     _bring_up_loopback,
@@ -86,6 +85,7 @@ from tests.e2e.console_check import (  # noqa: E402
     _wait_js,
     _wait_status,
     measure_listening,
+    run_and_report,
 )
 
 OWNER = {"email": "owner@example.org", "password": "owner-password-1", "callsign": "DL2OWN"}
@@ -725,12 +725,7 @@ def main() -> int:
     parser.add_argument("--screenshot", type=Path, required=True, help="PNG file to write")
     parser.add_argument("--python", default=sys.executable, help="interpreter for the server")
     args = parser.parse_args()
-    try:
-        result = run(args)
-    except CheckFailedError as exc:
-        result = {"ok": False, "failure": str(exc)}
-    print(json.dumps(result), flush=True)
-    return 0 if result["ok"] else 1
+    return run_and_report(run, args)
 
 
 if __name__ == "__main__":

@@ -33,12 +33,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from playwright.sync_api import Browser, Page, ViewportSize
 from playwright.sync_api import Error as PlaywrightError
 
 from bench.console_page import choose_station, poll, sign_in
+from bench.rig_reader import RigReader
+
+_T = TypeVar("_T")
 
 RIG_WAIT_S = 5.0
 METER_WAIT_S = 6.0
@@ -149,18 +152,13 @@ def step_frequency(hz: int, step: int, count: int) -> int:
     return base + count * step
 
 
-def rig(port: int, command: str) -> list[str]:
-    """One rigctld command on its own connection; the reply's lines."""
-    with socket.create_connection(("127.0.0.1", port), timeout=3) as conn:
-        conn.sendall(f"{command}\n".encode())
-        lines = 2 if command == "m" else 1
-        data = b""
-        while data.count(b"\n") < lines:
-            chunk = conn.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-    return data.decode().splitlines()[:lines]
+def _ask_rig(port: int, read: Callable[[RigReader], _T]) -> _T:
+    """One reading of the rig, from rigctld on a connection of its own."""
+    reader = RigReader.connect(port)
+    try:
+        return read(reader)
+    finally:
+        reader.close()
 
 
 def _poll(what: str, timeout_s: float, probe: Callable[[], Any]) -> Any:
@@ -173,11 +171,11 @@ def _view(page: Page) -> dict[str, Any]:
 
 
 def _rig_freq(port: int) -> int:
-    return int(rig(port, "f")[0])
+    return _ask_rig(port, RigReader.freq)
 
 
 def _rig_ptt(port: int) -> int:
-    return int(rig(port, "t")[0])
+    return int(_ask_rig(port, RigReader.ptt))
 
 
 def _wait_rig_freq(port: int, hz: int) -> int:
@@ -294,7 +292,9 @@ def check_dial(page: Page, port: int, station: dict[str, Any]) -> None:
     page.locator(f'#mode-buttons button[data-mode="{mode}"]').click()
     dial["mode"] = mode
     dial["rig_mode"] = _poll(
-        f"rigctld m == {mode}", RIG_WAIT_S, lambda: (m := rig(port, "m")[0]) == mode and m
+        f"rigctld m == {mode}",
+        RIG_WAIT_S,
+        lambda: (m := _ask_rig(port, RigReader.mode)) == mode and m,
     )
     _poll(
         "the page shows the mode",

@@ -167,16 +167,18 @@ async def test_rosters_are_coalesced(station: Station) -> None:
     room = room_of(station)
     loop = asyncio.get_running_loop()
     before, received, started = room.roster_broadcasts, len(a.got("roster")), loop.time()
-    for _ in range(100):  # 200 changes as fast as the channel carries them
+    for _ in range(100):  # 200 changes as fast as the channel carries them, then one more
         b.send(ASK)
         b.send(WITHDRAW)
     b.send(ASK)
+    changes = 201
     assert await wait_for(lambda: shows(a, ("A", False, False), ("B", False, True)))
     await asyncio.sleep(0.3)  # the last coalesced roster, if one was still due
     elapsed = loop.time() - started
     broadcasts = room.roster_broadcasts - before
     # at most one broadcast per interval (and one at once): never one per change
     assert 1 <= broadcasts <= elapsed / 0.25 + 2, (broadcasts, elapsed)
+    assert broadcasts < changes, f"{broadcasts} rosters for {changes} changes: not coalesced"
     assert len(a.got("roster")) - received == broadcasts
     assert shows(a, ("A", False, False), ("B", False, True))
 
