@@ -5,6 +5,8 @@
 // same track for the RX meter. The analyser is lent to the spectrum; it is not connected to the
 // speakers, so muting the element silences the audio but not the meter or the waterfall.
 
+import { FrameLoop } from "./frameloop.js";
+
 export const AUDIO_KEY = "radiocore-audio";
 /** The RX meter's floor and top, dBFS. */
 export const LEVEL_FLOOR_DB = -60;
@@ -117,17 +119,19 @@ export class AudioOutput {
     this.analyser = null;
     /** @type {Float32Array<ArrayBuffer>} */
     this._samples = new Float32Array(FFT_SIZE);
-    /** @type {number | null} */
-    this._frame = null;
     this._reading = LEVEL_FLOOR_DB;
-    this._lastFrame = 0;
     this._lastText = -Infinity;
+    this._meterLoop = new FrameLoop({
+      window,
+      intervalMs: METER_INTERVAL_MS,
+      wanted: () => this.analyser !== null,
+      draw: (now, elapsed) => this._tick(now, elapsed),
+    });
 
     const els = this.els;
     els.volume.addEventListener("input", () => this.setVolume(Number(els.volume.value)));
     els.mute.addEventListener("click", () => this.setMuted(!this.prefs.muted));
     els.play.addEventListener("click", () => this._resume());
-    window.document.addEventListener("visibilitychange", () => this._schedule());
     this._render();
   }
 
@@ -165,8 +169,7 @@ export class AudioOutput {
     this.analyser = null;
     this._onAnalyser(null);
     this._reading = LEVEL_FLOOR_DB;
-    this._lastFrame = 0;
-    this._schedule();
+    this._meterLoop.restart();
     this._renderLevel(true);
   }
 
@@ -237,7 +240,7 @@ export class AudioOutput {
       this.analyser = null; // no meter and no spectrum; the audio itself still plays
     }
     this._onAnalyser(this.analyser);
-    this._schedule();
+    this._meterLoop.update();
   }
 
   _resume() {
@@ -253,36 +256,21 @@ export class AudioOutput {
     }
   }
 
-  /** The meter runs only while there is a track to measure and the page is visible. */
-  _schedule() {
-    const wanted = this.analyser !== null && !this._win.document.hidden;
-    if (wanted && this._frame === null) {
-      this._frame = this._win.requestAnimationFrame((now) => this._tick(now));
-    } else if (!wanted && this._frame !== null) {
-      this._win.cancelAnimationFrame(this._frame);
-      this._frame = null;
-    }
-  }
-
-  /** @param {number} now */
-  _tick(now) {
-    this._frame = null;
+  /**
+   * One reading of the RX meter (the loop runs while there is a track and the page is seen).
+   * @param {number} now
+   * @param {number} elapsed ms since the last reading
+   */
+  _tick(now, elapsed) {
     const analyser = this.analyser;
     if (analyser === null) return;
-    if (now - this._lastFrame < METER_INTERVAL_MS - 2) {
-      this._schedule();
-      return;
-    }
     analyser.getFloatTimeDomainData(this._samples);
-    const elapsed = this._lastFrame === 0 ? 0 : now - this._lastFrame;
-    this._lastFrame = now;
     this._reading = meterReading(this._reading, rmsDbfs(this._samples), elapsed);
     this.els.meter.value = this._reading;
     if (now - this._lastText >= LEVEL_TEXT_INTERVAL_MS) {
       this._lastText = now;
       this._renderLevel(false);
     }
-    this._schedule();
   }
 
   /** @param {boolean} reset */

@@ -26,7 +26,6 @@ export class ListenPanel {
     this.spectrum = new SpectrumView({
       spectrum: /** @type {HTMLCanvasElement} */ (get("spectrum")),
       waterfall: /** @type {HTMLCanvasElement} */ (get("waterfall")),
-      document: doc,
       window: win,
     });
     this.output = new AudioOutput({

@@ -3,6 +3,8 @@
 // animation frame while the page is visible; nothing runs while it is hidden or no audio is
 // attached. The scaling and the colour map are pure functions, unit tested in node.
 
+import { FrameLoop } from "./frameloop.js";
+
 /** The highest frequency shown. */
 export const MAX_HZ = 4_000;
 /** dB (of the analyser's float spectrum) drawn as the bottom and the top of the scale. */
@@ -148,15 +150,12 @@ export class SpectrumView {
    * @param {{
    *   spectrum: HTMLCanvasElement,
    *   waterfall: HTMLCanvasElement,
-   *   document: Document,
    *   window: Window,
    * }} options
    */
-  constructor({ spectrum, waterfall, document, window }) {
+  constructor({ spectrum, waterfall, window }) {
     this._spectrum = spectrum;
     this._waterfall = waterfall;
-    this._doc = document;
-    this._win = window;
     this._table = colourTable();
     /** @type {AnalyserNode | null} */
     this._analyser = null;
@@ -166,11 +165,13 @@ export class SpectrumView {
     this._ranges = new Uint32Array(0);
     /** @type {ImageData | null} */
     this._row = null;
-    /** @type {number | null} */
-    this._frame = null;
     this._lastRow = -Infinity;
-    this._lastFrame = -Infinity;
-    this._doc.addEventListener("visibilitychange", () => this._schedule());
+    this._loop = new FrameLoop({
+      window,
+      intervalMs: FRAME_INTERVAL_MS,
+      wanted: () => this._analyser !== null,
+      draw: (now) => this._draw(now),
+    });
     this.clear();
   }
 
@@ -190,7 +191,7 @@ export class SpectrumView {
     } else {
       this.clear();
     }
-    this._schedule();
+    this._loop.update();
   }
 
   /** Both canvases back to the floor colour. */
@@ -204,27 +205,14 @@ export class SpectrumView {
     }
   }
 
-  /** Runs the animation only while there is something to draw and someone to see it. */
-  _schedule() {
-    const wanted = this._analyser !== null && !this._doc.hidden;
-    if (wanted && this._frame === null) {
-      this._frame = this._win.requestAnimationFrame((now) => this._draw(now));
-    } else if (!wanted && this._frame !== null) {
-      this._win.cancelAnimationFrame(this._frame);
-      this._frame = null;
-    }
-  }
-
-  /** @param {number} now */
+  /**
+   * One frame: the spectrum, and a waterfall row every `ROW_INTERVAL_MS` (the loop runs while
+   * there is an analyser and the page is seen, at most every `FRAME_INTERVAL_MS`).
+   * @param {number} now
+   */
   _draw(now) {
-    this._frame = null;
     const analyser = this._analyser;
     if (analyser === null) return;
-    if (now - this._lastFrame < FRAME_INTERVAL_MS - 2) {
-      this._schedule(); // a fast display: skip this frame
-      return;
-    }
-    this._lastFrame = now;
     analyser.getFloatFrequencyData(this._bins);
     const levels = columnLevels(this._bins, this._ranges);
     this._drawSpectrum(levels);
@@ -232,7 +220,6 @@ export class SpectrumView {
       this._lastRow = now;
       this._drawRow(levels);
     }
-    this._schedule();
   }
 
   /** @param {Float32Array} levels */
