@@ -24,6 +24,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports: the sockets are held open together while they are
+    chosen (two `free_port()` calls in a row can return the same port)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+
+
 async def seed(data_dir: Path) -> tuple[str, str]:
     """The bench account and its board in `data_dir`'s SQLite store: (board id, board secret)."""
     from signaling.accounts import create_account, register_board

@@ -30,7 +30,7 @@ import aiohttp
 import pytest
 import socketio
 
-from bench.tools import free_port, stop_process
+from bench.tools import free_ports, stop_process
 from radiocore import aiortc_hooks
 from tests.integration.harness import AgentProcess, LiveServer, sfu_of, start_server, stop_server
 from tests.support.components import require
@@ -156,7 +156,8 @@ def nginx(tmp_path: Path, server: LiveServer, ca: TestCa) -> Iterator[Nginx]:
     require(Path(NGINX).exists(), f"nginx is not installed at {NGINX} (Debian: nginx)")
     work = tmp_path / "nginx"
     (work / "www" / ".well-known" / "acme-challenge").mkdir(parents=True)
-    proxy = Nginx(work, https_port=free_port(), http_port=free_port())
+    https_port, http_port = free_ports(2)
+    proxy = Nginx(work, https_port=https_port, http_port=http_port)
     proxy.start(server.port, ca.directory)
     yield proxy
     proxy.stop()

@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from bench.tools import free_port, stop_process
+from bench.tools import free_port, free_ports, stop_process
 from signaling.config import TurnConfig
 from tests.support.coturn import TURNSERVER
 from turn.coturn_config import render_coturn_config, write_coturn_config
@@ -61,8 +61,8 @@ class GeneratedCoturn:
         tls: tuple[Path, Path] | None = None,
     ) -> None:
         self.workdir = workdir
-        self.port = free_port()
-        self.tls_port = free_port() if tls else None
+        self.port, tls_port = free_ports(2)
+        self.tls_port = tls_port if tls else None
         self.secret = secrets.token_urlsafe(32)
         self.log = workdir / "coturn.log"
         self.config_file = workdir / "turnserver.conf"
