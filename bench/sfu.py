@@ -331,6 +331,8 @@ def run_sfu_bench(args: argparse.Namespace) -> int:
     if args.control and not args.status_hz > 0:
         print("bench sfu --control: --status-hz must be above 0", file=sys.stderr)
         return 2
+    if args.compare_janus:
+        return _compare_janus(args)
     direct = _run_phase(args, relay=False)
     if not args.relay:
         result = {k: v for k, v in direct.items() if k not in RELAY_RUN_FIELDS}
@@ -356,6 +358,37 @@ def run_sfu_bench(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         print(json.dumps(result, indent=2))
+    return 0
+
+
+def _compare_janus(args: argparse.Namespace) -> int:
+    """RadioCore's direct path and Janus's harness, back to back (ABBA with --rounds 2)."""
+    from bench.janus import comparison, missing_janus, run_janus
+
+    harness = Path(args.janus_harness)
+    reason = missing_janus(harness)
+    if reason is not None:
+        print(f"bench sfu --compare-janus: {reason}", file=sys.stderr)
+        return 2
+    if args.relay or args.control:
+        print("bench sfu --compare-janus: not with --relay or --control", file=sys.stderr)
+        return 2
+    ours: list[dict[str, Any]] = []
+    janus: list[dict[str, Any]] = []
+    for round_index in range(args.rounds):
+        sides = ("radiocore", "janus") if round_index % 2 == 0 else ("janus", "radiocore")
+        for side in sides:
+            if side == "radiocore":
+                run = _run_phase(args, relay=False)
+                ours.append({k: v for k, v in run.items() if k not in RELAY_RUN_FIELDS})
+            else:
+                janus.append(
+                    run_janus(
+                        harness, args.listeners, args.seconds, args.idle_seconds, args.event_loops
+                    )
+                )
+    result = comparison(ours, janus, args.event_loops)
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
     return 0
 
 
@@ -392,6 +425,8 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
             publisher.start()
             children.append(publisher)
             _wait_ready(pub_pipe, publisher, 60, "the publisher")
+            # before any listener: what each listener adds to it is the figure
+            base_rss_mb = psutil.Process(server.pid).memory_info().rss / 2**20
             pipes = []
             base, extra = divmod(listeners, processes)
             shares = [base + (i < extra) for i in range(processes)]
@@ -525,6 +560,9 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
         "added_latency_ms_p99": _round(stats_after["latency_ms_p99"]),
         "latency_samples": stats_after["latency_samples"],
         "server_rss_mb": round(rss_mb, 1),
+        "server_rss_kb_per_listener": round((rss_mb - base_rss_mb) * 1024 / listeners, 1)
+        if listeners
+        else None,
         "packets_dropped": stats_after["packets_dropped"],
         "join_to_first_audio_ms_p50": percentile_ms(first_audio, 50),
         "join_to_first_audio_ms_p99": percentile_ms(first_audio, 99),

@@ -25,6 +25,7 @@ required=(
     nftables          # nft: silent network cuts and the NAT routers of the tests' namespaces
     procps            # sysctl: IP forwarding in the tests' NAT routers
     nginx             # the reverse-proxy example (deploy/nginx), run by its test
+    janus             # the bar for the SFU: `bench sfu --compare-janus` runs it side by side
     # a GStreamer webrtcbin operator (Raspberry Pi stations and robots use it), run by
     # Debian's own python3 with its GObject bindings
     gstreamer1.0-plugins-bad

@@ -190,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="coturn's executable (default /usr/bin/turnserver; Debian package coturn)",
     )
 
+    from bench import janus  # the harness's defaults (standard library only)
+
     bench = commands.add_parser("bench", help="measure the SFU, rig control and API (JSON)")
     bench_commands = bench.add_subparsers(dest="target", required=True)
     sfu = bench_commands.add_parser("sfu", help="one publisher, N listeners, all on loopback")
@@ -220,6 +222,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sfu.add_argument(
         "--status-hz", type=float, default=5.0, help="status messages per second (--control)"
+    )
+    sfu.add_argument(
+        "--compare-janus",
+        action="store_true",
+        help="run Janus's harness (../shared/anchors/janus; /usr/bin/janus) with the same "
+        "listeners and windows in this invocation, and print RadioCore / Janus ratios",
+    )
+    sfu.add_argument(
+        "--janus-harness",
+        default=str(janus.DEFAULT_HARNESS),
+        help="the Janus harness's folder (--compare-janus)",
+    )
+    sfu.add_argument(
+        "--event-loops",
+        type=int,
+        default=janus.DEFAULT_EVENT_LOOPS,
+        help="Janus's event_loops (--compare-janus)",
+    )
+    sfu.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="--compare-janus: runs per side, in ABBA order (2: RadioCore, Janus, Janus, "
+        "RadioCore); each side's median",
     )
     sfu.add_argument("--json", action="store_true", help="print only the JSON result")
     control = bench_commands.add_parser(

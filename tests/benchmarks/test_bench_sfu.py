@@ -68,8 +68,11 @@ def assert_every_listener_heard_everything(phase: dict[str, Any], listeners: int
 def test_bench_sfu_reports_every_field_and_loses_nothing() -> None:
     figures = bench_sfu("--control", "--listeners", "4", "--seconds", "3", "--idle-seconds", "1")
     assert set(figures) == {
-        *PLAIN_FIELDS, *JOIN_FIELDS, *IDLE_FIELDS, *CONTROL_FIELDS, "join_to_first_audio_count"
+        *PLAIN_FIELDS, *JOIN_FIELDS, *IDLE_FIELDS, *CONTROL_FIELDS, "join_to_first_audio_count",
+        "server_rss_kb_per_listener",
     }  # fmt: skip
+    # the listeners' share of the server's memory: measured from before the first joined
+    assert isinstance(figures["server_rss_kb_per_listener"], float)
     assert_every_listener_heard_everything(figures, 4)  # audio came back after the idle time
     assert isinstance(figures["server_cpu_us_per_forwarded_packet"], float)
     for field in IDLE_FIELDS:
