@@ -10,14 +10,20 @@ What outlives the sessions belongs to the agent: the station (simulated, or a ri
 rigctld), opened when `run()` starts and closed when it ends; `StationControl`, which applies
 control messages to it and enforces the agent's own dead-man and TX time-out; the TX audio sink
 and the `TxAudioPlayer` that plays into it.
+
+With `health_port` set, the agent also serves its own `/health` and `/metrics` on loopback
+(`health.py`), from counters kept here (reconnects, audio underruns over every session) and
+in the station control and the station; `health()` is the snapshot they serve.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -29,6 +35,7 @@ from .backoff import Backoff
 from .config import AgentConfig, AudioSpec
 from .errors import AudioError, SessionError
 from .hamlib_station import HamlibStation
+from .health import AgentHealth, HealthServer, HealthServerError
 from .opus_track import OpusPacketTrack
 from .session import Session
 from .station import SimulatedStation, StationDriver
@@ -76,6 +83,41 @@ class BoardAgent:
         self._turn_choice = 0
         #: Sessions that reached the connected state.
         self.sessions_connected = 0
+        #: Connection attempts made (the first included).
+        self.connection_attempts = 0
+        self._ended_sessions_underruns = 0
+        self._started_at: float | None = None
+
+    @property
+    def reconnects(self) -> int:
+        """Connection attempts after the first (each after a lost or failed one)."""
+        return max(0, self.connection_attempts - 1)
+
+    @property
+    def audio_underruns(self) -> int:
+        """RX audio frames not ready in time, over every session so far."""
+        current = self._session.audio_underruns if self._session is not None else 0
+        return self._ended_sessions_underruns + current
+
+    def health(self) -> AgentHealth:
+        """What the agent reports on /health and /metrics, now."""
+        station = self.station
+        guard = station.guard if isinstance(station, HamlibStation) else None
+        started = self._started_at
+        return AgentHealth(
+            server_connected=self.connected,
+            rig_online=station.online,
+            ptt=self.control.ptt,
+            reconnects=self.reconnects,
+            audio_underruns=self.audio_underruns,
+            ptt_sessions=self.control.ptt_sessions,
+            rig_errors=station.rig_errors,
+            rig_outages=station.outages,
+            sessions_connected=self.sessions_connected,
+            uptime_s=time.monotonic() - started if started is not None else 0.0,
+            ptt_guard_running=guard.ready if guard is not None else None,
+            tx_stops=collections.Counter(self.control.tx_stops),
+        )
 
     @property
     def rx_track(self) -> OpusPacketTrack | None:
@@ -105,6 +147,12 @@ class BoardAgent:
         aiortc_hooks.check_hooks()
         aiortc_hooks.set_host_addresses(self.config.ice_host_addresses)
         aiortc_hooks.setup_dtls()
+        self._started_at = time.monotonic()
+        try:
+            health = await self._start_health()
+        except HealthServerError:
+            self.audio_sink.close()
+            raise
         logger.info(
             "board agent for board %s, server %s, rig %s",
             self.config.board_id,
@@ -115,6 +163,7 @@ class BoardAgent:
             await self._until_stopped(self.station.open())
             while not self._stopping.is_set():
                 self._reached_connected = False
+                self.connection_attempts += 1
                 try:
                     await self._until_stopped(self._run_session())
                 except (SessionError, AudioError) as exc:
@@ -133,7 +182,17 @@ class BoardAgent:
             await self.control.release_ptt("the agent is stopping")
             await self.station.close()
             self.audio_sink.close()
+            if health is not None:
+                await health.close()
             logger.info("board agent stopped")
+
+    async def _start_health(self) -> HealthServer | None:
+        """Serve /health and /metrics on loopback when `health_port` is set."""
+        if not self.config.health_port:
+            return None
+        server = HealthServer(self.health, self.config.health_host, self.config.health_port)
+        await server.start()
+        return server
 
     async def _until_stopped(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run `coro` (opening the station, or one session) until it ends or `stop()` is
@@ -165,6 +224,7 @@ class BoardAgent:
             await session.run()
         finally:
             self._session = None
+            self._ended_sessions_underruns += session.audio_underruns
             if not self._reached_connected and session.turn_url is not None:
                 self._turn_choice += 1  # that relay transport gave no path: the next one
 

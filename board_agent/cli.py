@@ -73,7 +73,7 @@ def main(argv: list[str]) -> int:
         if args.print_config:
             sys.stdout.write(render_agent_config(config, sources))
             return 0
-        configure_logging(config.log_level)
+        configure_logging(config.log_level, config.log_format)
         if args.unkey:
             return asyncio.run(_unkey(config))
         asyncio.run(_serve(config))

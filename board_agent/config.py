@@ -24,6 +24,7 @@ from typing import Final, Literal, TypeAlias
 from urllib.parse import urlsplit
 
 from radiocore.configlayers import LayeredConfigError, load_layered, render_toml, setting
+from radiocore.logs import LOG_FORMATS
 from radiocore_protocol import (
     DEADMAN_MIN_KEEPALIVES,
     KEEPALIVE_INTERVAL_S,
@@ -344,13 +345,32 @@ class AgentConfig:
         "bytes queued on the control channel above which status and heartbeats are skipped "
         f"rather than queued; {MAX_DATA_MESSAGE_BYTES} … {MAX_CHANNEL_BUFFERED_BYTES}",
     )
+    health_port: int = setting(
+        0,
+        "port of the agent's own GET /health (JSON; 503 when degraded) and GET /metrics "
+        "(Prometheus), served on health_host only; 0: off",
+        metavar="PORT",
+    )
+    health_host: str = setting(
+        "127.0.0.1",
+        "address /health and /metrics are served on: a loopback address only (they have no "
+        "authentication), e.g. 127.0.0.1 or ::1",
+        metavar="IP",
+    )
     log_level: str = setting(
         "INFO", f"log level: {', '.join(LOG_LEVELS)} (any case)", metavar="LEVEL"
+    )
+    log_format: str = setting(
+        "text",
+        "text: one readable line per message; json: one JSON object per line (time, level, "
+        "logger, message)",
+        choices=LOG_FORMATS,
     )
 
     def __post_init__(self) -> None:
         # frozen: the canonical spelling replaces what was given, once, at construction
         object.__setattr__(self, "log_level", self.log_level.upper())
+        object.__setattr__(self, "log_format", self.log_format.lower())
         self.validate()
 
     @classmethod
@@ -408,6 +428,10 @@ class AgentConfig:
             )
         if self.log_level.upper() not in LOG_LEVELS:
             raise ConfigError(f"log_level {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+        if self.log_format.lower() not in LOG_FORMATS:
+            raise ConfigError(
+                f"log_format {self.log_format!r} is not one of {', '.join(LOG_FORMATS)}"
+            )
         AudioSpec.parse_source(self.audio_source)
         AudioSpec.parse_sink(self.audio_sink)
         for address in self.ice_host_addresses:
@@ -445,7 +469,22 @@ class AgentConfig:
                 f"max_channel_buffered_bytes must be between {MAX_DATA_MESSAGE_BYTES} (one "
                 f"message) and {MAX_CHANNEL_BUFFERED_BYTES}, not {self.max_channel_buffered_bytes}"
             )
+        self._validate_health()
         self._validate_rig()
+
+    def _validate_health(self) -> None:
+        if not 0 <= self.health_port <= 65535:
+            raise ConfigError(f"health_port {self.health_port} is outside 0 … 65535 (0: off)")
+        try:
+            loopback = ipaddress.ip_address(self.health_host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ConfigError(
+                f"health_host {self.health_host!r} is not a loopback address: /health and "
+                "/metrics have no authentication and are served on this machine only "
+                "(127.0.0.1 or ::1; scrape them through a local Prometheus agent or an SSH tunnel)"
+            )
 
     def _validate_rig(self) -> None:
         if self.rig not in RIG_KINDS:

@@ -113,6 +113,8 @@ class HamlibStation(StationDriver):
         self._outage_logged = False
         #: Times the rig was lost after having been online.
         self.outages = 0
+        #: Rig requests that failed (see `StationDriver.rig_errors`).
+        self.rig_errors = 0
 
     @classmethod
     def from_config(cls, config: AgentConfig) -> HamlibStation:
@@ -344,6 +346,7 @@ class HamlibStation(StationDriver):
 
     async def _failed(self, exc: RigError, *, always_loss: bool = False) -> RigError:
         """Note a failed request; a loss of the rig takes it offline. Returns what to raise."""
+        self.rig_errors += 1
         if not (always_loss or _is_loss(exc)):
             return exc
         await self.client.close()  # the supervisor reconnects, PTT released first

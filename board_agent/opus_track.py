@@ -110,6 +110,12 @@ class OpusPacketTrack(MediaStreamTrack):
         self.packets_sent = 0
         self.bytes_sent = 0
         self.frames_skipped = 0
+        #: 20 ms frames that were not ready in time (the agent's /metrics): skipped after the
+        #: event loop stalled (a paced source), or the frames' worth of a gap of over one frame
+        #: plus `MAX_LAG_S` between two packets of a capture device (a live source: the device
+        #: or the event loop was late).
+        self.underruns = 0
+        self._live_read_at: float | None = None
 
     async def recv(self) -> av.Packet[Any]:
         if self.readyState != "live":
@@ -118,6 +124,8 @@ class OpusPacketTrack(MediaStreamTrack):
             if not self._source.live:
                 await self._wait_for_slot()
             packet = await self._next_packet()
+            if self._source.live:
+                self._note_live_gap()
         except AudioError as exc:
             # the sender stops on MediaStreamError; "ended" tells the track's owner
             logger.error("RX audio stopped: %s", exc)
@@ -145,7 +153,17 @@ class OpusPacketTrack(MediaStreamTrack):
             skipped = int(-delay / FRAME_DURATION_S)
             self._index += skipped
             self.frames_skipped += skipped
+            self.underruns += skipped
             logger.debug("event loop stalled %.0f ms: skipped %d frames", -delay * 1000, skipped)
+
+    def _note_live_gap(self) -> None:
+        """Count the frames of a live source that were late: the time between two packets
+        beyond one frame, when that exceeds `MAX_LAG_S` (the device's own clock paces it, so
+        only gaps count, never its drift against this machine's clock)."""
+        now = self._clock()
+        last, self._live_read_at = self._live_read_at, now
+        if last is not None and now - last > FRAME_DURATION_S + MAX_LAG_S:
+            self.underruns += int((now - last) / FRAME_DURATION_S) - 1
 
     async def _next_packet(self) -> av.Packet[Any]:
         while not self._ready:

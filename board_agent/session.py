@@ -98,6 +98,14 @@ class Session:
         self._tasks: set[asyncio.Task[None]] = set()
         #: This session's RX track (for its counters); None before it exists and after teardown.
         self.rx_track: OpusPacketTrack | None = None
+        self._ended_track_underruns = 0
+
+    @property
+    def audio_underruns(self) -> int:
+        """RX audio frames not ready in time in this session (`OpusPacketTrack.underruns`),
+        kept after the teardown."""
+        track = self.rx_track
+        return self._ended_track_underruns + (track.underruns if track is not None else 0)
 
     async def run(self) -> None:
         """Connect, then serve until the connection is lost. Always ends with `SessionError`
@@ -284,6 +292,7 @@ class Session:
         )
         if self.rx_track is not None:
             self.rx_track.stop()
+            self._ended_track_underruns += self.rx_track.underruns
             self.rx_track = None
         if pc is not None:
             await _bounded("closing the peer connection", pc.close())

@@ -43,6 +43,17 @@ class StationDriver(ABC):
     reaches the rig (`InvalidCommandError`), whatever the server checked already.
     """
 
+    #: Rig requests that failed: an error reply, a time-out or a lost connection (for the
+    #: agent's /metrics); counted by drivers that talk to a rig.
+    rig_errors: int = 0
+    #: Times the rig was lost after having been online.
+    outages: int = 0
+
+    @property
+    def online(self) -> bool:
+        """Whether the rig answers now (the simulation always does)."""
+        return True
+
     async def open(self) -> None:  # noqa: B027 - optional hook, the simulation holds nothing
         """Acquire the rig (connect, start helper processes); called once before use."""
 

@@ -164,6 +164,8 @@ class StationControl:
         self.unkey_timeout_s = 3 * config.rig_timeout_s
         #: Why the agent released PTT by itself, in order (for diagnostics and tests).
         self.tx_stops: list[TxEndReason] = []
+        #: Times PTT went from released to keyed (the agent's /metrics).
+        self.ptt_sessions = 0
         #: Unix time the station last confirmed its transmitter unkeyed after a transmission
         #: (None: no transmission since the agent started); the server gets it in `hello`.
         self.ptt_released_at: float | None = None
@@ -269,6 +271,7 @@ class StationControl:
         if not self._ptt:
             logger.info("PTT on")
             self._ptt = True  # from here on an unkey is always attempted
+            self.ptt_sessions += 1
             self._keyed_at = asyncio.get_running_loop().time()
             self._tx_changed.set()
         try:

@@ -181,7 +181,13 @@ class FloorPolicy:
         if holder is None:
             return
         self._room.release_station(PTT_OFF, PTT_ON)
-        logger.info("%s's transmission on %s ended: %s", holder.callsign, self._board_id, reason)
+        logger.info(
+            "%s's transmission on %s ended: %s",
+            holder.callsign,
+            self._board_id,
+            reason,
+            extra={"board_id": self._board_id, "operator_id": holder.user_id, "reason": reason},
+        )
         if reason != "released":
             message = protocol.PttReleased(reason=reason, by=by)
             self._room.send_to_operator(holder.key, protocol.encode(message))
@@ -215,7 +221,12 @@ class FloorPolicy:
             self._warning = loop.call_later(
                 config.tx_timeout_s - config.tx_warning_s, self._warn, holder.key
             )
-        logger.info("%s keyed station %s", holder.callsign, self._board_id)
+        logger.info(
+            "%s keyed station %s",
+            holder.callsign,
+            self._board_id,
+            extra={"board_id": self._board_id, "operator_id": holder.user_id},
+        )
         self._broadcast()
         self._observer.tx_started(self._board_id, holder)
 

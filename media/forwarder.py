@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import logging
 import random
 import struct
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aiortc import RTCRtpTransceiver
@@ -35,6 +37,24 @@ from radiocore import aiortc_hooks
 logger = logging.getLogger(__name__)
 
 _HEAD = struct.Struct("!BBHI")
+
+
+@dataclass
+class ForwardTotals:
+    """What forwarding did, summed over targets (read by `GET /metrics`, never on the hot path):
+    packets and RTP payload bytes sent, packets dropped by a full relay queue, packets not sent
+    because they came late or twice."""
+
+    packets: int = 0
+    bytes: int = 0
+    queue_full: int = 0
+    late: int = 0
+
+    def add(self, other: ForwardTotals) -> None:
+        self.packets += other.packets
+        self.bytes += other.bytes
+        self.queue_full += other.queue_full
+        self.late += other.late
 
 
 class ListenerQueue:
@@ -99,11 +119,24 @@ class ForwardTarget:
         self._payload_type = 0
         self._tail = b""
         self.packets_sent = 0
+        #: Packets not sent because they came late or twice (`RtpMunger`).
+        self.late = 0
+        #: Packets a relay queue dropped before the one in use (ICE moved to another pair).
+        self._dropped_before = 0
         self.closed = False
 
     @property
     def dropped(self) -> int:
-        return self._queue.dropped if self._queue is not None else 0
+        queued = self._queue.dropped if self._queue is not None else 0
+        return self._dropped_before + queued
+
+    @property
+    def bytes_sent(self) -> int:
+        """RTP payload bytes sent: the sender's RTCP octet count, which `send` keeps."""
+        return aiortc_hooks.octets_sent(self._sender)
+
+    def totals(self) -> ForwardTotals:
+        return ForwardTotals(self.packets_sent, self.bytes_sent, self.dropped, self.late)
 
     def _prepare(self) -> Callable[[bytes], bytes] | None:
         """Wire the direct path once the listener is connected; its SRTP protect, or None."""
@@ -125,6 +158,7 @@ class ForwardTarget:
     def _use(self, pair: Any) -> None:
         """Send on `pair`: its socket when plain UDP, else through a bounded queue (TURN)."""
         if self._queue is not None:
+            self._dropped_before += self._queue.dropped
             self._queue.close()
         self._pair = pair
         self._remote_addr = pair.remote_addr
@@ -160,7 +194,8 @@ class ForwardTarget:
             return
         munged = self._munger.munge(generation, seq, ts, ntp)
         if munged is None:
-            return  # a late or duplicated packet
+            self.late += 1  # a late or duplicated packet
+            return
         out_seq, out_ts = munged
         data = protect(
             _HEAD.pack(self._first_byte, self._payload_type | marker, out_seq, out_ts)
@@ -182,6 +217,7 @@ class ForwardTarget:
         self._protect = None
         self._socket = None
         if self._queue is not None:
+            self._dropped_before += self._queue.dropped
             self._queue.close()
             self._queue = None
 
@@ -192,6 +228,16 @@ class LatencyRecorder:
     def __init__(self, every: int, capacity: int = 200_000) -> None:
         self.every = every
         self.samples: collections.deque[float] = collections.deque(maxlen=capacity)
+        #: Samples recorded since start (`clear()` keeps it): the newest `recorded - mark` of
+        #: `samples` came after a reader's `mark` (as many as the deque still holds).
+        self.recorded = 0
+
+    def since(self, mark: int) -> list[float]:
+        """The samples recorded after `mark` (an earlier `recorded`) that are still held."""
+        count = min(self.recorded - mark, len(self.samples))
+        if count <= 0:
+            return []
+        return list(itertools.islice(reversed(self.samples), count))
 
     def clear(self) -> None:
         self.samples.clear()
@@ -206,6 +252,8 @@ class RtpFanout:
         self._generation = 0
         self._latency = latency
         self.packets_in = 0
+        #: What the targets removed so far forwarded (`totals()` adds the current ones).
+        self._retired = ForwardTotals()
 
     @property
     def targets(self) -> tuple[ForwardTarget, ...]:
@@ -217,7 +265,18 @@ class RtpFanout:
     def remove(self, target: ForwardTarget) -> None:
         if target in self._targets:
             self._targets.remove(target)
+            target.close()
+            self._retired.add(target.totals())
+            return
         target.close()
+
+    def totals(self) -> ForwardTotals:
+        """What every target, current or removed, forwarded and dropped since this began."""
+        totals = ForwardTotals()
+        totals.add(self._retired)
+        for target in self._targets:
+            totals.add(target.totals())
+        return totals
 
     def new_source(self) -> None:
         """The next packet starts a new stream, even if its SSRC is the same."""
@@ -241,6 +300,7 @@ class RtpFanout:
             for target in self._targets:
                 target.send(generation, seq, ts, marker, payload, ntp)
                 record(time.perf_counter() - started)
+            latency.recorded += len(self._targets)
             return
         for target in self._targets:
             target.send(generation, seq, ts, marker, payload, ntp)

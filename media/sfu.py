@@ -12,7 +12,7 @@ from typing import Protocol
 from media.config import IceServerSpec, SfuConfig
 from media.errors import StationOfflineError
 from media.floor import FloorObserver
-from media.forwarder import LatencyRecorder
+from media.forwarder import ForwardTotals, LatencyRecorder
 from media.participant import AGENT_KEY, MediaFailure, Participant, ParticipantIdentity, Role
 from media.room import Room
 from radiocore import aiortc_hooks
@@ -67,6 +67,16 @@ class SfuStats:
     latency_samples: int
 
 
+@dataclass(frozen=True)
+class SfuTotals:
+    """Counts since the SFU started, rooms that are gone included (`GET /metrics`)."""
+
+    #: Audio forwarded both ways (the station's to listeners, the floor holder's to the station).
+    forwarded: ForwardTotals
+    #: Data-channel messages refused as invalid (malformed, unknown, oversize).
+    invalid_messages: int
+
+
 class Sfu:
     """Rooms by board id. Signaling decides who may join; the SFU negotiates and forwards."""
 
@@ -89,6 +99,9 @@ class Sfu:
         self._latency = (
             LatencyRecorder(config.latency_sample_every) if config.latency_sample_every else None
         )
+        #: What rooms that are gone counted (`totals()` adds the current rooms').
+        self._retired = ForwardTotals()
+        self._retired_invalid = 0
         aiortc_hooks.check_hooks()
         aiortc_hooks.set_host_addresses(config.ice_host_addresses)
         aiortc_hooks.setup_dtls()  # RSA-certificate peers (GStreamer), failure reasons kept
@@ -167,7 +180,13 @@ class Sfu:
             raise
         room.finish_negotiation(participant)
         await room.admit(participant)
-        logger.info("%s %s joined board %s", identity.role.value, identity.callsign, board_id)
+        logger.info(
+            "%s %s joined board %s",
+            identity.role.value,
+            identity.callsign,
+            board_id,
+            extra={"board_id": board_id, "operator_id": identity.user_id},
+        )
         return answer
 
     async def add_candidate(
@@ -191,6 +210,12 @@ class Sfu:
     def _forget_if_empty(self, room: Room) -> None:
         if room.empty and self._rooms.get(room.board_id) is room:
             del self._rooms[room.board_id]
+            self._retire(room)
+
+    def _retire(self, room: Room) -> None:
+        self._retired.add(room.rx.totals())
+        self._retired.add(room.tx.totals())
+        self._retired_invalid += room.invalid_messages
 
     def end_transmissions(self, reason: TxEndReason) -> int:
         """End every transmission now, as the floor policy ends one (PTT off to each station
@@ -219,7 +244,30 @@ class Sfu:
     async def close(self) -> None:
         for room in list(self._rooms.values()):
             await room.close()
+            if self._rooms.get(room.board_id) is room:  # not forgotten while closing
+                del self._rooms[room.board_id]
+                self._retire(room)
         self._rooms.clear()
+
+    def totals(self) -> SfuTotals:
+        """Forwarding and refusal counts since start (monotonic, unlike `stats()`, which counts
+        the rooms there are now)."""
+        forwarded = ForwardTotals()
+        forwarded.add(self._retired)
+        invalid = self._retired_invalid
+        for room in self._rooms.values():
+            forwarded.add(room.rx.totals())
+            forwarded.add(room.tx.totals())
+            invalid += room.invalid_messages
+        return SfuTotals(forwarded=forwarded, invalid_messages=invalid)
+
+    def latency_since(self, mark: int) -> tuple[int, list[float]]:
+        """The forwarding-latency samples (seconds) recorded after `mark` and still held, and
+        the mark to pass next time (start with 0); none when sampling is off
+        (`latency_sample_every` 0)."""
+        if self._latency is None:
+            return mark, []
+        return self._latency.recorded, self._latency.since(mark)
 
     def reset_latency(self) -> None:
         if self._latency is not None:

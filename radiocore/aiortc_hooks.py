@@ -200,6 +200,11 @@ def add_sent(sender: Any, ntp_timestamp: int, rtp_timestamp: int, octets: int) -
     sender._RTCRtpSender__packet_count += 1
 
 
+def octets_sent(sender: Any) -> int:
+    """The payload bytes the sender's RTCP sender reports count (`add_sent` keeps them)."""
+    return int(sender._RTCRtpSender__octet_count)
+
+
 def add_transport_sent(dtls: Any, size: int) -> None:
     dtls._RTCDtlsTransport__tx_bytes += size
     dtls._RTCDtlsTransport__tx_packets += 1

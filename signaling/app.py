@@ -25,10 +25,12 @@ from signaling.audit import TxAudit
 from signaling.auth import JwtAuthority
 from signaling.config import ServerConfig, resolve_web_root
 from signaling.ice import IcePlan
+from signaling.metrics import ServerMetrics, loop_lag_watch
 from signaling.namespaces import AgentNamespace, OperatorNamespace
 from signaling.presence import LocalPresence, PresenceTracker
 from signaling.ratelimit import (
     ApiLimits,
+    CountedRateLimiter,
     Limit,
     MemoryRateLimiter,
     RedisRateLimiter,
@@ -69,6 +71,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app = web.Application(client_max_size=config.limits.max_http_buffer_bytes)
     app[keys.CONFIG] = config
     app[keys.AUTHORITY] = JwtAuthority.from_config(config)
+    app[keys.METRICS] = ServerMetrics()
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
         max_http_buffer_size=config.limits.max_http_buffer_bytes,
@@ -84,9 +87,25 @@ def create_app(config: ServerConfig) -> web.Application:
     add_routes(app, resolve_web_root(config))
     app[keys.TURN_HEALTH] = TurnHealth(config.turn.urls)
     app.cleanup_ctx.extend(
-        [_store, _limits, _housekeeping, _audit, _presence, _sfu, _signaling(sio), _turn_check]
+        [
+            _metrics,
+            _store,
+            _limits,
+            _housekeeping,
+            _audit,
+            _presence,
+            _sfu,
+            _signaling(sio),
+            _turn_check,
+        ]
     )
     return app
+
+
+async def _metrics(app: web.Application) -> AsyncIterator[None]:
+    """The event-loop lag probe of `GET /metrics`, while the server runs."""
+    async with loop_lag_watch(app[keys.METRICS]):
+        yield
 
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
@@ -94,6 +113,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     store = create_store(config.database_url, config.data_dir)
     await store.open()
     app[keys.STORE] = store
+    app[keys.METRICS].sources.store = store
     try:
         yield
     finally:
@@ -136,23 +156,38 @@ async def _limits(app: web.Application) -> AsyncIterator[None]:
     login = Limit(config.limits.login_per_minute, 60.0)
     if not url:
         limits = ApiLimits.in_process()
-        app[keys.LIMITS] = dataclasses.replace(limits, login=MemoryRateLimiter(login))
+        app[keys.LIMITS] = _counted(dataclasses.replace(limits, login=MemoryRateLimiter(login)))
+        app[keys.METRICS].sources.limits = app[keys.LIMITS]
         yield
         return
     client = redis_client(url)
-    app[keys.LIMITS] = dataclasses.replace(
-        ApiLimits.on_redis(client), login=RedisRateLimiter(client, login, "login")
+    app[keys.REDIS] = client  # `GET /ready` pings it
+    app[keys.LIMITS] = _counted(
+        dataclasses.replace(
+            ApiLimits.on_redis(client), login=RedisRateLimiter(client, login, "login")
+        )
     )
+    app[keys.METRICS].sources.limits = app[keys.LIMITS]
     try:
         yield
     finally:
         await client.aclose()
 
 
+def _counted(limits: ApiLimits) -> ApiLimits:
+    """`limits` with each refusal counted (`radiocore_rate_limited_total`)."""
+    return ApiLimits(
+        login=CountedRateLimiter(limits.login),
+        registration=CountedRateLimiter(limits.registration),
+        pairing=CountedRateLimiter(limits.pairing),
+    )
+
+
 async def _audit(app: web.Application) -> AsyncIterator[None]:
     audit = TxAudit(app[keys.STORE])
     await audit.start()
     app[keys.AUDIT] = audit
+    app[keys.METRICS].sources.audit = audit
     try:
         yield
     finally:
@@ -162,6 +197,7 @@ async def _audit(app: web.Application) -> AsyncIterator[None]:
 async def _presence(app: web.Application) -> AsyncIterator[None]:
     tracker = PresenceTracker(LocalPresence())
     app[keys.PRESENCE] = tracker
+    app[keys.METRICS].sources.presence = tracker.presence
     try:
         yield
     finally:
@@ -178,6 +214,7 @@ async def _sfu(app: web.Application) -> AsyncIterator[None]:
         ice_servers=ice.for_sfu,
     )
     app[keys.SFU] = sfu
+    app[keys.METRICS].sources.sfu = sfu
     try:
         yield
     finally:
@@ -203,6 +240,8 @@ def _signaling(sio: socketio.AsyncServer) -> CleanupContext:
         agents = AgentNamespace(stations, rate)
         sio.register_namespace(operators)
         sio.register_namespace(agents)
+        sources = app[keys.METRICS].sources
+        sources.operators, sources.agents = operators, agents
         tracker.connect(operators.announce)
         sfu.on_media_failed(operators.media_failed)  # a client is told why its media failed
         sfu.on_media_failed(agents.media_failed)

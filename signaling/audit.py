@@ -7,6 +7,7 @@ transmitter); `TxAudit` queues them, bounded, and one task writes them to the st
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ class TxAudit:
         self._open: dict[tuple[str, str, datetime], int] = {}
         self._task: asyncio.Task[None] | None = None
         self.lost = 0
+        #: Transmissions ended since start, by why they ended (`GET /metrics`).
+        self.ended: collections.Counter[str] = collections.Counter()
 
     async def start(self) -> None:
         """Close the records a crashed server left open, then start writing."""
@@ -78,6 +81,7 @@ class TxAudit:
         self._put(_Start(board_id, holder))
 
     def tx_ended(self, board_id: str, holder: FloorHolder, reason: str) -> None:
+        self.ended[reason] += 1
         self._put(_End(board_id, holder, reason, datetime.now(UTC)))
 
     def _put(self, event: _Start | _End) -> None:

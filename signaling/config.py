@@ -28,6 +28,7 @@ from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
 from radiocore.configlayers import LayeredConfigError, load_layered, render_toml, setting
+from radiocore.logs import LOG_FORMATS
 from radiocore_protocol import (
     DEADMAN_MIN_KEEPALIVES,
     KEEPALIVE_INTERVAL_S,
@@ -398,6 +399,19 @@ class AccessConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """`GET /metrics` (Prometheus): answered on loopback, or to whoever sends the token."""
+
+    token: str = setting(
+        "",
+        "a bearer token (32+ random characters) that opens GET /metrics to a scraper that is not "
+        "on this machine (`Authorization: Bearer TOKEN`); empty: loopback only, never through a "
+        "proxy",
+        secret=True,
+    )
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """Everything the server process is configured with; build it with `load_server_config`."""
 
@@ -451,6 +465,12 @@ class ServerConfig:
     log_level: str = setting(
         "INFO", f"log level: {', '.join(LOG_LEVELS)} (any case)", metavar="LEVEL"
     )
+    log_format: str = setting(
+        "text",
+        "text: one readable line per message; json: one JSON object per line (time, level, "
+        "logger, message, and board_id / operator_id where the line is about one)",
+        choices=LOG_FORMATS,
+    )
     media_latency_sample_every: int = setting(
         0, "record the SFU's ingress → egress latency of every Nth forwarded packet (0: off)"
     )
@@ -482,6 +502,7 @@ class ServerConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     floor: FloorConfig = field(default_factory=FloorConfig)
     access: AccessConfig = field(default_factory=AccessConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     #: True when `validate` generated the secret (demo mode): tokens do not survive a restart.
     #: Not configurable.
     secret_is_ephemeral: bool = field(default=False, init=False)
@@ -507,6 +528,7 @@ class ServerConfig:
             f"jwt_ttl_s={self.jwt_ttl_s}",
             f"refresh_ttl_s={self.refresh_ttl_s}",
             f"log_level={self.log_level}",
+            f"log_format={self.log_format}",
             f"media_latency_sample_every={self.media_latency_sample_every}",
             f"web_root={self.web_root or '(installed web package)'}",
             f"tls_cert_file={self.tls_cert_file or '-'}",
@@ -522,6 +544,7 @@ class ServerConfig:
             f"limits={self.limits}",
             f"floor={self.floor}",
             f"access={self.access}",
+            f"metrics.token={'<set>' if self.metrics.token else '<unset>'}",
         ]
         return " ".join(parts)
 
@@ -563,6 +586,18 @@ def validate(config: ServerConfig) -> ServerConfig:
     log_level = config.log_level.upper()
     if log_level not in LOG_LEVELS:
         raise ConfigError(f"log_level {config.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+    log_format = config.log_format.lower()
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(
+            f"log_format {config.log_format!r} is not one of {', '.join(LOG_FORMATS)}"
+        )
+    if config.metrics.token:
+        weak = secret_problem(config.metrics.token)
+        if weak is not None:
+            raise ConfigError(
+                f"metrics.token {weak}: set a random token of at least {MIN_SECRET_CHARS} "
+                "characters (RADIOCORE_METRICS__TOKEN), or none for loopback-only scraping"
+            )
     if not config.jwt_audience:
         raise ConfigError("jwt_audience must not be empty")
     if config.jwt_ttl_s <= 0:
@@ -605,7 +640,7 @@ def validate(config: ServerConfig) -> ServerConfig:
         )
     ephemeral = problem is not None  # demo mode without a secret
     secret = secrets.token_urlsafe(48) if ephemeral else config.secret
-    checked = dataclasses.replace(config, log_level=log_level, secret=secret)
+    checked = dataclasses.replace(config, log_level=log_level, log_format=log_format, secret=secret)
     if ephemeral:
         logger.warning(
             "demo mode: no secret set, generated an ephemeral one; "

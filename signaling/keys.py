@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import redis.asyncio
 import socketio
 from aiohttp import web
 
@@ -10,6 +11,7 @@ from signaling.audit import TxAudit
 from signaling.auth import JwtAuthority
 from signaling.config import ServerConfig
 from signaling.ice import IcePlan
+from signaling.metrics import ServerMetrics
 from signaling.presence import PresenceTracker
 from signaling.ratelimit import ApiLimits
 from signaling.stations import StationService
@@ -27,3 +29,7 @@ STATIONS = web.AppKey("stations", StationService)
 SOCKETIO = web.AppKey("socketio", socketio.AsyncServer)
 TURN_HEALTH = web.AppKey("turn_health", TurnHealth)
 LIMITS = web.AppKey("limits", ApiLimits)
+#: The metrics registry and what it reads (`signaling.metrics`).
+METRICS = web.AppKey("metrics", ServerMetrics)
+#: The Redis client of the shared rate limits; absent without `redis_url` (`GET /ready` pings it).
+REDIS = web.AppKey("redis", redis.asyncio.Redis)

@@ -37,6 +37,10 @@ class StrictNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._rate = max_events_per_second
         self._limits: dict[str, RateLimiter] = {}
         self._telling: set[asyncio.Task[None]] = set()
+        #: Connections refused at connect (bad credentials) and events refused for their rate,
+        #: since start (`GET /metrics`).
+        self.refused = 0
+        self.rate_limited = 0
 
     def tell_media_failed(self, sid: str, board_id: str, failure: MediaFailure) -> None:
         """Send `error` `media_failed` to `sid` from synchronous code (the SFU's callbacks)."""
@@ -59,6 +63,7 @@ class StrictNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if limiter is None:
             limiter = self._limits[sid] = RateLimiter(self._rate)
         if not limiter.allow():
+            self.rate_limited += 1
             return protocol.failure(ErrorCode.RATE_LIMITED, "too many events; slow down")
         entry = self.events.get(event)
         if entry is None:
@@ -114,20 +119,32 @@ class AgentNamespace(StrictNamespace):
             credentials = protocol.decode_payload(protocol.AgentAuth, auth)
             session = await self._service.authenticate_agent(credentials)
         except (ProtocolError, SignalingError) as exc:
+            self.refused += 1
             logger.warning("board agent refused: %s", exc.message)
             raise refuse(ErrorCode.UNAUTHORIZED, exc.message) from None
         self._sessions[sid] = session
         replaced = await self._service.agent_connected(session, sid)
+        board = {"board_id": session.board_id}
         if replaced is not None:
-            logger.info("board %s reconnected; dropping its previous connection", session.board_id)
+            logger.info(
+                "board %s reconnected; dropping its previous connection",
+                session.board_id,
+                extra=board,
+            )
             self._sessions.pop(replaced, None)
             await self.disconnect(replaced)
-        logger.info("board agent for %s (%s) connected", session.board_id, session.name)
+        logger.info(
+            "board agent for %s (%s) connected", session.board_id, session.name, extra=board
+        )
 
     async def on_disconnect(self, sid: str, reason: object = None) -> None:
         session = self._sessions.pop(sid, None)
         if session is not None and await self._service.agent_disconnected(session, sid):
-            logger.info("board agent for %s disconnected", session.board_id)
+            logger.info(
+                "board agent for %s disconnected",
+                session.board_id,
+                extra={"board_id": session.board_id},
+            )
 
     def media_failed(self, board_id: str, key: str, failure: MediaFailure) -> None:
         """The SFU gave up on a board agent's peer connection: tell that agent."""
@@ -186,17 +203,32 @@ class OperatorNamespace(StrictNamespace):
             credentials = protocol.decode_payload(protocol.OperatorAuth, auth)
             identity = await self._service.authenticate_operator(credentials.token)
         except (ProtocolError, SignalingError) as exc:
+            self.refused += 1
             logger.info("operator refused: %s", exc.message)
             raise refuse(ErrorCode.UNAUTHORIZED, exc.message) from None
         self._identities[sid] = identity
         self._joined[sid] = set()
         await self.enter_room(sid, _user_room(identity.user_id))
-        logger.info("operator %s connected", identity.callsign)
+        logger.info(
+            "operator %s connected", identity.callsign, extra={"operator_id": identity.user_id}
+        )
 
     async def on_disconnect(self, sid: str, reason: object = None) -> None:
-        self._identities.pop(sid, None)
+        identity = self._identities.pop(sid, None)
         for board_id in self._joined.pop(sid, set()):
             await self._service.leave(sid, board_id)
+            if identity is not None:
+                logger.info(
+                    "operator %s left board %s (disconnected)",
+                    identity.callsign,
+                    board_id,
+                    extra=_context(identity, board_id),
+                )
+
+    @property
+    def connected(self) -> int:
+        """Operator connections open now (`GET /metrics`)."""
+        return len(self._identities)
 
     async def announce(self, board_id: str, online: bool) -> None:
         """Tell every connected operator who may use the board that it went on/offline."""
@@ -242,8 +274,15 @@ class OperatorNamespace(StrictNamespace):
         return protocol.BoardListReply(boards=await self._service.boards_for(self._identity(sid)))
 
     async def _join(self, sid: str, request: protocol.JoinRequest) -> protocol.JoinReply:
-        reply = await self._service.join(self._identity(sid), request.board_id)
+        identity = self._identity(sid)
+        reply = await self._service.join(identity, request.board_id)
         self._joined[sid].add(request.board_id)
+        logger.info(
+            "operator %s joined board %s",
+            identity.callsign,
+            request.board_id,
+            extra=_context(identity, request.board_id),
+        )
         return reply
 
     async def _offer(self, sid: str, offer: protocol.OperatorOffer) -> protocol.Answer:
@@ -258,10 +297,23 @@ class OperatorNamespace(StrictNamespace):
         await self._service.operator_candidate(sid, msg)
 
     async def _leave(self, sid: str, request: protocol.LeaveRequest) -> None:
-        self._identity(sid)
+        identity = self._identity(sid)
+        joined = request.board_id in self._joined[sid]
         self._joined[sid].discard(request.board_id)
         await self._service.leave(sid, request.board_id)
+        if joined:
+            logger.info(
+                "operator %s left board %s",
+                identity.callsign,
+                request.board_id,
+                extra=_context(identity, request.board_id),
+            )
 
 
 def _user_room(user_id: str) -> str:
     return f"user:{user_id}"
+
+
+def _context(identity: OperatorIdentity, board_id: str) -> dict[str, str]:
+    """The ids a log line about an operator on a board carries (JSON logs)."""
+    return {"board_id": board_id, "operator_id": identity.user_id}

@@ -43,6 +43,7 @@ __all__ = [
     "LOGIN_PER_ADDRESS",
     "PAIRING_PER_USER",
     "REGISTRATION_PER_ADDRESS",
+    "CountedRateLimiter",
     "Decision",
     "Limit",
     "MemoryRateLimiter",
@@ -251,6 +252,25 @@ class RedisRateLimiter:
         if allowed:
             return Decision(True)
         return Decision(False, int(wait_ms) / 1000)
+
+
+class CountedRateLimiter:
+    """A `RateLimiter` that counts the hits `inner` refused (`refused`, read by
+    `GET /metrics`); otherwise `inner` unchanged."""
+
+    def __init__(self, inner: RateLimiter) -> None:
+        self.inner = inner
+        self.refused = 0
+
+    @property
+    def limit(self) -> Limit:
+        return self.inner.limit
+
+    async def hit(self, key: str) -> Decision:
+        decision = await self.inner.hit(key)
+        if not decision.allowed:
+            self.refused += 1
+        return decision
 
 
 def address_key(remote: str | None) -> str:

@@ -168,6 +168,11 @@ class Store(abc.ABC):
     async def schema_version(self) -> int:
         """The schema version the database is at."""
 
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Run a trivial query: returns when the database answers, raises when it does not
+        (`GET /ready`; the caller bounds the wait)."""
+
     async def __aenter__(self) -> Self:
         await self.open()
         return self
@@ -288,6 +293,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def get_board(self, board_id: str) -> Board | None: ...
+
+    @abc.abstractmethod
+    async def board_ids(self) -> list[str]:
+        """Every board's id, sorted (`GET /metrics`: one series per board)."""
 
     @abc.abstractmethod
     async def boards_of(self, owner_id: str) -> list[Board]:

@@ -189,6 +189,9 @@ class PostgresStore(Store):
     async def schema_version(self) -> int:
         return int(await self._db.fetchval("SELECT coalesce(max(version), 0) FROM schema_version"))
 
+    async def ping(self) -> None:
+        await self._db.fetchval("SELECT 1")
+
     # -- users --------------------------------------------------------------------------------
 
     async def create_user(self, email: str, password_hash: str, callsign: str) -> User:
@@ -353,6 +356,10 @@ class PostgresStore(Store):
             f"SELECT {_BOARD_COLUMNS} FROM boards WHERE id = $1", board_id
         )
         return None if row is None else _board(row)
+
+    async def board_ids(self) -> list[str]:
+        rows = await self._db.fetch("SELECT id FROM boards ORDER BY id")
+        return [str(row["id"]) for row in rows]
 
     async def boards_of(self, owner_id: str) -> list[Board]:
         rows = await self._db.fetch(

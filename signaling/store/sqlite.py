@@ -197,6 +197,9 @@ class SqliteStore(Store):
         async with self._lock:
             return await _version(self._conn)
 
+    async def ping(self) -> None:
+        await self._one("SELECT 1")
+
     @property
     def _conn(self) -> aiosqlite.Connection:
         if self._db is None:
@@ -393,6 +396,9 @@ class SqliteStore(Store):
     async def get_board(self, board_id: str) -> Board | None:
         row = await self._one(f"SELECT {_BOARD_COLUMNS} FROM boards WHERE id = ?", (board_id,))
         return None if row is None else _board(row)
+
+    async def board_ids(self) -> list[str]:
+        return [str(row[0]) for row in await self._all("SELECT id FROM boards ORDER BY id")]
 
     async def boards_of(self, owner_id: str) -> list[Board]:
         rows = await self._all(
