@@ -305,6 +305,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--period-ms", type=int, default=500, help="time between clicks (100 … 60000 ms)"
     )
     e2e.add_argument("--json", action="store_true", help="print only the JSON result")
+    soak = bench_commands.add_parser(
+        "soak",
+        help="one board kept busy for --minutes (listeners joining and leaving, PTT cycling, "
+        "agent and operator reconnects): server RSS, descriptors, tasks, packet loss, PTT",
+    )
+    soak.add_argument("--minutes", type=float, default=30.0, help="length of the run")
+    soak.add_argument(
+        "--listeners", type=int, default=5, help="steady listeners (the packet-loss figure)"
+    )
+    soak.add_argument(
+        "--churn", type=int, default=2, help="listeners joining and leaving, at a time"
+    )
+    soak.add_argument(
+        "--sample-s",
+        type=float,
+        default=None,
+        help="seconds between samples (default: a 20th of the run, 1 … 10 s)",
+    )
+    soak.add_argument("--json", action="store_true", help="print only the JSON result")
     return parser
 
 
@@ -356,6 +375,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench.e2e import run_e2e_bench
 
             return run_e2e_bench(args)
+        if args.command == "bench" and args.target == "soak":
+            from bench.soak import run_soak_bench
+
+            return run_soak_bench(args)
         if args.command == "bench" and args.target == "api":
             from bench.api import run_api_bench
 
@@ -498,7 +521,7 @@ def _serve(args: argparse.Namespace) -> int:
     from signaling.server import serve
 
     config = _load_config(args)
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, config.log_format)
     return asyncio.run(serve(config))
 
 
