@@ -36,6 +36,7 @@ from signaling import keys
 from signaling.accounts import create_account, register_board
 from signaling.app import create_app
 from signaling.config import load_server_config
+from signaling.server import HANDLER_BOUND_S
 from signaling.store import SQLITE_FILE_NAME, SqliteStore
 from tests.media.peers import TonePacketTrack
 from tests.support.rigctld import RigctldServer
@@ -139,7 +140,9 @@ async def start_server(
         },
     )
     app = create_app(server_config)
-    runner = web.AppRunner(app, handle_signals=False)
+    # as `radiocore serve` stops: handlers still running (a connected agent's or operator's
+    # socket) get HANDLER_BOUND_S, not aiohttp's default 60 s, once the clients were closed
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=HANDLER_BOUND_S)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
