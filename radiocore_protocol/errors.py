@@ -23,6 +23,7 @@ class ErrorCode(enum.Enum):
     RIG_ERROR = "rig_error"  # the rig refused a command or did not answer
     MEDIA_FAILED = "media_failed"  # a peer connection's media failed (ICE or DTLS): `reason`
     CONFLICT = "conflict"  # clashes with what is stored (email taken, booking overlaps)
+    UNAVAILABLE = "unavailable"  # a service the server needs (its database) is down: try again
     INTERNAL = "internal"  # the server failed; nothing was changed
 
 

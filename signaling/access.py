@@ -219,14 +219,26 @@ class AccessWatch:
                 await task
 
     async def _run(self) -> None:
+        outage = False
         while True:  # until cancelled by close(); each pass then one sleep
             wake: datetime | None = None
             try:
                 wake = await self.check()
+                if outage:
+                    logger.info("access re-checks: the database answers again")
+                    outage = False
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("the access re-check failed; trying again")
+            except Exception as exc:
+                # sessions go on as they are while it cannot be asked (said once, not each pass)
+                if not self._store.is_outage(exc):
+                    logger.exception("the access re-check failed; trying again")
+                elif not outage:
+                    logger.warning(
+                        "access re-checks: the database does not answer; connected guests keep "
+                        "the access they had until it does"
+                    )
+                    outage = True
             delay = self._recheck_s
             if wake is not None:
                 until_wake = (wake - datetime.now(UTC)).total_seconds()

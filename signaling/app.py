@@ -33,8 +33,8 @@ from signaling.ratelimit import (
     CountedRateLimiter,
     Limit,
     MemoryRateLimiter,
-    RedisRateLimiter,
     redis_client,
+    shared_limiter,
 )
 from signaling.rest import add_routes
 from signaling.stations import StationService
@@ -164,7 +164,7 @@ async def _limits(app: web.Application) -> AsyncIterator[None]:
     app[keys.REDIS] = client  # `GET /ready` pings it
     app[keys.LIMITS] = _counted(
         dataclasses.replace(
-            ApiLimits.on_redis(client), login=RedisRateLimiter(client, login, "login")
+            ApiLimits.on_redis(client), login=shared_limiter(client, login, "login")
         )
     )
     app[keys.METRICS].sources.limits = app[keys.LIMITS]
@@ -264,13 +264,23 @@ def _signaling(sio: socketio.AsyncServer) -> CleanupContext:
 
 
 async def _turn_check(app: web.Application) -> AsyncIterator[None]:
-    """The TURN allocation check (`turn.probe`), in the background: it delays nothing, and its
-    failure stops nothing (a direct path may still work); `/health` shows its outcome."""
+    """The TURN allocation check (`turn.probe`), in the background at start and then every
+    `turn.check_interval_s`: it delays nothing, and its failure stops nothing (a direct path
+    may still work); `/health` and `/ready` show its last outcome."""
     turn = app[keys.CONFIG].turn
-    task: asyncio.Task[object] | None = None
+    task: asyncio.Task[None] | None = None
     if turn.urls:
         issuer = TurnCredentialIssuer(turn.secret, turn.ttl_s)
-        task = asyncio.create_task(app[keys.TURN_HEALTH].check(turn.urls, issuer))
+        health = app[keys.TURN_HEALTH]
+
+        async def checks() -> None:
+            while True:
+                await health.check(turn.urls, issuer)
+                if not turn.check_interval_s:
+                    return
+                await asyncio.sleep(turn.check_interval_s)
+
+        task = asyncio.create_task(checks(), name="radiocore-turn-check")
     try:
         yield
     finally:

@@ -2,6 +2,8 @@
 
 The SFU reports starts and ends synchronously (it must not wait on a database while it keys a
 transmitter); `TxAudit` queues them, bounded, and one task writes them to the store in order.
+While the database does not answer (`Store.is_outage`), that task waits and tries the same
+record again, so an outage delays the log but loses nothing of it.
 """
 
 from __future__ import annotations
@@ -18,8 +20,12 @@ from signaling.store import Store
 
 logger = logging.getLogger(__name__)
 
-#: Starts and ends waiting to be written; far more than one station can produce.
+#: Starts and ends waiting to be written; far more than one station can produce (and, while
+#: the database does not answer, hours of a busy server's transmissions).
 MAX_PENDING = 10_000
+#: While the database does not answer: the first wait before writing again, and the longest.
+RETRY_FIRST_S = 0.25
+RETRY_MAX_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,8 @@ class TxAudit:
         self._open: dict[tuple[str, str, datetime], int] = {}
         self._task: asyncio.Task[None] | None = None
         self.lost = 0
+        #: Writes tried again because the database did not answer.
+        self.retries = 0
         #: Transmissions ended since start, by why they ended (`GET /metrics`).
         self.ended: collections.Counter[str] = collections.Counter()
 
@@ -72,6 +80,12 @@ class TxAudit:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), timeout=5)
+        if self._queue.qsize():
+            logger.error(
+                "stopping: %d TX audit record(s) not written (the database did not answer); "
+                "a record left open is closed at the next start",
+                self._queue.qsize(),
+            )
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -95,6 +109,17 @@ class TxAudit:
         while True:
             event = await self._queue.get()
             try:
+                await self._write_one(event)
+            finally:
+                self._queue.task_done()
+
+    async def _write_one(self, event: _Start | _End) -> None:
+        """Write `event`; while the database does not answer, wait and try again (the events
+        behind it wait in order: a transmission's end is never written before its start)."""
+        delay = RETRY_FIRST_S
+        outage = False
+        while True:
+            try:
                 key = (event.board_id, event.holder.key, event.holder.started_at)
                 if isinstance(event, _Start):
                     self._open[key] = await self._store.start_tx(
@@ -104,12 +129,26 @@ class TxAudit:
                         event.holder.started_at,
                     )
                 else:
-                    tx_id = self._open.pop(key, None)
+                    tx_id = self._open.get(key)
                     if tx_id is not None:
                         await self._store.end_tx(tx_id, event.ended_at, event.reason)
+                        del self._open[key]
+                if outage:
+                    logger.info("TX audit log: the database answers again; writing resumed")
+                return
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("writing the TX audit log failed")
-            finally:
-                self._queue.task_done()
+            except Exception as exc:
+                if not self._store.is_outage(exc):
+                    logger.exception("writing the TX audit log failed")
+                    return
+                if not outage:
+                    logger.warning(
+                        "TX audit log: the database does not answer; %d record(s) wait and "
+                        "are written when it does",
+                        self._queue.qsize() + 1,
+                    )
+                    outage = True
+                self.retries += 1
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)

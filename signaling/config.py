@@ -178,6 +178,11 @@ class TurnConfig:
         f"({MIN_TTL_S} … {MAX_TTL_S}; a relay in use outlives them)",
     )
     realm: str = setting("radiocore", "coturn's realm (radiocore turn config writes it)")
+    check_interval_s: float = setting(
+        60.0,
+        "seconds between checks that the relay grants an allocation (shown by /health and "
+        "/ready; a relay that dies or comes back is noticed this soon); 0: only at start",
+    )
     sfu_relay: bool = setting(
         False,
         "the SFU's own connections use the relay too (only for a server that cannot receive "
@@ -714,6 +719,11 @@ def _check_ice(ice: IceConfig, turn: TurnConfig) -> None:
                 f"turn: {exc} (set RADIOCORE_TURN__SECRET or [turn] secret: the same as "
                 "coturn's static-auth-secret)"
             ) from None
+    if turn.check_interval_s != 0 and not 5 <= turn.check_interval_s <= 86400:
+        raise ConfigError(
+            f"turn.check_interval_s must be 0 (only at start) or 5 … 86400 s, "
+            f"not {turn.check_interval_s}"
+        )
     if ice.transport_policy == "relay" and not turn.urls:
         raise ConfigError("ice.transport_policy = relay needs a relay: set [turn] urls")
 

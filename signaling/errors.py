@@ -54,6 +54,18 @@ class ValidationFailedError(BadRequestError):
         self.field = field
 
 
+class UnavailableError(SignalingError):
+    """A service the server depends on did not answer (its database): nothing was changed, and
+    the same request may succeed in a few seconds. REST answers 503 with `Retry-After`."""
+
+    code = ErrorCode.UNAVAILABLE
+    http_status = 503
+    default_message = (
+        "the server cannot reach its database right now; nothing was changed; try again shortly"
+    )
+    retry_after_s: ClassVar[int] = 5
+
+
 class RateLimitedError(SignalingError):
     """Too many requests of this kind from this client: try again after `retry_after_s`."""
 

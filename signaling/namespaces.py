@@ -18,7 +18,7 @@ from media.participant import AGENT_KEY, MediaFailure
 from media.ratelimit import RateLimiter
 from radiocore_protocol import ErrorCode, ProtocolError
 from signaling.auth import OperatorIdentity
-from signaling.errors import NotJoinedError, SignalingError
+from signaling.errors import NotJoinedError, SignalingError, UnavailableError
 from signaling.stations import AgentSession, StationService
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,10 @@ class StrictNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         except SignalingError as exc:
             logger.info("%s %s refused: %s", self.namespace, event, exc.message)
             return exc.to_ack()
-        except Exception:
+        except Exception as exc:
+            if self._service.is_outage(exc):  # nothing was written: the client may retry
+                logger.warning("%s %s: the database did not answer", self.namespace, event)
+                return UnavailableError().to_ack()
             logger.exception("%s %s failed", self.namespace, event)
             return protocol.failure(ErrorCode.INTERNAL, "the server failed; nothing was changed")
         return protocol.ok(reply)
@@ -122,6 +125,12 @@ class AgentNamespace(StrictNamespace):
             self.refused += 1
             logger.warning("board agent refused: %s", exc.message)
             raise refuse(ErrorCode.UNAUTHORIZED, exc.message) from None
+        except Exception as exc:
+            if not self._service.is_outage(exc):
+                raise
+            # not its credentials: the agent retries with its backoff
+            logger.warning("board agent not admitted now: the database did not answer")
+            raise refuse(ErrorCode.UNAVAILABLE, UnavailableError.default_message) from None
         self._sessions[sid] = session
         replaced = await self._service.agent_connected(session, sid)
         board = {"board_id": session.board_id}
@@ -206,6 +215,11 @@ class OperatorNamespace(StrictNamespace):
             self.refused += 1
             logger.info("operator refused: %s", exc.message)
             raise refuse(ErrorCode.UNAUTHORIZED, exc.message) from None
+        except Exception as exc:
+            if not self._service.is_outage(exc):
+                raise
+            logger.warning("operator not admitted now: the database did not answer")
+            raise refuse(ErrorCode.UNAVAILABLE, UnavailableError.default_message) from None
         self._identities[sid] = identity
         self._joined[sid] = set()
         await self.enter_room(sid, _user_room(identity.user_id))

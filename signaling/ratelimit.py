@@ -26,6 +26,7 @@ with `rate_limited_response`.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import time
 from collections import OrderedDict
@@ -37,7 +38,9 @@ import redis.asyncio
 import redis.exceptions
 from aiohttp import web
 
-from signaling.errors import RateLimitedError, SignalingError
+from signaling.errors import RateLimitedError, UnavailableError
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "LOGIN_PER_ADDRESS",
@@ -45,6 +48,7 @@ __all__ = [
     "REGISTRATION_PER_ADDRESS",
     "CountedRateLimiter",
     "Decision",
+    "FallbackRateLimiter",
     "Limit",
     "MemoryRateLimiter",
     "RateLimiter",
@@ -52,6 +56,7 @@ __all__ = [
     "RedisRateLimiter",
     "address_key",
     "rate_limited_response",
+    "shared_limiter",
 ]
 
 
@@ -108,11 +113,10 @@ class RateLimiter(Protocol):
         ...
 
 
-class RateLimiterUnavailableError(SignalingError):
+class RateLimiterUnavailableError(UnavailableError):
     """The shared rate limiter (Redis) did not answer: the attempt is neither allowed nor
     counted. REST answers 503; nothing was changed."""
 
-    http_status = 503
     default_message = "the server cannot check its rate limits right now; try again shortly"
 
 
@@ -254,6 +258,60 @@ class RedisRateLimiter:
         return Decision(False, int(wait_ms) / 1000)
 
 
+class FallbackRateLimiter:
+    """The shared limit (`RedisRateLimiter`) while Redis answers; this node's own count of the
+    same limit (`MemoryRateLimiter`) while it does not, so a Redis outage does not stop sign-ins:
+    each node then limits on its own (a client spreading attempts over N nodes gets N times the
+    budget until Redis is back). After a failure Redis is tried again `retry_s` later, not on
+    every hit (an unreachable Redis costs each attempt its connect time-out)."""
+
+    def __init__(
+        self,
+        shared: RateLimiter,
+        local: RateLimiter,
+        name: str,
+        *,
+        retry_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.shared = shared
+        self.local = local
+        self.name = name
+        self._retry_s = retry_s
+        self._clock = clock
+        self._skip_until = float("-inf")
+        #: Whether the last try of the shared limit failed.
+        self.degraded = False
+        #: Hits counted on this node alone because Redis did not answer.
+        self.local_hits = 0
+
+    @property
+    def limit(self) -> Limit:
+        return self.shared.limit
+
+    async def hit(self, key: str) -> Decision:
+        now = self._clock()
+        if now >= self._skip_until:
+            try:
+                decision = await self.shared.hit(key)
+            except RateLimiterUnavailableError:
+                if not self.degraded:
+                    logger.warning(
+                        "rate limit %s: Redis does not answer; this node counts on its own "
+                        "until it does",
+                        self.name,
+                    )
+                self.degraded = True
+                self._skip_until = now + self._retry_s
+            else:
+                if self.degraded:
+                    logger.info("rate limit %s: Redis answers again", self.name)
+                self.degraded = False
+                return decision
+        self.local_hits += 1
+        return await self.local.hit(key)
+
+
 class CountedRateLimiter:
     """A `RateLimiter` that counts the hits `inner` refused (`refused`, read by
     `GET /metrics`); otherwise `inner` unchanged."""
@@ -322,10 +380,17 @@ class ApiLimits:
     @classmethod
     def on_redis(cls, client: redis.asyncio.Redis) -> ApiLimits:
         return cls(
-            RedisRateLimiter(client, LOGIN_PER_ADDRESS, "login"),
-            RedisRateLimiter(client, REGISTRATION_PER_ADDRESS, "registration"),
-            RedisRateLimiter(client, PAIRING_PER_USER, "pairing"),
+            shared_limiter(client, LOGIN_PER_ADDRESS, "login"),
+            shared_limiter(client, REGISTRATION_PER_ADDRESS, "registration"),
+            shared_limiter(client, PAIRING_PER_USER, "pairing"),
         )
+
+
+def shared_limiter(client: redis.asyncio.Redis, limit: Limit, name: str) -> FallbackRateLimiter:
+    """`limit` shared by every node through Redis, counted on this node while Redis is down."""
+    return FallbackRateLimiter(
+        RedisRateLimiter(client, limit, name), MemoryRateLimiter(limit), name
+    )
 
 
 def redis_client(url: str) -> redis.asyncio.Redis:

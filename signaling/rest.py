@@ -63,8 +63,11 @@ async def health(request: web.Request) -> web.Response:
 async def ready(request: web.Request) -> web.Response:
     """`GET /ready`: readiness. 200 `{"status": "ready", "checks": {...}}` when the database
     answers a trivial query, Redis (when configured) answers PING and the TURN allocation check
-    (when TURN is configured) passed; else 503, `"status": "not_ready"`, each failed check
-    `{"ok": false, "error": "<short reason>"}`. Each check waits `READY_TIMEOUT_S` at most."""
+    (when TURN is configured) passed. Without Redis or TURN the node still serves (rate limits
+    counted on this node; direct paths): 200 `"status": "degraded"`, `"degraded": [names]` — a
+    load balancer must not drain every node because a service they share is down. Without its
+    database it cannot: 503, `"status": "not_ready"`. Each failed check is
+    `{"ok": false, "error": "<short reason>"}`; each waits `READY_TIMEOUT_S` at most."""
     app = request.app
     store = app.get(keys.STORE)
     client = app.get(keys.REDIS)
@@ -81,8 +84,12 @@ async def ready(request: web.Request) -> web.Response:
     checks["turn"] = _turn_check(app)
     for name, check in checks.items():
         _log_change(app, name, check)
-    ok = all(check["ok"] for check in checks.values())
-    body = {"status": "ready" if ok else "not_ready", "checks": checks}
+    ok = bool(checks["database"]["ok"])  # what this node cannot serve without
+    degraded = [name for name, check in checks.items() if not check["ok"]]
+    status = "not_ready" if not ok else "degraded" if degraded else "ready"
+    body: dict[str, object] = {"status": status, "checks": checks}
+    if ok and degraded:
+        body["degraded"] = degraded
     return web.json_response(body, status=200 if ok else 503, headers={"Cache-Control": "no-store"})
 
 

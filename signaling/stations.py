@@ -43,6 +43,8 @@ class StationService:
     ) -> None:
         self._max_sdp_chars = max_sdp_chars
         self._store = store
+        #: Whether an exception says the database did not answer (`Store.is_outage`).
+        self.is_outage = store.is_outage
         self._sfu = sfu
         self._presence = presence
         self._authority = authority

@@ -111,9 +111,12 @@ class TurnHealth:
     ) -> tuple[ProbeResult, ...]:
         """Probe `urls` (see `probe_all`), log each outcome, and keep them."""
         results = await probe_all(urls, issuer, timeout_s)
+        before = {result.url: result.ok for result in self.results}
         self.results = results
         self.checked_at = time.time()
         for result in results:
+            if before.get(result.url) == result.ok:
+                continue  # repeated checks log a change only
             if result.ok:
                 logger.info(
                     "TURN relay at %s granted an allocation (%s)", result.url, result.detail

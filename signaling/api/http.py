@@ -11,8 +11,8 @@ the decoded body) and returns a msgspec value (or None for 204). Around it, one 
   request type (unknown fields refused). Malformed JSON is 400 `bad_request`; a value of the
   wrong type, a missing or an unknown field is 422 `bad_request` with `field` naming it;
 - errors: any `SignalingError` becomes `{"error": {"code", "message"[, "field"]}}` with its
-  HTTP status (and `Retry-After` for 429); anything else is logged and answered 500
-  `internal`, never with its text.
+  HTTP status (and `Retry-After` for 429 and 503); the database not answering is 503
+  `unavailable`; anything else is logged and answered 500 `internal`, never with its text.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from signaling.errors import (
     AuthError,
     BadRequestError,
     SignalingError,
+    UnavailableError,
     ValidationFailedError,
 )
 
@@ -280,7 +281,15 @@ def _wrap(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamRes
             result = await endpoint.handler(Call(request, identity, body))
         except SignalingError as exc:
             return error_response(exc)
-        except Exception:
+        except Exception as exc:
+            if request.app[keys.STORE].is_outage(exc):  # nothing was written: try again
+                logger.warning(
+                    "%s %s: the database did not answer (%s)",
+                    endpoint.method,
+                    endpoint.path,
+                    type(exc).__name__,
+                )
+                return error_response(UnavailableError())
             logger.exception("%s %s failed", endpoint.method, endpoint.path)
             return error_response(SignalingError())
         if endpoint.response is None:

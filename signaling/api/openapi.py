@@ -107,12 +107,13 @@ def _operation(endpoint: Endpoint, schema_of: dict[str, Any]) -> dict[str, Any]:
             "content": {JSON: {"schema": schema_of[_key(endpoint.response)]}},
         }
     error_schema = {"$ref": REF_TEMPLATE.format(name="ErrorReply")}
-    for status in (*endpoint.errors, 500):
+    # any endpoint may meet a database outage (503) or a failure of the server's own (500)
+    for status in sorted({*endpoint.errors, 500, 503}):
         described: dict[str, Any] = {
             "description": HTTPStatus(status).phrase,
             "content": {JSON: {"schema": error_schema}},
         }
-        if status == 429:
+        if status in (429, 503):
             described["headers"] = {
                 "Retry-After": {
                     "description": "seconds until a new attempt may succeed",

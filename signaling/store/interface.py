@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from types import TracebackType
-from typing import Final, Literal, Self, TypeAlias
+from typing import ClassVar, Final, Literal, Self, TypeAlias
 
 from signaling.errors import BadRequestError, NotFoundError
 from signaling.validation import (
@@ -155,6 +155,21 @@ class Store(abc.ABC):
 
     #: The migrations (versions) the last `open()` applied; empty when it was up to date.
     applied_migrations: tuple[int, ...] = ()
+    #: What the database's driver raises when the database does not answer (down, restarting,
+    #: unreachable, timed out), as opposed to refusing a request: `is_outage`.
+    outage_errors: ClassVar[tuple[type[BaseException], ...]] = (OSError, TimeoutError)
+
+    def is_outage(self, exc: BaseException) -> bool:
+        """Whether `exc` (or what it was raised from) says the database did not answer: the
+        caller answers `UnavailableError` (503, try again) rather than a failure of its own."""
+        seen: BaseException | None = exc
+        for _ in range(8):  # a chain of causes is short; bounded all the same
+            if seen is None:
+                return False
+            if isinstance(seen, self.outage_errors):
+                return True
+            seen = seen.__cause__ or seen.__context__
+        return False
 
     @abc.abstractmethod
     async def open(self) -> None:

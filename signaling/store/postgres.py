@@ -111,6 +111,16 @@ def redact_dsn(url: str) -> str:
 class PostgresStore(Store):
     """The store in a PostgreSQL database (asyncpg pool)."""
 
+    #: Connection lost or refused, the server shutting down or starting (57P01, 57P03),
+    #: the pool closed: PostgreSQL is not answering, the request itself was not refused.
+    outage_errors = (
+        OSError,
+        TimeoutError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        asyncpg.exceptions.OperatorInterventionError,
+    )
+
     def __init__(self, url: str, *, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
         self._url = url
         self._max_connections = max(2, max_connections)

@@ -24,6 +24,7 @@ from signaling.errors import RateLimitedError
 from signaling.ratelimit import (
     LOGIN_PER_ADDRESS,
     Decision,
+    FallbackRateLimiter,
     Limit,
     MemoryRateLimiter,
     RateLimiter,
@@ -32,6 +33,7 @@ from signaling.ratelimit import (
     address_key,
     rate_limited_response,
 )
+from signaling.ratelimit import redis_client as server_redis_client
 from tests.support.redis import RedisServer, start_redis
 
 #: Long periods: a Redis key's TTL runs on real time, and must outlast any slow test.
@@ -288,9 +290,41 @@ async def test_an_unreachable_redis_refuses_with_503_rather_than_letting_hits_th
         with pytest.raises(RateLimiterUnavailableError) as caught:
             await limiter.hit("203.0.113.7")
         assert caught.value.http_status == 503
-        assert caught.value.code.value == "internal"
+        assert caught.value.code.value == "unavailable"
     finally:
         await client.aclose()
+
+
+async def test_a_redis_outage_counts_on_this_node_and_goes_back_to_redis_after_it() -> None:
+    """Sign-ins go on through a Redis crash: this node counts them on its own, with the same
+    budget (a refusal is a 429, never a 503), and uses Redis again once it answers."""
+    server = start_redis()  # its own: this test kills it
+    client = server_redis_client(server.url)  # the server's own settings (no retries)
+    clock = FakeClock()
+    limit = Limit(3, 60.0)
+    shared = RedisRateLimiter(client, limit, "fallback", namespace=uuid.uuid4().hex)
+    local = MemoryRateLimiter(limit, clock=clock)
+    limiter = FallbackRateLimiter(shared, local, "fallback", retry_s=5.0, clock=clock)
+    try:
+        assert (await limiter.hit("203.0.113.7")).allowed
+        assert await client.exists(shared.redis_key("203.0.113.7")) == 1  # counted in Redis
+        assert not limiter.degraded
+
+        await asyncio.to_thread(server.kill)
+        decisions = [(await limiter.hit("203.0.113.7")).allowed for _ in range(4)]
+        assert decisions == [True, True, True, False]  # this node's own budget of 3
+        assert limiter.degraded and limiter.local_hits == 4
+
+        await asyncio.to_thread(server.restart)
+        assert (await limiter.hit("198.51.100.1")).allowed
+        assert limiter.local_hits == 5, "Redis was asked again before retry_s"
+        clock.advance(5.0)
+        assert (await limiter.hit("198.51.100.1")).allowed
+        assert not limiter.degraded and limiter.local_hits == 5
+        assert await client.exists(shared.redis_key("198.51.100.1")) == 1
+    finally:
+        await client.aclose()
+        server.stop()
 
 
 async def poll(probe: Callable[[], Awaitable[int]], expect: int) -> bool:

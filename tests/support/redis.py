@@ -61,30 +61,49 @@ class RedisServer:
         last = "redis-server did not start"
         for _ in range(3):  # a free port can be taken between the probe and the bind
             self.port = free_port()
-            self.process = subprocess.Popen(
-                [
-                    REDIS_SERVER,
-                    "--port", str(self.port),
-                    "--bind", "127.0.0.1",
-                    "--save", "",
-                    "--appendonly", "no",
-                    "--dir", str(self.root),
-                    "--logfile", str(self.log),
-                    "--daemonize", "no",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.STDOUT,
-            )  # fmt: skip
-            deadline = time.monotonic() + _START_TIMEOUT_S
-            while time.monotonic() < deadline and self.process.poll() is None:
-                if _ping(self.port):
-                    return
-                time.sleep(0.02)
-            stop_process(self.process, timeout_s=5)
-            log = self.log.read_text(errors="replace")[-1000:] if self.log.exists() else ""
-            last = f"redis-server did not answer on port {self.port}: {log}"
+            last = self._run()
+            if not last:
+                return
         raise RuntimeError(last)
+
+    def restart(self) -> None:
+        """Start it again on the same port (after `kill()`): clients told its URL come back."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        failed = self._run()
+        if failed:
+            raise RuntimeError(failed)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no goodbye to its clients; `restart()` brings it back."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def _run(self) -> str:
+        """Start `redis-server` on `self.port`; "" once it answers PING, else why not."""
+        self.process = subprocess.Popen(
+            [
+                REDIS_SERVER,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(self.root),
+                "--logfile", str(self.log),
+                "--daemonize", "no",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if _ping(self.port):
+                return ""
+            time.sleep(0.02)
+        stop_process(self.process, timeout_s=5)
+        log = self.log.read_text(errors="replace")[-1000:] if self.log.exists() else ""
+        return f"redis-server did not answer on port {self.port}: {log}"
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and remove its directory."""

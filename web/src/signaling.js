@@ -5,7 +5,7 @@
 import { io } from "socket.io-client";
 
 import { ConsoleError } from "./errors.js";
-import { OPERATOR_NAMESPACE } from "./protocol.js";
+import { ERROR_CODES, OPERATOR_NAMESPACE } from "./protocol.js";
 
 export const ACK_TIMEOUT_MS = 10_000;
 /** The longest a `shutdown` notice may make the console wait before it reconnects. */
@@ -93,6 +93,9 @@ export function refusalMessage(error) {
   return typeof data?.message === "string" ? data.message : String(error?.message ?? error);
 }
 
+/** Waits before connecting again after an `unavailable` refusal: doubling, at most the last. */
+export const UNAVAILABLE_RETRY_MS = Object.freeze([2000, 4000, 8000, 15000]);
+
 /**
  * @typedef {{
  *   connected: () => void,
@@ -145,14 +148,27 @@ export class SignalingClient {
     /** Set by a `shutdown` notice: the server's coming disconnect is a restart, not an end. */
     let restartAfterMs = /** @type {number | null} */ (null);
 
+    /** `unavailable` refusals in a row (the server's database is down: not our sign-in). */
+    let unavailable = 0;
+
     socket.on("connect", () => {
+      unavailable = 0;
       if (live()) events.connected();
     });
     socket.on("connect_error", (err) => {
       if (!live()) return;
       // `active` is false when the server refused us: socket.io-client does not retry then.
       if (socket.active) events.reconnecting();
-      else events.refused(refusalMessage(err));
+      else if (err?.data?.code === ERROR_CODES.UNAVAILABLE) {
+        // nothing wrong with this sign-in: try again after a while, as after a restart
+        const waits = UNAVAILABLE_RETRY_MS;
+        const delay = waits[Math.min(unavailable, waits.length - 1)];
+        unavailable += 1;
+        events.reconnecting();
+        timers.setTimeout(() => {
+          if (live()) socket.connect();
+        }, delay);
+      } else events.refused(refusalMessage(err));
     });
     socket.on("disconnect", (reason) => {
       if (!live()) return;

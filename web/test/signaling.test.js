@@ -4,9 +4,10 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { ConsoleError, errorFields } from "../src/errors.js";
-import { OPERATOR_NAMESPACE } from "../src/protocol.js";
+import { ERROR_CODES, OPERATOR_NAMESPACE } from "../src/protocol.js";
 import {
   SignalingClient,
+  UNAVAILABLE_RETRY_MS,
   ackReply,
   parseErrorEvent,
   parsePresence,
@@ -213,6 +214,37 @@ test("the client reports its connection's life, and nothing once closed", async 
   assert.deepEqual(seen, [], "a closed client is silent");
   assert.equal(client.connected, false);
   await assert.rejects(client.request("list_boards", {}), { code: "not_connected" });
+});
+
+test("a server whose database is down is tried again with growing waits, not signed out", () => {
+  const { connect, opened } = fakeIo();
+  const { seen, events } = recordingEvents();
+  const delays = [];
+  const timers = { setTimeout: (fn, ms) => delays.push({ fn, ms }) };
+  new SignalingClient("jwt", events, connect, timers);
+  const socket = opened[0].socket;
+  socket.active = false; // refused: socket.io-client does not retry by itself
+  const unavailable = Object.assign(new Error("x"), {
+    data: { code: ERROR_CODES.UNAVAILABLE, message: "the server cannot reach its database" },
+  });
+  for (let i = 0; i < UNAVAILABLE_RETRY_MS.length + 1; i += 1) {
+    socket.fire("connect_error", unavailable);
+    delays[i].fn();
+  }
+  assert.deepEqual(
+    delays.map((d) => d.ms),
+    [...UNAVAILABLE_RETRY_MS, UNAVAILABLE_RETRY_MS.at(-1)],
+  );
+  assert.equal(socket.connects, UNAVAILABLE_RETRY_MS.length + 1);
+  assert.ok(seen.every(([name]) => name === "reconnecting"), "signed out for an outage");
+  // connected again: the next outage starts from the first wait
+  socket.fire("connect");
+  socket.fire("connect_error", unavailable);
+  assert.equal(delays.at(-1).ms, UNAVAILABLE_RETRY_MS[0]);
+  // a refusal of the sign-in itself is still final
+  const expired = { data: { code: ERROR_CODES.UNAUTHORIZED, message: "Expired." } };
+  socket.fire("connect_error", Object.assign(new Error("x"), expired));
+  assert.deepEqual(seen.at(-1), ["refused", "Expired."]);
 });
 
 test("a server that announces its shutdown is reconnected to after its delay, not signed out", () => {
