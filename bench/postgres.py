@@ -13,8 +13,11 @@ import contextlib
 import os
 import pwd
 import shutil
+import signal
+import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -55,7 +58,12 @@ class PostgresServer:
     in that dir; `stop()` removes it all. `PostgresUnavailableError` if, as root, there is no
     `postgres` user to run it as."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable_commits: bool = False) -> None:
+        """`durable_commits`: a commit survives PostgreSQL being killed (`synchronous_commit`
+        on, PostgreSQL's default), for tests that kill it; else off (faster: a commit may be
+        lost if PostgreSQL dies within ~0.6 s of it). Either way fsync is off: the machine is
+        not expected to crash."""
+        self.durable_commits = durable_commits
         self.root = Path(tempfile.mkdtemp(prefix="radiocore-pg-"))
         self.data = self.root / "data"
         self.socket_dir = self.root
@@ -116,20 +124,55 @@ class PostgresServer:
         last: RuntimeError | None = None
         for _ in range(_PORT_ATTEMPTS):
             self.port = free_port()
-            options = (
-                f"-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.socket_dir} "
-                "-c max_connections=200 -c shared_buffers=32MB"
-            )
             try:
-                self._run(
-                    str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
-                    "-w", "-t", "30", "-o", options, "start",
-                )  # fmt: skip
+                self._start_on_port()
                 return
             except RuntimeError as exc:
                 last = exc
         raise last or RuntimeError("PostgreSQL did not start")
+
+    def _start_on_port(self) -> None:
+        commit = "on" if self.durable_commits else "off"
+        options = (
+            f"-c fsync=off -c synchronous_commit={commit} -c full_page_writes=off "
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.socket_dir} "
+            "-c max_connections=200 -c shared_buffers=32MB"
+        )
+        self._run(
+            str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
+            "-w", "-t", "30", "-o", options, "start",
+        )  # fmt: skip
+
+    def kill(self) -> None:
+        """SIGKILL to the postmaster, as a crash (its backends exit when they see it gone);
+        returns once nothing of it listens. `restart()` brings it back (crash recovery)."""
+        pid = self.postmaster_pid
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:  # bounded: 15 s, 50 ms steps
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    pass
+            except OSError:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"PostgreSQL still listens on {self.port} 15 s after SIGKILL")
+
+    def restart(self) -> None:
+        """Start it again on the same port and data (after `kill()`): clients told its URL
+        come back. Its backends may take a moment to die after a kill: bounded retries."""
+        last: RuntimeError | None = None
+        for _ in range(10):  # bounded: 10 tries, each up to pg_ctl's 30 s
+            try:
+                self._start_on_port()
+                return
+            except RuntimeError as exc:  # shared memory still held by an exiting backend
+                last = exc
+                time.sleep(0.5)
+        raise last or RuntimeError("PostgreSQL did not start again")
 
     def stop(self) -> None:
         with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
@@ -138,11 +181,11 @@ class PostgresServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_postgres() -> PostgresServer:
-    """A started server; `PostgresUnavailableError` saying why not."""
+def start_postgres(*, durable_commits: bool = False) -> PostgresServer:
+    """A started server (see `PostgresServer`); `PostgresUnavailableError` saying why not."""
     if not os.access(PG_BIN / "initdb", os.X_OK) or not os.access(PG_BIN / "pg_ctl", os.X_OK):
         raise PostgresUnavailableError(MISSING_REASON)
-    server = PostgresServer()
+    server = PostgresServer(durable_commits=durable_commits)
     try:
         server.start()
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:

@@ -37,7 +37,7 @@ from signaling.accounts import create_account, register_board
 from signaling.app import create_app
 from signaling.config import load_server_config
 from signaling.server import HANDLER_BOUND_S
-from signaling.store import SQLITE_FILE_NAME, SqliteStore
+from signaling.store import create_store
 from tests.media.peers import TonePacketTrack
 from tests.support.rigctld import RigctldServer
 
@@ -94,11 +94,12 @@ class LiveServer:
             return str(body["token"])
 
 
-async def seed(data_dir: Path) -> tuple[str, str, Account, Account, str]:
-    """Two operators, each with a board; the guest may transmit on the owner's board."""
+async def seed(data_dir: Path, database_url: str = "") -> tuple[str, str, Account, Account, str]:
+    """Two operators, each with a board; the guest may transmit on the owner's board. In
+    `database_url` (`create_store`'s; empty: SQLite in `data_dir`)."""
     owner = Account("owner@example.org", "owner-password", "DL1OWN")
     other = Account("other@example.org", "other-password", "DL2OTH")
-    async with SqliteStore(data_dir / SQLITE_FILE_NAME) as store:
+    async with create_store(database_url, data_dir) as store:
         for account in (owner, other):
             user = await create_account(store, account.email, account.password, account.callsign)
             account.user_id = user.id
@@ -119,7 +120,8 @@ async def start_server(
     `config`: overrides by dotted key, e.g. `{"floor.deadman_s": 0.6}`; `env`: more
     environment (secrets, which the overrides refuse)."""
     if not seeded:
-        board_id, secret, owner, other, other_board = await seed(data_dir)
+        database_url = (env or {}).get("RADIOCORE_DATABASE_URL", "")
+        board_id, secret, owner, other, other_board = await seed(data_dir, database_url)
         seeded = dict(
             board_id=board_id,
             board_secret=secret,

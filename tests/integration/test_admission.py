@@ -35,7 +35,7 @@ from signaling.access import (
     access_to,
     when_text,
 )
-from signaling.accounts import create_account, register_board
+from signaling.accounts import create_account
 from signaling.errors import ForbiddenError
 from signaling.store import Store, create_store
 from tests.integration.harness import (
@@ -185,34 +185,12 @@ async def test_the_owner_keeps_everything_whatever_the_bookings(store: Store) ->
 # -- live: a real server, a board agent, aiortc operators -------------------------------------
 
 
-async def _seed(url: str, data_dir: Path) -> dict[str, Any]:
-    """As the harness seeds SQLite, on any database: an owner and a second operator (with the
-    transmit right) each with a board."""
-    owner = Account("owner@example.org", "owner-password", "DL1OWN")
-    other = Account("other@example.org", "other-password", "DL2OTH")
-    async with create_store(url, data_dir) as store:
-        for account in (owner, other):
-            user = await create_account(store, account.email, account.password, account.callsign)
-            account.user_id = user.id
-        board = await register_board(store, owner.user_id, "Test station")
-        other_board = await register_board(store, other.user_id, "Other station")
-        await store.set_grant(board.board.id, other.user_id, "transmit")
-    return dict(
-        board_id=board.board.id,
-        board_secret=board.secret,
-        owner=owner,
-        other=other,
-        other_board_id=other_board.board.id,
-    )
-
-
 @pytest.fixture(params=["sqlite"])
 async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LiveServer]:
     """The server with short re-checks, on SQLite (or PostgreSQL: parametrize indirectly)."""
     async with database_url(request.param, request, tmp_path) as url:
-        seeded = await _seed(url, tmp_path)
         env = {"RADIOCORE_DATABASE_URL": url}
-        live = await start_server(tmp_path, config=CONFIG, env=env, **seeded)
+        live = await start_server(tmp_path, config=CONFIG, env=env)
         try:
             yield live
         finally:

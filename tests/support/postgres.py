@@ -32,9 +32,10 @@ __all__ = [
 ]
 
 
-def start_postgres() -> PostgresServer:
-    """A started server, or the test fails (skips, opted out) saying why."""
+def start_postgres(*, durable_commits: bool = False) -> PostgresServer:
+    """A started server (`bench.postgres.PostgresServer`), or the test fails (skips, opted
+    out) saying why."""
     try:
-        return _start_postgres()
+        return _start_postgres(durable_commits=durable_commits)
     except PostgresUnavailableError as exc:
         missing(str(exc))
