@@ -181,6 +181,35 @@ async def test_a_page_from_another_origin_cannot_open_socketio(server: LiveServe
             assert opening.startswith("0{")  # Engine.IO "open" packet: the handshake worked
 
 
+async def test_a_page_from_another_origin_cannot_use_the_rest_api(server: LiveServer) -> None:
+    """The API takes bearer tokens, never cookies, and allows no other origin (no CORS
+    headers): a browser refuses a foreign page's preflight for an `Authorization` header, and
+    would not let it read an answer. Checked on what the server sends such a page."""
+    token = await server.token(server.owner)
+    evil = {"Origin": "http://evil.example"}
+    async with aiohttp.ClientSession() as http:
+        preflight = await http.options(
+            f"{server.url}api/boards",
+            headers={
+                **evil,
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization",
+            },
+        )
+        assert not any(h.lower().startswith("access-control-") for h in preflight.headers)
+        answer = await http.get(
+            f"{server.url}api/boards", headers={**evil, "Authorization": f"Bearer {token}"}
+        )
+        assert answer.status == 200  # a program with the token may; a foreign page cannot read
+        assert not any(h.lower().startswith("access-control-") for h in answer.headers)
+        assert "Set-Cookie" not in answer.headers
+        signed_in = await http.post(
+            f"{server.url}api/auth/login",
+            json={"email": server.owner.email, "password": server.owner.password},
+        )
+        assert "Set-Cookie" not in signed_in.headers, "a cookie would ride foreign requests"
+
+
 async def test_the_configured_limits_are_the_ones_enforced(tmp_path: Path) -> None:
     server = await start_server(
         tmp_path, config={"limits.max_sdp_chars": 3000, "limits.max_json_body_bytes": 100}
