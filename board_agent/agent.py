@@ -159,6 +159,11 @@ class BoardAgent:
             self.config.server_url,
             self.config.rig,
         )
+        if self.config.secret_file:
+            logger.info(
+                "the board secret is read from %s before every connection attempt",
+                self.config.secret_file,
+            )
         try:
             await self._until_stopped(self.station.open())
             while not self._stopping.is_set():

@@ -33,6 +33,9 @@ UNKEY_WITHIN_S: Final = 5.0
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="radiocore agent",
+        # no abbreviations: `--secret VALUE` would otherwise be taken for `--secret-file`,
+        # and the secret shown in the process list and in the error naming that "file"
+        allow_abbrev=False,
         description=(
             "RadioCore board agent: connects the station to a RadioCore server. Settings come "
             f"from defaults, the --config TOML file, {ENV_PREFIX}<KEY> environment variables and "

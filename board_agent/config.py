@@ -5,8 +5,11 @@ One frozen `AgentConfig` per process, loaded by the loader the server uses
 they come from (a typo must not silently fall back to a default), and the board secret is never
 shown: it is kept out of `repr`, never logged, and may come only from the file or the
 environment (`RADIOCORE_AGENT_SECRET`), never from a command-line flag (which every user of the
-machine can read in the process list). The flags are derived from the fields
-(`radiocore.configlayers.add_config_flags`), so a new field is a new flag, with its help.
+machine can read in the process list). Or `secret_file` names a file holding only the secret
+(mode 0600), read again before every connection attempt (`AgentConfig.board_secret`), so that
+a rotated secret written into it is picked up without a restart. The flags are derived from
+the fields (`radiocore.configlayers.add_config_flags`), so a new field is a new flag, with its
+help.
 """
 
 from __future__ import annotations
@@ -182,6 +185,14 @@ class AgentConfig:
         f"this board's secret ({_MIN_SECRET_CHARS} … {MAX_SECRET_CHARS} characters, shown once "
         "when the board is registered); required",
         secret=True,
+    )
+    secret_file: str = setting(
+        "",
+        "instead of secret: a file holding only this board's secret, readable by the agent's "
+        "user alone (mode 0600); read again before every connection attempt, so a rotated "
+        "secret written into it (`radiocore board rotate-secret`) brings the agent back "
+        "online without a restart",
+        metavar="PATH",
     )
     audio_source: str = setting(
         "tone",
@@ -418,11 +429,17 @@ class AgentConfig:
                 f"board_id {self.board_id!r} is not a lower-case UUID "
                 "(xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)"
             )
-        if not self.secret:
+        if self.secret and self.secret_file:
             raise ConfigError(
-                f"secret is required: set {ENV_PREFIX}SECRET or `secret` in the config file"
+                "secret and secret_file are both set: give the board secret one way only (a "
+                f"rotated secret written to secret_file would lose to {ENV_PREFIX}SECRET)"
             )
-        if not _MIN_SECRET_CHARS <= len(self.secret) <= MAX_SECRET_CHARS:
+        if not self.secret and not self.secret_file:
+            raise ConfigError(
+                f"secret is required: set {ENV_PREFIX}SECRET or `secret` in the config file, "
+                "or secret_file (a file holding it)"
+            )
+        if self.secret and not _MIN_SECRET_CHARS <= len(self.secret) <= MAX_SECRET_CHARS:
             raise ConfigError(
                 f"secret must be {_MIN_SECRET_CHARS} … {MAX_SECRET_CHARS} characters long"
             )
@@ -537,6 +554,15 @@ class AgentConfig:
             if mode not in RIG_MODES:
                 raise ConfigError(f"rig_modes: {mode!r} is not one of {' '.join(RIG_MODES)}")
 
+    def board_secret(self) -> str:
+        """The secret to connect with: `secret`, or what `secret_file` holds now (read again
+        on every call, see `read_secret_file`); `ConfigError` saying what is wrong with the
+        file. (Not checked at load: `--unkey` and `--print-config` need no secret, and an
+        agent whose file is missing or bad keeps running and tries again.)"""
+        if not self.secret_file:
+            return self.secret
+        return read_secret_file(Path(self.secret_file))
+
     def freq_ranges(self) -> tuple[tuple[int, int], ...]:
         """`rig_freq_ranges` as (low, high) pairs in Hz; raises `ConfigError`."""
         ranges: list[tuple[int, int]] = []
@@ -552,6 +578,51 @@ class AgentConfig:
                 )
             ranges.append((int(low), int(high)))
         return tuple(ranges)
+
+
+#: The most bytes of a `secret_file` read: a secret and its line break, with room to spare.
+_MAX_SECRET_FILE_BYTES: Final = 4 * MAX_SECRET_CHARS + 2
+
+
+def read_secret_file(path: Path) -> str:
+    """The board secret held in the file at `path`: its only line, blanks and the line break
+    around it stripped. `ConfigError` (naming `secret_file`, never showing the content) when
+    the file is missing or unreadable, not a regular file, readable or writable by anyone but
+    its owner (it must be mode 0600 or 0400: a secret others can read is no longer this
+    board's alone), or does not hold one secret of 16 … `MAX_SECRET_CHARS` characters."""
+    where = f"secret_file {path}"
+    try:
+        with path.open("rb") as file:
+            status = os.fstat(file.fileno())
+            if not stat.S_ISREG(status.st_mode):
+                raise ConfigError(f"{where} is not a regular file")
+            if status.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise ConfigError(
+                    f"{where} may be read or changed by other users (mode "
+                    f"{stat.S_IMODE(status.st_mode):04o}): it must be readable by the agent's "
+                    "user only (chmod 600 it)"
+                )
+            data = file.read(_MAX_SECRET_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{where} does not exist") from None
+    except PermissionError:
+        raise ConfigError(f"{where} cannot be read by this user (check its owner)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{where} is not a regular file") from None
+    except OSError as exc:
+        raise ConfigError(f"{where} cannot be read: {exc.strerror or exc}") from None
+    try:
+        secret = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where} does not hold a board secret (it is not text)") from None
+    if len(data) > _MAX_SECRET_FILE_BYTES or len(secret.split()) > 1:
+        raise ConfigError(f"{where} must hold only the board secret, on one line")
+    if not _MIN_SECRET_CHARS <= len(secret) <= MAX_SECRET_CHARS:
+        raise ConfigError(
+            f"{where} must hold the board secret, {_MIN_SECRET_CHARS} … {MAX_SECRET_CHARS} "
+            f"characters ({'it is empty' if not secret else f'it has {len(secret)}'})"
+        )
+    return secret
 
 
 def render_agent_config(config: AgentConfig, sources: Mapping[str, str] | None = None) -> str:

@@ -29,7 +29,7 @@ from radiocore_protocol import (
 
 from .config import AgentConfig
 from .connection_loss import ConnectionLoss
-from .errors import SessionError
+from .errors import ConfigError, SessionError
 
 logger = logging.getLogger(__name__)
 
@@ -75,9 +75,15 @@ class ServerLink:
         self._loss.lose(why)
 
     async def connect(self) -> None:
-        """Connect with the board's credentials; `SessionError` saying why if that fails."""
+        """Connect with the board's credentials; `SessionError` saying why if that fails.
+        The secret is read now (with `secret_file`: from the file as it is now, so a rotated
+        secret written there is used at the next attempt)."""
         config = self._config
-        auth = to_builtins(AgentAuth(board_id=config.board_id, secret=config.secret))
+        try:
+            secret = config.board_secret()
+        except ConfigError as exc:
+            raise SessionError(f"{exc}; it is read again before the next attempt") from None
+        auth = to_builtins(AgentAuth(board_id=config.board_id, secret=secret))
         try:
             await self._sio.connect(
                 config.server_url,
@@ -92,9 +98,15 @@ class ServerLink:
                 raise SessionError(f"cannot connect to {config.server_url}: {exc}") from None
             code, message = refusal
             if code is ErrorCode.UNAUTHORIZED:
+                what = (
+                    f"the secret in {config.secret_file} (read again before the next attempt: "
+                    "write the board's new secret there if it was rotated)"
+                    if config.secret_file
+                    else "the secret"
+                )
                 raise SessionError(
                     f"the server refused this board's credentials (unauthorized: {message}); "
-                    "check board_id and the secret"
+                    f"check board_id and {what}"
                 ) from None
             detail = f"{code.value}: {message}" if code else message
             raise SessionError(
@@ -114,20 +126,26 @@ class ServerLink:
             )
         except socketio.exceptions.TimeoutError:
             raise SessionError(f"the server did not answer {event!r}") from None
-        if not isinstance(reply, dict):
-            raise SessionError(f"the server's {event!r} reply is not a JSON object")
-        if reply.get("ok") is not True:
-            error = error_body(reply.get("error"))
-            detail = f"{error.code.value}: {error.message}" if error else "no error given"
-            raise SessionError(f"the server refused {event!r} ({detail})")
-        try:
-            return decode_payload(reply_type, {k: v for k, v in reply.items() if k != "ok"})
-        except ProtocolError as exc:
-            raise SessionError(f"the server's {event!r} reply is invalid: {exc.message}") from None
+        return decode_ack(event, reply, reply_type)
 
     async def close(self) -> None:
         """Disconnect (harmless if the connection never came up or is gone already)."""
         await self._sio.disconnect()
+
+
+def decode_ack(event: str, reply: object, reply_type: type[T]) -> T:
+    """The payload of the ack of `event`, which must be `{"ok": true, ...reply_type}`;
+    `SessionError` saying why for a refusal or an ack that is not one."""
+    if not isinstance(reply, dict):
+        raise SessionError(f"the server's {event!r} reply is not a JSON object")
+    if reply.get("ok") is not True:
+        error = error_body(reply.get("error"))
+        detail = f"{error.code.value}: {error.message}" if error else "no error given"
+        raise SessionError(f"the server refused {event!r} ({detail})")
+    try:
+        return decode_payload(reply_type, {k: v for k, v in reply.items() if k != "ok"})
+    except ProtocolError as exc:
+        raise SessionError(f"the server's {event!r} reply is invalid: {exc.message}") from None
 
 
 def error_body(value: object) -> ErrorBody | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import json
 import os
@@ -97,6 +98,28 @@ def build_parser() -> argparse.ArgumentParser:
     board_grant.add_argument("--board", required=True, metavar="UUID")
     board_grant.add_argument("--email", required=True, help="the operator's account")
     board_grant.add_argument("--right", required=True, choices=["listen", "transmit", "none"])
+    board_rotate = board_commands.add_parser(
+        "rotate-secret",
+        help="give a board a new agent secret; prints it once (the old one stops working)",
+        description=(
+            "Replace the board's agent secret with a new one, printed once as JSON "
+            "{board_id, secret} (or, with --write-secret-file, written to that file instead). "
+            "The old secret opens no connection from then on. A server running meanwhile "
+            "refuses it at the agent's next connection attempt; the owner's "
+            "POST /api/boards/<uuid>/secret also disconnects an agent connected with it at "
+            "once. " + settings
+        ),
+    )
+    _server_flags(board_rotate, exclude=("demo",))
+    board_rotate.add_argument("--board", required=True, metavar="UUID")
+    board_rotate.add_argument(
+        "--write-secret-file",
+        metavar="PATH",
+        type=Path,
+        help="write the new secret to PATH (mode 0600, replaced atomically, keeping the owner "
+        "of a file already there) instead of printing it: the agent's secret_file when server "
+        "and station are one machine; the agent reads it before its next connection attempt",
+    )
     board_provision = board_commands.add_parser(
         "provision",
         help="provision boards for pairing: id, agent secret and one-time pairing code (JSON, "
@@ -324,6 +347,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between samples (default: a 20th of the run, 1 … 10 s)",
     )
     soak.add_argument("--json", action="store_true", help="print only the JSON result")
+    fuzz = bench_commands.add_parser(
+        "fuzz",
+        help="hypothesis-generated input through every decoder that reads from the network "
+        "(protocol, Socket.IO, REST, agent, rigctld replies, SFU offers and candidates): "
+        "crashes and hangs per decoder; the SFU's inside `unshare -n`",
+    )
+    fuzz.add_argument("--examples", type=int, default=100_000, help="inputs per decoder")
+    fuzz.add_argument(
+        "--decoders",
+        metavar="LIST",
+        help="comma-separated decoder names or prefixes (datachannel, socketio, agent, rest, "
+        "rigctld, sfu, or e.g. rest/field/callsign); default: all",
+    )
+    fuzz.add_argument("--seed", type=int, default=0, help="the run's seed (same seed, same inputs)")
+    fuzz.add_argument(
+        "--mutants",
+        type=int,
+        default=49,
+        help="inputs derived from each hypothesis example, besides the example itself",
+    )
+    fuzz.add_argument(
+        "--hang-ms", type=float, default=1000.0, help="an input slower than this hangs"
+    )
+    fuzz.add_argument("--json", action="store_true", help="print only the JSON result")
     return parser
 
 
@@ -359,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_user_add(args))
         if args.command == "board" and args.action == "grant":
             return asyncio.run(_board_grant(args))
+        if args.command == "board" and args.action == "rotate-secret":
+            return asyncio.run(_board_rotate_secret(args))
         if args.command == "board" and args.action == "provision":
             return asyncio.run(_board_provision(args))
         if args.command == "board":
@@ -379,6 +428,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench.soak import run_soak_bench
 
             return run_soak_bench(args)
+        if args.command == "bench" and args.target == "fuzz":
+            from bench.fuzz import run_fuzz_bench
+
+            return run_fuzz_bench(args)
         if args.command == "bench" and args.target == "api":
             from bench.api import run_api_bench
 
@@ -607,6 +660,84 @@ async def _board_add(args: argparse.Namespace) -> int:
     )
     print(json.dumps({"board_id": board.id, "secret": secret}))
     return 0
+
+
+async def _board_rotate_secret(args: argparse.Namespace) -> int:
+    from signaling.accounts import rotate_board_secret
+    from signaling.errors import SignalingError
+    from signaling.store import create_store
+
+    config = _load_config(args, demo=True)  # no JWT is issued here: no secret needed
+    target: Path | None = args.write_secret_file
+    if target is not None and not target.parent.is_dir():
+        raise _CliError(f"--write-secret-file {target}: its directory does not exist")
+    async with create_store(config.database_url, config.data_dir) as store:
+        try:
+            rotated = await rotate_board_secret(store, args.board)
+        except SignalingError as exc:
+            raise _CliError(f"--board {args.board}: {exc.message}") from None
+    board_id = rotated.board.id
+    if target is not None:
+        try:
+            owner_kept = write_secret_file(target, rotated.secret)
+        except OSError as exc:
+            # the old secret is already dead: the new one must not be lost with the file
+            print(json.dumps({"board_id": board_id, "secret": rotated.secret}))
+            raise _CliError(
+                f"the secret was rotated, but --write-secret-file {target} failed "
+                f"({exc.strerror or exc}); the new secret is printed above, once"
+            ) from None
+        print(
+            f"radiocore: board {board_id} has a new secret, written to {target} (mode 0600); "
+            "the old one no longer works",
+            file=sys.stderr,
+        )
+        if not owner_kept:
+            print(
+                f"radiocore: warning: {target} now belongs to this user, not to its previous "
+                "owner: the agent may not be able to read it (run as root, or chown it)",
+                file=sys.stderr,
+            )
+        print(json.dumps({"board_id": board_id, "secret_file": str(target)}))
+        return 0
+    print(
+        f"radiocore: board {board_id} has a new secret, printed once below; the old one no "
+        "longer works. Put it where the agent reads it: its secret_file (read again before "
+        "every connection attempt) or RADIOCORE_AGENT_SECRET (then restart the agent).",
+        file=sys.stderr,
+    )
+    print(json.dumps({"board_id": board_id, "secret": rotated.secret}))
+    return 0
+
+
+def write_secret_file(path: Path, secret: str) -> bool:
+    """Write `secret` (and a newline) to `path`, mode 0600, replacing it atomically (a reader
+    never sees half a secret); a file already there keeps its owner and group (the agent's
+    user must still be able to read it) where this process may set them. False when it could
+    not: the new file belongs to this process's user."""
+    import tempfile
+
+    previous = path.stat() if path.exists() else None
+    kept = True
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            os.fchmod(file.fileno(), 0o600)
+            owner = None if previous is None else (previous.st_uid, previous.st_gid)
+            if owner is not None and owner != (os.geteuid(), os.getegid()):
+                try:
+                    os.fchown(file.fileno(), *owner)
+                except PermissionError:
+                    kept = False
+            file.write(secret + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return kept
 
 
 #: The most boards one `radiocore board provision` makes.

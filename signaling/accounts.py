@@ -55,6 +55,7 @@ __all__ = [
     "refresh_session",
     "register_board",
     "release_board",
+    "rotate_board_secret",
     "sign_in",
     "sign_out",
     "sign_out_everywhere",
@@ -179,6 +180,21 @@ async def register_board(
     """A new board of `owner_id` with a fresh secret (`board_id`: from its sticker, else new)."""
     secret = new_board_secret()
     board = await store.create_board(owner_id, name, hash_board_secret(secret), board_id)
+    return RegisteredBoard(board, secret)
+
+
+async def rotate_board_secret(
+    store: Store, board_id: str, owner_id: str | None = None
+) -> RegisteredBoard:
+    """A new agent secret for the board, shown once (kept only as its hash): the old one opens
+    no connection from now on (the caller disconnects an agent connected with it). With
+    `owner_id`, only while that user owns the board; without, any board (an administrator).
+    `NotFoundError` for no such board (or not `owner_id`'s), `BadRequestError` for an id that
+    is not a UUID."""
+    secret = new_board_secret()
+    board = await store.set_board_secret(
+        canonical_board_id(board_id), hash_board_secret(secret), owner_id=owner_id
+    )
     return RegisteredBoard(board, secret)
 
 

@@ -2,6 +2,9 @@
 
 - `JwtAuthority` issues and verifies operators' tokens (HS256 by default; decoding accepts
   exactly the configured algorithm, so `alg: none` and algorithm-confusion tokens are refused).
+  Its signing key is rotatable: each token names its key in the `kid` header (`key_id`, a hash,
+  never the key), and previous keys stay accepted for verification while they are configured
+  (`previous_secrets`), so changing the key signs nobody out.
 - `OperatorIdentity` is who a verified token speaks for; room admission checks it.
 - Passwords are hashed with scrypt (standard library); the `*_async` functions run the hashing
   in a worker thread so the event loop keeps forwarding audio meanwhile.
@@ -17,8 +20,10 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
 import secrets
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -29,6 +34,8 @@ from signaling.errors import AuthError, ConfigError, SignalingError
 
 if TYPE_CHECKING:
     from signaling.config import ServerConfig
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_ALGORITHM: Final = "HS256"
 DEFAULT_AUDIENCE: Final = "radiocore"
@@ -42,6 +49,23 @@ DEFAULT_REFRESH_TTL_S: Final = 30 * 24 * 3600
 _HMAC_KEY_BYTES: Final = {"HS256": 32, "HS384": 48, "HS512": 64}
 _REQUIRED_CLAIMS: Final = ("sub", "callsign", "iat", "exp", "aud")
 MAX_CALLSIGN_CHARS: Final = 32
+#: Prefixed to a key before hashing it into its `kid`, so the id is not the bare SHA-256 of the
+#: key, a value that could be used elsewhere.
+_KID_DOMAIN: Final = b"radiocore-jwt-kid\0"
+_KID_BYTES: Final = 8
+#: What a token signed with a key the server no longer has hears (a rotated-out key).
+RETIRED_KEY_MESSAGE: Final = (
+    "token was signed with a key this server no longer accepts; sign in again"
+)
+
+
+def key_id(secret: str | bytes) -> str:
+    """The public id (`kid`) of a signing key: the first 8 bytes of SHA-256 over a fixed prefix
+    and the key, base64url without padding (11 characters). Reveals nothing usable about the key
+    (the key is 256+ random bits); names it in tokens and in the start-up log."""
+    key = secret.encode() if isinstance(secret, str) else bytes(secret)
+    digest = hashlib.sha256(_KID_DOMAIN + key).digest()[:_KID_BYTES]
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -63,14 +87,31 @@ class OperatorIdentity:
 
 
 class JwtAuthority:
-    """Issues and verifies operators' JWTs with one shared HMAC key."""
+    """Issues and verifies operators' JWTs with a shared HMAC key, rotatable.
 
-    __slots__ = ("_algorithm", "_audience", "_issuer", "_key", "_leeway_s", "_ttl_s")
+    Tokens are signed with the current key (`secret`) and carry its id in the `kid` header.
+    Verification picks the key by `kid`: the current one or one of `previous_secrets` (a key
+    rotated out, kept for at least one token lifetime so tokens signed with it run out
+    naturally); an unknown `kid` is refused, and a token without one (issued before keys had
+    ids) is checked against the current key only.
+    """
+
+    __slots__ = (
+        "_algorithm",
+        "_audience",
+        "_issuer",
+        "_key",
+        "_keys",
+        "_kid",
+        "_leeway_s",
+        "_ttl_s",
+    )
 
     def __init__(
         self,
         secret: str | bytes,
         *,
+        previous_secrets: Sequence[str | bytes] = (),
         algorithm: str = DEFAULT_ALGORITHM,
         audience: str = DEFAULT_AUDIENCE,
         issuer: str | None = None,
@@ -83,9 +124,20 @@ class JwtAuthority:
                 f"JWT algorithm {algorithm!r} is not supported; use one of "
                 f"{', '.join(_HMAC_KEY_BYTES)}"
             )
-        key = secret.encode() if isinstance(secret, str) else bytes(secret)
-        if len(key) < minimum:
-            raise ConfigError(f"the JWT secret must be at least {minimum} bytes for {algorithm}")
+        key = _key_bytes(secret, minimum, algorithm, "the JWT secret")
+        kid = key_id(key)
+        keys = {kid: key}
+        for number, previous in enumerate(previous_secrets, start=1):
+            old = _key_bytes(previous, minimum, algorithm, f"previous JWT secret #{number}")
+            old_kid = key_id(old)
+            if old_kid == kid:
+                raise ConfigError(
+                    f"previous JWT secret #{number} is the current secret: put the new key in "
+                    "the secret, the old one in previous_secrets"
+                )
+            if old_kid in keys:
+                raise ConfigError(f"previous JWT secret #{number} is listed twice")
+            keys[old_kid] = old
         if not audience:
             raise ConfigError("the JWT audience must not be empty")
         if ttl_s <= 0:
@@ -93,6 +145,8 @@ class JwtAuthority:
         if leeway_s < 0:
             raise ConfigError(f"the JWT leeway must not be negative, not {leeway_s} s")
         self._key = key
+        self._kid = kid
+        self._keys: Mapping[str, bytes] = keys
         self._algorithm = algorithm
         self._audience = audience
         self._issuer = issuer or None
@@ -101,23 +155,43 @@ class JwtAuthority:
 
     @classmethod
     def from_config(cls, config: ServerConfig) -> JwtAuthority:
-        return cls(
+        """The server's authority; logs the ids (never the keys) of the keys it signs and
+        accepts, so an operator rotating keys sees which are in use."""
+        authority = cls(
             config.secret,
+            previous_secrets=config.previous_secrets,
             audience=config.jwt_audience,
             issuer=config.jwt_issuer or None,
             ttl_s=config.jwt_ttl_s,
             leeway_s=config.jwt_leeway_s,
         )
+        logger.info(
+            "JWT signing key kid=%s; previous keys still accepted: %s",
+            authority.kid,
+            ", ".join(f"kid={kid}" for kid in authority.previous_kids) or "none",
+        )
+        return authority
 
     @property
     def ttl_s(self) -> int:
         """Lifetime of the tokens this authority issues (the REST `expires_in`)."""
         return self._ttl_s
 
+    @property
+    def kid(self) -> str:
+        """The id of the key new tokens are signed with."""
+        return self._kid
+
+    @property
+    def previous_kids(self) -> tuple[str, ...]:
+        """The ids of the previous keys still accepted for verification, in configured order."""
+        return tuple(kid for kid in self._keys if kid != self._kid)
+
     def __repr__(self) -> str:
         return (
             f"JwtAuthority(algorithm={self._algorithm!r}, audience={self._audience!r}, "
-            f"issuer={self._issuer!r}, ttl_s={self._ttl_s})"
+            f"issuer={self._issuer!r}, ttl_s={self._ttl_s}, kid={self._kid!r}, "
+            f"previous_kids={self.previous_kids!r})"
         )
 
     def issue(self, identity: OperatorIdentity, *, issued_at: float | None = None) -> str:
@@ -132,7 +206,7 @@ class JwtAuthority:
         }
         if self._issuer is not None:
             claims["iss"] = self._issuer
-        return jwt.encode(claims, self._key, algorithm=self._algorithm)
+        return jwt.encode(claims, self._key, algorithm=self._algorithm, headers={"kid": self._kid})
 
     def verify(self, token: str) -> OperatorIdentity:
         """The identity `token` speaks for; raises `AuthError` saying why it is refused."""
@@ -141,10 +215,11 @@ class JwtAuthority:
         if len(token) > MAX_TOKEN_CHARS:
             raise AuthError(f"token is longer than {MAX_TOKEN_CHARS} characters")
         required = [*_REQUIRED_CLAIMS, "iss"] if self._issuer is not None else _REQUIRED_CLAIMS
+        key = self._key_for(token)
         try:
             claims = jwt.decode(
                 token,
-                self._key,
+                key,
                 # exactly one algorithm: "none" and tokens signed any other way are refused
                 algorithms=[self._algorithm],
                 audience=self._audience,
@@ -182,6 +257,32 @@ class JwtAuthority:
                 f"token 'callsign' claim must be a string of 1 … {MAX_CALLSIGN_CHARS} characters"
             )
         return OperatorIdentity(user_id=user_id, callsign=callsign)
+
+    def _key_for(self, token: str) -> bytes:
+        """The key `token` must verify with, chosen by its `kid` (unverified: a `kid` that
+        names another of our keys than the one that signed it fails the signature check)."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.DecodeError:
+            raise AuthError("malformed token") from None
+        except jwt.InvalidTokenError:  # e.g. a `kid` that is not a string
+            raise AuthError("invalid token") from None
+        kid = header.get("kid")
+        if kid is None:
+            # issued before keys had ids: the current key only, so a token of a rotated-out
+            # key cannot slip past the `kid` check by dropping it
+            return self._key
+        key = self._keys.get(kid)
+        if key is None:
+            raise AuthError(RETIRED_KEY_MESSAGE)
+        return key
+
+
+def _key_bytes(secret: str | bytes, minimum: int, algorithm: str, name: str) -> bytes:
+    key = secret.encode() if isinstance(secret, str) else bytes(secret)
+    if len(key) < minimum:
+        raise ConfigError(f"{name} must be at least {minimum} bytes for {algorithm}")
+    return key
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,11 +6,12 @@ Environment names: `RADIOCORE_<KEY>` for a top-level key, `RADIOCORE_<SECTION>__
 of a section, e.g. `RADIOCORE_SECRET`, `RADIOCORE_PORT`, `RADIOCORE_ICE__HOST_ADDRESSES`,
 `RADIOCORE_LIMITS__MAX_SDP_CHARS`.
 
-The JWT secret and the database URL (which may carry a password) are secrets: never taken
-from a command-line flag, and never shown in `repr`, `str`, `summary()`, an error message or
-`render_server_config` (which prints them redacted). The flags of `radiocore serve` are derived
-from these dataclasses (`radiocore.configlayers.add_config_flags`); every field says what it
-means (`setting`), and deploy/server.example.toml lists them all (a test keeps it complete).
+The JWT secret (and the previous ones still accepted), the database URL (which may carry a
+password) and the other `secret=True` settings are secrets: never taken from a command-line
+flag, and never shown in `repr`, `str`, `summary()`, an error message or `render_server_config`
+(which prints them redacted). The flags of `radiocore serve` are derived from these dataclasses
+(`radiocore.configlayers.add_config_flags`); every field says what it means (`setting`), and
+deploy/server.example.toml lists them all (a test keeps it complete).
 """
 
 from __future__ import annotations
@@ -427,6 +428,13 @@ class ServerConfig:
         "signs operators' JWTs: a random secret of at least 32 characters; required unless demo",
         secret=True,
     )
+    previous_secrets: tuple[str, ...] = setting(
+        (),
+        "JWT signing keys rotated out that tokens are still accepted from (never signed with): "
+        "keep the old secret here for at least jwt_ttl_s after changing secret, then remove it; "
+        "each is checked like secret; in the environment comma- or newline-separated",
+        secret=True,
+    )
     demo: bool = setting(
         False,
         "demo mode: an ephemeral secret is generated when none is set (tokens stop working "
@@ -525,6 +533,7 @@ class ServerConfig:
             f"port={self.port}",
             f"demo={self.demo}",
             f"secret={secret}",
+            f"previous_secrets=<{len(self.previous_secrets)} set>",
             f"data_dir={self.data_dir}",
             f"database={redact_url(self.database_url) or 'sqlite (data_dir)'}",
             f"redis={redact_url(self.redis_url) or '(none: in-process)'}",
@@ -633,6 +642,7 @@ def validate(config: ServerConfig) -> ServerConfig:
     _check_ice(config.ice, config.turn)
     _check_tls(config.tls_cert_file, config.tls_key_file)
 
+    previous_secrets = _check_previous_secrets(config.previous_secrets, config.secret)
     problem = secret_problem(config.secret)
     if problem is not None and (config.secret or not config.demo):
         alternative = (
@@ -645,7 +655,13 @@ def validate(config: ServerConfig) -> ServerConfig:
         )
     ephemeral = problem is not None  # demo mode without a secret
     secret = secrets.token_urlsafe(48) if ephemeral else config.secret
-    checked = dataclasses.replace(config, log_level=log_level, log_format=log_format, secret=secret)
+    checked = dataclasses.replace(
+        config,
+        log_level=log_level,
+        log_format=log_format,
+        secret=secret,
+        previous_secrets=previous_secrets,
+    )
     if ephemeral:
         logger.warning(
             "demo mode: no secret set, generated an ephemeral one; "
@@ -668,6 +684,30 @@ def secret_problem(secret: str) -> str | None:
     if len(set(secret)) < _MIN_DISTINCT_SECRET_CHARS:
         return "is not random (too few distinct characters)"
     return None
+
+
+def _check_previous_secrets(previous: tuple[str, ...], current: str) -> tuple[str, ...]:
+    """`previous_secrets` split into keys (a value may hold several, one a line, as a multi-line
+    environment variable does) and each checked like the current secret; never echoes one."""
+    keys = tuple(line.strip() for item in previous for line in item.splitlines() if line.strip())
+    seen: set[str] = set()
+    for number, key in enumerate(keys, start=1):
+        problem = secret_problem(key)
+        if problem is not None:
+            raise ConfigError(
+                f"refusing to start: previous_secrets #{number} {problem}; a previous key is "
+                "one the server signed with before (RADIOCORE_PREVIOUS_SECRETS, comma- or "
+                "newline-separated)"
+            )
+        if key == current:
+            raise ConfigError(
+                f"previous_secrets #{number} is the current secret: to rotate, set the new key "
+                "as secret and move the old one to previous_secrets"
+            )
+        if key in seen:
+            raise ConfigError(f"previous_secrets #{number} repeats an earlier one")
+        seen.add(key)
+    return keys
 
 
 def _check_ice(ice: IceConfig, turn: TurnConfig) -> None:

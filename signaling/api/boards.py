@@ -1,5 +1,6 @@
 """Boards over the API: pairing a provisioned board, the caller's boards with live presence, a
-board's settings, releasing it, its grants and blocks, and its TX log.
+board's settings, releasing it, rotating its agent secret, its grants and blocks, and its TX
+log.
 
 Who sees what: a board answers only to its owner and to those granted a right on it. To
 anyone else it does not exist: 404 `not_found`, the same answer as for an id nobody has (and a
@@ -8,11 +9,13 @@ right sees the board (it is in their `GET /api/boards`), so what only its owner 
 them 403 `forbidden`.
 
 Pairing is rate-limited per user (`ApiLimits.pairing`, 10 an hour): every attempt counts, a
-wrong code included, so a pairing code cannot be guessed through the API.
+wrong code included, so a pairing code cannot be guessed through the API. Rotating a board's
+agent secret is limited the same way (its own count: 10 an hour per user).
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -21,6 +24,7 @@ from typing import Final, Literal, TypeAlias
 
 import msgspec
 
+import radiocore_protocol as protocol
 from signaling import accounts, keys
 from signaling.api.http import API, Call
 from signaling.errors import (
@@ -29,12 +33,15 @@ from signaling.errors import (
     NotFoundError,
     ValidationFailedError,
 )
+from signaling.namespaces import AgentNamespace
 from signaling.store import UNSET, Board, Store, canonical_board_id
 from signaling.store.interface import (
     canonical_board_name,
     canonical_price,
 )
 from signaling.validation import canonical_bands, canonical_locator, validate_email
+
+logger = logging.getLogger(__name__)
 
 #: What the caller may do on a board: everything (its owner) or what they were granted.
 Access: TypeAlias = Literal["owner", "listen", "transmit"]
@@ -297,6 +304,14 @@ class ReleaseReply(msgspec.Struct, frozen=True):
     secret: str
 
 
+async def _disconnect_agent(call: Call, board_id: str) -> None:
+    """The board's secret died: whoever had it is locked out now, not at the agent's next
+    reconnect (this node's connection; another node's at its next attempt)."""
+    agents = call.app[keys.SOCKETIO].namespace_handlers.get(protocol.AGENT_NAMESPACE)
+    if isinstance(agents, AgentNamespace):
+        await agents.disconnect_boards({board_id})
+
+
 @API.endpoint(
     "DELETE",
     "/api/boards/{board_id}",
@@ -310,15 +325,58 @@ class ReleaseReply(msgspec.Struct, frozen=True):
         "used up by the pairing, and the old secret dies so that whoever configured the "
         "station before (the previous owner, or anyone who copied its configuration) can no "
         "longer act as it for the next owner: hand the new code to the next owner and put "
-        "the new secret in the agent's configuration."
+        "the new secret in the agent's configuration. The agent connected with the old secret is "
+        "disconnected at once."
     ),
 )
 async def release_board(call: Call) -> ReleaseReply:
     board = await owned_board(call, "release it")
     released = await accounts.release_board(call.app[keys.STORE], board.id, call.caller.user_id)
+    await _disconnect_agent(call, board.id)
     return ReleaseReply(
         board_id=released.board.id, pairing_code=released.pairing_code, secret=released.secret
     )
+
+
+# -- POST /api/boards/{board_id}/secret ----------------------------------------------------------
+
+
+class SecretReply(msgspec.Struct, frozen=True):
+    """A board's new agent secret, shown this once (stored only as a hash)."""
+
+    board_id: str
+    #: The new agent secret: put it in the station agent's `secret_file` (or its environment).
+    secret: str
+
+
+@API.endpoint(
+    "POST",
+    "/api/boards/{board_id}/secret",
+    summary="Rotate a board's agent secret (its owner): a new one, shown once",
+    tag="boards",
+    response=SecretReply,
+    errors=(403, 404, 429),
+    description=(
+        "The board gets a new agent secret, shown in this reply only (stored as a hash); the "
+        "old one dies at once: the agent connected with it is disconnected, and a connection "
+        "with it is refused `unauthorized` from now on. Nothing else of the board changes. "
+        "Put the new secret where the station's agent reads it (its `secret_file`, which it "
+        "reads again before every connection attempt: it comes back online by itself). "
+        "Rate-limited per user (10 an hour: 429 with Retry-After)."
+    ),
+)
+async def rotate_board_secret(call: Call) -> SecretReply:
+    user_id = call.caller.user_id
+    decision = await call.app[keys.LIMITS].pairing.hit(f"rotate-secret:{user_id}")
+    if not decision.allowed:
+        raise decision.refusal("too many secret rotations; try again later")
+    board = await owned_board(call, "rotate its secret")
+    rotated = await accounts.rotate_board_secret(call.app[keys.STORE], board.id, user_id)
+    await _disconnect_agent(call, board.id)
+    logger.info(
+        "board %s: its owner rotated the agent secret", board.id, extra={"board_id": board.id}
+    )
+    return SecretReply(board_id=rotated.board.id, secret=rotated.secret)
 
 
 # -- grants ---------------------------------------------------------------------------------------

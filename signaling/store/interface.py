@@ -292,6 +292,17 @@ class Store(abc.ABC):
         and public flag are reset. `NotFoundError` unless `owner_id` owns the board."""
 
     @abc.abstractmethod
+    async def set_board_secret(
+        self, board_id: str, secret_hash: str, *, owner_id: str | None = None
+    ) -> Board:
+        """Replace the board's agent secret (its hash): the old secret opens no connection
+        from now on; nothing else of the board changes. With `owner_id`, only while that user
+        owns the board (checked in the same statement: a board released meanwhile keeps the
+        secret its release gave it); without, any board, paired or not (an administrator's
+        `radiocore board rotate-secret`). `NotFoundError` for no such board (or not owned by
+        `owner_id`); `BadRequestError` for an empty hash."""
+
+    @abc.abstractmethod
     async def update_board(
         self,
         board_id: str,

@@ -323,6 +323,22 @@ class PostgresStore(Store):
                 await conn.execute(f"DELETE FROM {table} WHERE board_id = $1", board_id)
             return _board(row)
 
+    async def set_board_secret(
+        self, board_id: str, secret_hash: str, *, owner_id: str | None = None
+    ) -> Board:
+        check_hash(secret_hash, "the board secret")
+        # $3 NULL: any owner (or none); else only while that user owns it
+        row = await self._db.fetchrow(
+            "UPDATE boards SET secret_hash = $1 WHERE id = $2 "
+            f"AND ($3::text IS NULL OR owner_id = $3::text) RETURNING {_BOARD_COLUMNS}",
+            secret_hash,
+            board_id,
+            owner_id,
+        )
+        if row is None:
+            raise NotFoundError("no such board")
+        return _board(row)
+
     async def update_board(
         self,
         board_id: str,

@@ -356,6 +356,26 @@ class SqliteStore(Store):
                 await db.execute(f"DELETE FROM {table} WHERE board_id = ?", (board_id,))
         return await self._board_or_missing(board_id)
 
+    async def set_board_secret(
+        self, board_id: str, secret_hash: str, *, owner_id: str | None = None
+    ) -> Board:
+        check_hash(secret_hash, "the board secret")
+        sql = "UPDATE boards SET secret_hash = ? WHERE id = ?"
+        params: tuple[str, ...] = (secret_hash, board_id)
+        if owner_id is not None:
+            sql += " AND owner_id = ?"
+            params += (owner_id,)
+        async with self._transaction() as db:
+            async with db.execute(sql, params) as cursor:
+                if cursor.rowcount != 1:
+                    raise NotFoundError("no such board")
+            async with db.execute(
+                f"SELECT {_BOARD_COLUMNS} FROM boards WHERE id = ?", (board_id,)
+            ) as cursor:
+                row = await cursor.fetchone()
+        assert row is not None  # changed in this transaction
+        return _board(row)
+
     async def update_board(
         self,
         board_id: str,

@@ -64,7 +64,7 @@ def test_every_key_but_the_secret_has_a_flag_with_help() -> None:
         }
         flag = flags.get(name.name, "--" + name.name.replace("_", "-"))
         if name.name == "secret":
-            assert "--secret" not in text
+            assert "--secret " not in text and "--secret," not in text
         else:
             assert f"{flag} " in text, flag
     assert "(default: " in text
@@ -145,6 +145,12 @@ def test_there_is_no_secret_flag(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--secret", "s3cret-s3cret-s3cret"])
     assert info.value.code == 2
     assert "unrecognized arguments" in capsys.readouterr().err
+    # nor is it taken for an abbreviation of `--secret-file` (and shown as a file name)
+    for spelling in (["--secret=s3cret-s3cret-s3cret"], ["--secret-f", "s3cret-s3cret-s3cret"]):
+        with pytest.raises(SystemExit) as info:
+            main(["--board-id", BOARD, *spelling])
+        assert info.value.code == 2
+        assert "unrecognized arguments" in capsys.readouterr().err
 
 
 def test_missing_secret_is_a_clear_error(

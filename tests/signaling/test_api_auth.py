@@ -15,7 +15,7 @@ import contextlib
 import dataclasses
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,7 +36,13 @@ from signaling.api.auth import CLOCK, SessionReply
 from signaling.api.me import ExportReply
 from signaling.api.openapi import ErrorReply
 from signaling.app import create_app
-from signaling.auth import OperatorIdentity, hash_refresh_token
+from signaling.auth import (
+    RETIRED_KEY_MESSAGE,
+    JwtAuthority,
+    OperatorIdentity,
+    hash_refresh_token,
+    key_id,
+)
 from signaling.config import load_server_config
 from signaling.ratelimit import (
     LOGIN_PER_ADDRESS,
@@ -49,6 +55,10 @@ from tests.support.postgres import PostgresServer, fresh_database
 from tests.support.waiting import wait_for
 
 SECRET = "api-auth-test-" + "Zq8wX3" * 8
+#: The signing key the server moves to in the key-rotation tests (SECRET being the old one).
+NEW_SECRET = "api-auth-rotated-" + "Pv4kY7" * 8
+#: A key the server once signed with and no longer has.
+RETIRED_SECRET = "api-auth-retired-" + "Hn2sT9" * 8
 PASSWORD = "correct horse battery"
 REFRESH_TTL_S = 3600
 #: The login limit (5 a minute per address): a burst of 5, then one every 12 s.
@@ -100,10 +110,16 @@ class Api:
     http: aiohttp.ClientSession
     kind: str
     registered: list[str] = field(default_factory=list)
+    runner: web.AppRunner | None = None
 
     @property
     def store(self) -> Store:
         return self.app[keys.STORE]
+
+    async def stop(self) -> None:
+        """Stops this server (the database stays, for the next one `start` brings up)."""
+        if self.runner is not None:
+            await self.runner.cleanup()
 
     async def call(
         self,
@@ -163,17 +179,18 @@ async def database_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
 @pytest.fixture
 async def start(database_url: str, tmp_path: Path) -> AsyncIterator[Starter]:
     """Starts the server on this test's database: `await start()` with the seed's rate limits,
-    `start(generous=True)` with none in the way; both on a clock the test moves."""
+    `start(generous=True)` with none in the way; both on a clock the test moves. `env` replaces
+    or adds environment variables (another signing key)."""
     async with contextlib.AsyncExitStack() as stack:
 
-        async def starter(*, generous: bool = False) -> Api:
+        async def starter(*, generous: bool = False, env: Mapping[str, str] | None = None) -> Api:
             clock = FakeClock()
-            env = {"RADIOCORE_SECRET": SECRET}
+            environment = {"RADIOCORE_SECRET": SECRET, **(env or {})}
             if database_url:
-                env["RADIOCORE_DATABASE_URL"] = database_url
+                environment["RADIOCORE_DATABASE_URL"] = database_url
             config = load_server_config(
                 None,
-                env,
+                environment,
                 {
                     "host": "127.0.0.1",
                     "port": 0,
@@ -201,7 +218,7 @@ async def start(database_url: str, tmp_path: Path) -> AsyncIterator[Starter]:
             port = int(runner.addresses[0][1])
             http = await stack.enter_async_context(aiohttp.ClientSession())
             kind = "postgres" if database_url else "sqlite"
-            return Api(app, f"http://127.0.0.1:{port}", clock, http, kind)
+            return Api(app, f"http://127.0.0.1:{port}", clock, http, kind, runner=runner)
 
         yield starter
 
@@ -516,24 +533,117 @@ def _bad_tokens(api: Api, user_id: str, callsign: str) -> dict[str, str]:
         "forged": jwt.encode(claims, "another-secret-" + "k" * 40, algorithm="HS256"),
         "alg_none": f"{_b64url({'alg': 'none', 'typ': 'JWT'})}.{_b64url(claims)}.",
         "garbage": "not.a.token",
+        # signed with the server's own key, but naming a key it does not have
+        "unknown_kid": jwt.encode(claims, SECRET, algorithm="HS256", headers={"kid": "0" * 11}),
+        # well signed by the key the server used before a rotation, now removed from it
+        "kid_of_previous_key_removed": JwtAuthority(RETIRED_SECRET).issue(identity),
     }
 
 
-@pytest.mark.parametrize("kind", ["expired", "forged", "alg_none", "garbage", "missing"])
-async def test_bad_access_tokens_are_refused_on_the_account_endpoints(api: Api, kind: str) -> None:
+async def _refused_operator(api: Api, token: str | None) -> dict[str, Any]:
+    """The reason the `/operator` namespace refuses a connection with `token` (`connect_error`
+    data); fails if the connection is admitted."""
+    client = socketio.AsyncClient(reconnection=False)
+    errors: list[Any] = []
+    client.on("connect_error", errors.append, namespace="/operator")
+    try:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await client.connect(
+                api.url,
+                namespaces=["/operator"],
+                auth=None if token is None else {"token": token},
+                transports=["websocket"],
+                wait_timeout=10,
+            )
+    finally:
+        await client.disconnect()
+    assert errors and isinstance(errors[0], dict), errors
+    reason = errors[0].get("data")
+    assert isinstance(reason, dict), errors
+    return reason
+
+
+BAD_TOKEN_KINDS = [
+    "expired",
+    "forged",
+    "alg_none",
+    "garbage",
+    "missing",
+    "unknown_kid",
+    "kid_of_previous_key_removed",
+]
+
+
+@pytest.mark.parametrize("kind", BAD_TOKEN_KINDS)
+async def test_bad_access_tokens_are_refused_on_every_entry_point(api: Api, kind: str) -> None:
     session = await api.register("op@example.org", "DL1OP")
     token = None if kind == "missing" else _bad_tokens(api, session.user_id, "DL1OP")[kind]
     for method, path, body in [
         ("GET", "/api/export", None),
         ("DELETE", "/api/me", {"password": PASSWORD}),
         ("POST", "/api/auth/logout-all", None),
+        ("GET", "/api/boards", None),
     ]:
         reply = await api.call(method, path, body, token=token)
         assert reply.status == 401, (method, path, reply.body)
         assert reply.error().code == "unauthorized"
+        if kind.endswith("kid") or kind.endswith("removed"):
+            assert reply.error().message == RETIRED_KEY_MESSAGE
+    # the Socket.IO operator namespace refuses the connection, saying why
+    reason = await _refused_operator(api, token)
+    assert reason["code"] == "unauthorized", reason
+    if kind.endswith("kid") or kind.endswith("removed"):
+        assert reason["message"] == RETIRED_KEY_MESSAGE
     # nothing happened
     assert await api.store.get_user(session.user_id) is not None
     assert (await api.refresh(session.refresh_token)).status == 200
+
+
+async def test_rotating_the_signing_key_keeps_operators_signed_in_for_the_overlap(
+    start: Starter,
+) -> None:
+    before = await start(generous=True)  # signs with SECRET
+    session = await before.register("op@example.org", "DL1OP")
+    old_token = session.token
+    assert jwt.get_unverified_header(old_token)["kid"] == key_id(SECRET)
+    await before.stop()
+
+    # restarted with a new key, the old one kept for verification
+    rotated = await start(
+        generous=True, env={"RADIOCORE_SECRET": NEW_SECRET, "RADIOCORE_PREVIOUS_SECRETS": SECRET}
+    )
+    assert (await rotated.call("GET", "/api/boards", token=old_token)).status == 200
+    operator, _gone = await _operator(rotated, old_token)
+    try:
+        listed = await operator.call("list_boards", {}, namespace="/operator", timeout=10)
+        assert listed["boards"] == []
+    finally:
+        await operator.disconnect()
+    # new tokens are signed with the new key
+    renewed = await rotated.login("op@example.org")
+    assert jwt.get_unverified_header(renewed.token)["kid"] == key_id(NEW_SECRET)
+    await rotated.stop()
+
+    # the overlap is over: restarted without the old key
+    after = await start(generous=True, env={"RADIOCORE_SECRET": NEW_SECRET})
+    refused = await after.call("GET", "/api/boards", token=old_token)
+    assert refused.status == 401
+    assert (refused.error().code, refused.error().message) == ("unauthorized", RETIRED_KEY_MESSAGE)
+    reason = await _refused_operator(after, old_token)
+    assert reason == {"code": "unauthorized", "message": RETIRED_KEY_MESSAGE}
+    # a token of the new key still works, and so do refresh tokens (opaque, in the database,
+    # not signed): the console renews its access token without asking for the password
+    assert (await after.call("GET", "/api/boards", token=renewed.token)).status == 200
+    refreshed = await after.refresh(session.refresh_token)
+    assert refreshed.status == 200, refreshed.body
+    assert (await after.call("GET", "/api/export", token=refreshed.session().token)).status == 200
+    # and a fresh sign-in works
+    fresh = await after.login("op@example.org")
+    operator, _gone = await _operator(after, fresh.token)
+    try:
+        assert operator.connected
+    finally:
+        await operator.disconnect()
 
 
 # -- export and deletion ---------------------------------------------------------------------
