@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -140,9 +141,9 @@ class RigCaps:
                 continue
             match = _RANGE.match(line) if in_rx_ranges else None
             if match:
-                low, high = round(float(match[1])), round(float(match[2]))
-                if 0 < low <= high:
-                    ranges.append((low, high))
+                low, high = float(match[1]), float(match[2])  # inf for 400 digits
+                if math.isfinite(high) and 0 < round(low) <= round(high):
+                    ranges.append((round(low), round(high)))
         return cls(
             model=" ".join(filter(None, (fields.get("Mfg name"), fields.get("Model name")))),
             modes=tuple(fields.get("Mode list", "").split()),
@@ -341,9 +342,7 @@ class RigClient:
             return self._stream
         try:
             async with asyncio.timeout(self.timeout_s):
-                reader, writer = await asyncio.open_connection(
-                    self.host, self.port, limit=MAX_LINE_BYTES
-                )
+                reader, writer = await self._open_stream()
         except TimeoutError:
             raise RigTimeoutError(
                 f"no connection to rigctld at {self.address} within {self.timeout_s:g} s"
@@ -358,6 +357,11 @@ class RigClient:
         self._closed.clear()
         logger.debug("connected to rigctld at %s", self.address)
         return self._stream
+
+    async def _open_stream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A new connection to rigctld. (The fuzz harness, bench/fuzz.py, answers a real client
+        through a stream of its own here: a rig's replies are input too.)"""
+        return await asyncio.open_connection(self.host, self.port, limit=MAX_LINE_BYTES)
 
     def _drop(self) -> None:
         stream = self._stream
@@ -383,7 +387,11 @@ async def _read_reply(reader: asyncio.StreamReader) -> tuple[int, tuple[str, ...
 
 
 def _number(reply: RigReply, text: str) -> float:
+    """A finite number (`inf` and `nan` parse as floats, and no rig reads them)."""
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise RigError(f"rigctld's reply to {reply.command!r} is not a number: {text!r}") from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise RigError(f"rigctld's reply to {reply.command!r} is not a number: {text[:80]!r}")
+    return value

@@ -13,6 +13,7 @@ from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
     RTCDataChannel,
+    RTCDtlsTransport,
     RTCIceCandidate,
     RTCIceServer,
     RTCPeerConnection,
@@ -20,7 +21,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
-from aiortc.sdp import candidate_from_sdp
+from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from media.config import IceServerSpec, SfuConfig
 from media.errors import BadCandidateError, BadSdpError
@@ -119,6 +120,38 @@ def bundle_as_offered(answer: str, offer: str) -> str:
     return "".join(lines)
 
 
+def _bundle_problem(sdp: str) -> str | None:
+    """What is wrong with the offer's BUNDLE group as aiortc reads the offer, if anything.
+
+    aiortc gives each bundled m-line the transport of the group's first mid, and none when no
+    m-line it made a transport for has that mid (it makes one for audio and video m-lines and
+    for the first application m-line only); such a peer connection fails even to close
+    (AttributeError in aiortc). RFC 8843 also wants every mid of the group to be an m-line's.
+    Found by `radiocore bench fuzz`."""
+    try:
+        description = SessionDescription.parse(sdp)
+    except Exception:  # aiortc raises many types; setRemoteDescription says which
+        return None
+    bundle = next((g for g in description.group if g.semantic == "BUNDLE"), None)
+    if bundle is None or not bundle.items:
+        return None
+    media = description.media
+    unknown = next((mid for mid in bundle.items if mid not in {m.rtp.muxId for m in media}), None)
+    if unknown is not None:
+        return f"names mid {str(unknown)[:32]!r}, which none of its m-lines has"
+    applications = [m for m in media if m.kind == "application"]
+    carried = {m.rtp.muxId for m in media if m.kind in ("audio", "video")}
+    carried |= {m.rtp.muxId for m in applications[:1]}
+    first = bundle.items[0]
+    if first not in carried:
+        kind = next(m.kind for m in media if m.rtp.muxId == first)
+        return (
+            f"starts with mid {str(first)[:32]!r}, an m-line the SFU does not take "
+            f"({str(kind)[:32]!r})"
+        )
+    return None
+
+
 def _mids_of(sdp: str) -> tuple[str | None, ...]:
     """The mid of each m-line of an SDP, in order (None for an m-line without one)."""
     mids: list[str | None] = []
@@ -177,6 +210,9 @@ class Participant:
         """Apply the client's offer and return the SFU's complete answer (all candidates)."""
         # before the first await: candidates trickled meanwhile are checked against it
         self._offer_mids = _mids_of(sdp)
+        problem = _bundle_problem(sdp)
+        if problem is not None:
+            raise BadSdpError(f"the offer's a=group:BUNDLE {problem}")
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except Exception as exc:  # aiortc raises many types for a bad SDP
@@ -325,12 +361,25 @@ class Participant:
         self._connect_timer = None
         if self._closed or self.pc.connectionState == "connected":
             return
-        self.report_media_failure(
-            "ice",
-            f"no network path between you and the station's server within "
-            f"{self._config.ice_connect_timeout_s:g} s: your network may block UDP, and no "
-            "TURN relay reached the server (try another network, or relay-only)",
-        )
+        bound = self._config.ice_connect_timeout_s
+        # media is up only once DTLS is connected: a path found (ICE completed) whose
+        # handshake never finished is a DTLS failure, not a missing network path
+        if any(
+            dtls.transport.state == "completed" and dtls.state != "connected"
+            for dtls in self._dtls_transports()
+        ):
+            self.report_media_failure(
+                "dtls",
+                f"a network path to the station's server was found (ICE succeeded), but the "
+                f"DTLS handshake over it did not complete within {bound:g} s",
+            )
+        else:
+            self.report_media_failure(
+                "ice",
+                f"no network path between you and the station's server within {bound:g} s: "
+                "your network may block UDP, and no TURN relay reached the server (try "
+                "another network, or relay-only)",
+            )
         self._on_gone(self)
 
     async def _state_changed(self) -> None:
@@ -356,11 +405,16 @@ class Participant:
         if self.on_media_failed is not None:
             self.on_media_failed(self, self.media_failure)
 
-    def _report_failed_transport(self) -> None:
-        """The peer connection failed: say which transport, and why."""
+    def _dtls_transports(self) -> list[RTCDtlsTransport]:
+        """This connection's DTLS transports (one each when bundled), each over its ICE one."""
         transports = [t.receiver.transport for t in self.pc.getTransceivers()]
         if self.pc.sctp is not None:
             transports.append(self.pc.sctp.transport)
+        return transports
+
+    def _report_failed_transport(self) -> None:
+        """The peer connection failed: say which transport, and why."""
+        transports = self._dtls_transports()
         if any(dtls.transport.state == "failed" for dtls in transports):
             self.report_media_failure(
                 "ice", "no network path to the server's media was found (ICE failed)"

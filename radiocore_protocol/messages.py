@@ -387,7 +387,10 @@ SERVER_MESSAGE_TYPES: Final = _tags(Floor, Error, PttReleased, TxWarning, Roster
 def _decode_tagged(
     data: bytes | str, decoder: msgspec.json.Decoder[object], known: frozenset[object]
 ) -> object:
-    raw = data.encode() if isinstance(data, str) else data
+    try:
+        raw = data.encode() if isinstance(data, str) else data
+    except UnicodeEncodeError:  # a lone surrogate: no UTF-8 text
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "malformed JSON: not Unicode text") from None
     if len(raw) > MAX_DATA_MESSAGE_BYTES:
         raise ProtocolError(
             ErrorCode.TOO_LARGE,
@@ -404,15 +407,17 @@ def _decode_tagged(
                     ErrorCode.UNKNOWN_MESSAGE, f"unknown message type {kind!r}"
                 ) from None
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"invalid message: {text}") from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 in a string too
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"malformed JSON: {exc}") from None
+    except RecursionError:  # msgspec's limit, well inside MAX_DATA_MESSAGE_BYTES
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "malformed JSON: nested too deeply") from None
 
 
 def message_type(data: bytes | str) -> str | None:
     """The `type` field of a JSON message if it has a string one, for error reports."""
     try:
         obj = msgspec.json.decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeError, RecursionError):  # see `_decode_tagged`
         return None
     kind = obj.get("type") if isinstance(obj, dict) else None
     return kind[:64] if isinstance(kind, str) else None
@@ -456,6 +461,10 @@ def decode_payload(payload_type: type[T], value: object) -> T:
         text = str(exc)
         code = ErrorCode.TOO_LARGE if "length <=" in text else ErrorCode.BAD_REQUEST
         raise ProtocolError(code, f"invalid payload: {text}") from None
+    except UnicodeEncodeError:  # JSON's "\ud800" escape reads as a lone surrogate
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, "invalid payload: a string is not Unicode text"
+        ) from None
 
 
 def ok(payload: msgspec.Struct | None = None) -> dict[str, object]:

@@ -303,6 +303,11 @@ class OperatorNamespace(StrictNamespace):
         identity = self._identity(sid)
         self._require_joined(sid, offer.board_id)
         sdp = await self._service.operator_offer(identity, sid, offer)
+        if offer.board_id not in self._joined.get(sid, ()):
+            # it disconnected or left the board while the answer was made: nobody will use
+            # that peer connection, so it goes now (not when the media bound runs out)
+            await self._service.leave(sid, offer.board_id)
+            raise NotJoinedError("you left the board while the server answered your offer")
         return protocol.Answer(type="answer", sdp=sdp)
 
     async def _candidate(self, sid: str, msg: protocol.OperatorCandidate) -> None:

@@ -245,6 +245,8 @@ def decode_json(raw: bytes, body_type: type[Any]) -> Any:
         value = msgspec.json.decode(raw)
     except (msgspec.DecodeError, UnicodeDecodeError):  # invalid UTF-8 inside a string too
         raise BadRequestError("the request body is not valid JSON (UTF-8)") from None
+    except RecursionError:  # msgspec's nesting limit: a few thousand brackets
+        raise BadRequestError("the request body is JSON nested too deeply") from None
     try:
         return msgspec.convert(value, body_type)
     except msgspec.ValidationError as exc:

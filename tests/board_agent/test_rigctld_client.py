@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -227,3 +227,36 @@ async def test_a_reply_out_of_step_drops_the_connection() -> None:
         assert not client.connected
         assert await client.get_freq() == 145_000_000  # a new connection
         await client.close()
+
+
+@pytest.mark.parametrize(
+    ("reply", "read"),
+    [
+        ("get_freq:\nFrequency: inf\nRPRT 0\n", lambda c: c.get_freq()),
+        ("get_mode:\nMode: USB\nPassband: nan\nRPRT 0\n", lambda c: c.get_mode()),
+        ("get_level: STRENGTH\n1e999\nRPRT 0\n", lambda c: c.get_level("STRENGTH")),
+        ("get_level: RFPOWER\nNaN\nRPRT 0\n", lambda c: c.get_level("RFPOWER")),
+    ],
+    ids=["freq-inf", "passband-nan", "strength-overflow", "power-nan"],
+)
+async def test_a_reading_that_is_not_a_finite_number_is_a_rig_error(
+    reply: str, read: Callable[[RigClient], Awaitable[object]]
+) -> None:
+    """`float()` reads inf and nan; `round()` of them raised OverflowError/ValueError past the
+    station's `except RigError` (found by `radiocore bench fuzz`)."""
+    async with ScriptedRigctld([[reply]]) as port:
+        client = RigClient("127.0.0.1", port)
+        try:
+            with pytest.raises(RigError, match="is not a number"):
+                await read(client)
+        finally:
+            await client.close()
+
+
+def test_caps_parse_skips_a_range_no_float_holds() -> None:
+    text = (
+        "Mode list: USB\nRX ranges #1 for A:\n\t" + "9" * 400 + " Hz - " + "9" * 401 + " Hz\n"
+        "\t1800000 Hz - 2000000 Hz\n"
+    )
+    caps = RigCaps.parse(tuple(text.splitlines()))  # round(inf) raised OverflowError
+    assert caps.rx_ranges == ((1_800_000, 2_000_000),)

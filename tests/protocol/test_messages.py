@@ -79,6 +79,53 @@ def test_payloads_are_strict() -> None:
     assert refused.value.code is ErrorCode.TOO_LARGE
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"type":' + b"[" * 4000,  # nested past msgspec's limit (RecursionError)
+        b'{"pad":' + b"[" * 4000,  # skipped while looking for the tag
+        b'{"type":"tx_stopp\xc0ed"}',  # invalid UTF-8 inside a string (UnicodeDecodeError)
+        '{"type":"ptt","state":true}\ud800',  # text with a lone surrogate (UnicodeEncodeError)
+    ],
+    ids=["nested-tag", "nested-field", "bad-utf8", "surrogate-text"],
+)
+def test_undecodable_messages_are_bad_requests(raw: bytes | str) -> None:
+    """Found by `radiocore bench fuzz`: each raised past the decoders (a binary data-channel
+    message reaches them as bytes), and `message_type`, which the room calls on a refusal."""
+    decoders = (
+        protocol.decode_operator_message,
+        protocol.decode_station_message,
+        protocol.decode_server_message,
+    )
+    for decode in decoders:
+        with pytest.raises(ProtocolError) as refused:
+            decode(raw)
+        assert refused.value.code is ErrorCode.BAD_REQUEST
+        assert refused.value.message.startswith("malformed JSON")
+    assert protocol.message_type(raw) is None
+
+
+@pytest.mark.parametrize(
+    ("payload_type", "value"),
+    [
+        (protocol.AgentHello, {"ptt_released_at": "\ud800"}),
+        (protocol.ErrorBody, {"code": "x\udfff", "message": "m"}),
+        (protocol.OperatorAuth, {"token": "a\ud800b"}),
+    ],
+)
+def test_a_payload_string_that_is_not_unicode_is_a_bad_request(
+    payload_type: type[object], value: dict[str, object]
+) -> None:
+    """python-socketio reads JSON's `"\\ud800"` escape as a lone surrogate; msgspec raised
+    UnicodeEncodeError on one (found by `radiocore bench fuzz`)."""
+    try:
+        decoded = protocol.decode_payload(payload_type, value)
+    except ProtocolError as refused:
+        assert refused.code is ErrorCode.BAD_REQUEST
+    else:  # a plain `str` field may hold it: the value is what was sent
+        assert protocol.to_builtins(decoded) == value  # type: ignore[arg-type]
+
+
 def test_acks_have_one_shape() -> None:
     assert protocol.ok() == {"ok": True}
     assert protocol.ok(protocol.Answer(type="answer", sdp="v=0")) == {

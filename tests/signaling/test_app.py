@@ -104,6 +104,27 @@ async def test_a_body_over_the_limit_is_refused_without_reading_it_all(
     assert json.loads(reply)["error"]["message"] == "request body too large"
 
 
+@pytest.mark.parametrize("opening", [b"[", b'{"a":'], ids=["arrays", "objects"])
+async def test_a_body_nested_too_deeply_is_a_bad_request_not_a_server_error(
+    live: tuple[web.Application, int], opening: bytes
+) -> None:
+    """msgspec raises RecursionError past a few thousand levels, well inside the body limit:
+    it was answered 500 (found by `radiocore bench fuzz`)."""
+    _, port = live
+    body = b'{"email": ' + opening * 3000
+    head = (
+        f"POST /api/auth/login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    status, _, reply = await raw_http(port, head + body)
+    assert status == 400, reply
+    assert json.loads(reply)["error"] == {
+        "code": "bad_request",
+        "message": "the request body is JSON nested too deeply",
+    }
+
+
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
