@@ -236,7 +236,12 @@ def _signaling(sio: socketio.AsyncServer) -> CleanupContext:
         )
         app[keys.STATIONS] = stations
         rate = config.limits.max_events_per_second
-        operators = OperatorNamespace(stations, rate)
+        operators = OperatorNamespace(
+            stations,
+            rate,
+            max_connections_per_user=config.limits.max_connections_per_user,
+            max_boards_per_connection=config.limits.max_boards_per_connection,
+        )
         agents = AgentNamespace(stations, rate)
         sio.register_namespace(operators)
         sio.register_namespace(agents)

@@ -287,6 +287,16 @@ class LimitsConfig:
         "data-channel bytes queued to one peer before further messages to it are dropped "
         "(a slow peer must not make the server hoard memory)",
     )
+    max_connections_per_user: int = setting(
+        16,
+        "Socket.IO connections one account may hold open on this node (tabs, devices, "
+        "programs); one more is refused `rate_limited` (1 … 1000)",
+    )
+    max_boards_per_connection: int = setting(
+        8,
+        "boards one connection may have joined at once (each holds a peer connection); one "
+        "more is refused `rate_limited` (1 … 100)",
+    )
     max_early_candidates: int = setting(
         32,
         "trickled ICE candidates kept for a connection whose offer is still being applied; "
@@ -342,6 +352,8 @@ class LimitsConfig:
                 " (it must hold one message, limits.max_data_message_bytes)",
             ),
             ("max_early_candidates", self.max_early_candidates, 1, MAX_EARLY_CANDIDATES, ""),
+            ("max_connections_per_user", self.max_connections_per_user, 1, 1000, ""),
+            ("max_boards_per_connection", self.max_boards_per_connection, 1, 100, ""),
             ("login_per_minute", self.login_per_minute, 1, MAX_LOGINS_PER_MINUTE, ""),
         )
         for name, value, lowest, highest, why in bounds:

@@ -194,9 +194,18 @@ class AgentNamespace(StrictNamespace):
 class OperatorNamespace(StrictNamespace):
     """`/operator`: browsers and operator programs, authenticated by JWT."""
 
-    def __init__(self, service: StationService, max_events_per_second: int) -> None:
+    def __init__(
+        self,
+        service: StationService,
+        max_events_per_second: int,
+        *,
+        max_connections_per_user: int = 16,
+        max_boards_per_connection: int = 8,
+    ) -> None:
         super().__init__(protocol.OPERATOR_NAMESPACE, max_events_per_second)
         self._service = service
+        self._max_connections = max_connections_per_user
+        self._max_boards = max_boards_per_connection
         self._identities: dict[str, OperatorIdentity] = {}
         self._joined: dict[str, set[str]] = {}
         self.events = {
@@ -220,6 +229,20 @@ class OperatorNamespace(StrictNamespace):
                 raise
             logger.warning("operator not admitted now: the database did not answer")
             raise refuse(ErrorCode.UNAVAILABLE, UnavailableError.default_message) from None
+        open_now = sum(1 for i in self._identities.values() if i.user_id == identity.user_id)
+        if open_now >= self._max_connections:
+            self.rate_limited += 1
+            logger.info(
+                "operator %s refused: %d connections open",
+                identity.callsign,
+                open_now,
+                extra={"operator_id": identity.user_id},
+            )
+            raise refuse(
+                ErrorCode.RATE_LIMITED,
+                f"this account already has {open_now} connections open to this server (the "
+                "most it may); close another tab, device or program first",
+            )
         self._identities[sid] = identity
         self._joined[sid] = set()
         await self.enter_room(sid, _user_room(identity.user_id))
@@ -289,6 +312,13 @@ class OperatorNamespace(StrictNamespace):
 
     async def _join(self, sid: str, request: protocol.JoinRequest) -> protocol.JoinReply:
         identity = self._identity(sid)
+        joined = self._joined[sid]
+        if request.board_id not in joined and len(joined) >= self._max_boards:
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                f"this connection has joined {len(joined)} boards (the most it may); leave one "
+                "first",
+            )
         reply = await self._service.join(identity, request.board_id)
         self._joined[sid].add(request.board_id)
         logger.info(

@@ -234,3 +234,73 @@ async def test_the_configured_limits_are_the_ones_enforced(tmp_path: Path) -> No
     finally:
         await operator.close()
         await stop_server(server)
+
+
+async def test_one_account_cannot_hold_unbounded_connections_or_joins(tmp_path: Path) -> None:
+    """Connections per account and boards per connection are bounded (each join holds a peer
+    connection): one more is refused `rate_limited` saying what to do, and closing one makes
+    room again. Another account is not affected."""
+    server = await start_server(
+        tmp_path,
+        config={"limits.max_connections_per_user": 2, "limits.max_boards_per_connection": 1},
+    )
+    token = await server.token(server.owner)
+    opened: list[socketio.AsyncClient] = []
+
+    async def connect(with_token: str) -> Any:
+        """None when admitted (kept open), else the refusal's `{code, message}`."""
+        client = socketio.AsyncClient(reconnection=False)
+        errors: list[Any] = []
+        client.on("connect_error", errors.append, namespace="/operator")
+        try:
+            await client.connect(
+                server.url,
+                namespaces=["/operator"],
+                auth={"token": with_token},
+                transports=["websocket"],
+                wait_timeout=10,
+            )
+        except socketio.exceptions.ConnectionError:
+            return errors[-1].get("data") if errors else {"code": "none", "message": ""}
+        opened.append(client)
+        return None
+
+    try:
+        assert await connect(token) is None
+        assert await connect(token) is None
+        refusal = await connect(token)
+        assert refusal is not None and refusal["code"] == "rate_limited", refusal
+        assert "close another tab" in refusal["message"]
+        # someone else is not counted against this account
+        assert await connect(await server.token(server.other)) is None
+
+        first = opened[0]
+        joined = await first.call(
+            "join", {"board_id": server.board_id}, namespace="/operator", timeout=10
+        )
+        assert joined["ok"], joined
+        second = await first.call(
+            "join", {"board_id": server.other_board_id}, namespace="/operator", timeout=10
+        )
+        assert not second["ok"] and second["error"]["code"] == "rate_limited", second
+        left = await first.call(
+            "leave", {"board_id": server.board_id}, namespace="/operator", timeout=10
+        )
+        assert left["ok"], left
+        again = await first.call(
+            "join", {"board_id": server.board_id}, namespace="/operator", timeout=10
+        )
+        assert again["ok"], again
+
+        await opened.pop(1).disconnect()  # one of the owner's two: room for one more
+        admitted = None
+        for _ in range(20):  # bounded: the server sees the disconnect within moments
+            admitted = await connect(token)
+            if admitted is None:
+                break
+            await asyncio.sleep(0.1)
+        assert admitted is None, admitted
+    finally:
+        for client in opened:
+            await client.disconnect()
+        await stop_server(server)
