@@ -45,6 +45,7 @@ from typing import Any, Final
 from bench.coturn import TURNSERVER, Coturn
 from bench.tools import (
     login,
+    operator_offer,
     percentile_ms,
     seed,
     start_server,
@@ -222,7 +223,7 @@ async def _listen(
     pipe: Connection,
 ) -> None:
     import socketio
-    from aiortc import RTCPeerConnection, RTCSessionDescription
+    from aiortc import RTCPeerConnection
     from aiortc.rtp import RtpPacket
 
     import radiocore_protocol as protocol
@@ -251,16 +252,9 @@ async def _listen(
                     listener.statuses.append(time.time())
 
             pc.createDataChannel(protocol.CONTROL_CHANNEL_LABEL).on("message", message)
-        await pc.setLocalDescription(await pc.createOffer())
-        reply = await sio.call(
-            "offer",
-            {"board_id": board_id, "type": "offer", "sdp": pc.localDescription.sdp},
-            namespace="/operator",
-            timeout=30,
-        )
+        reply = await operator_offer(sio, pc, board_id)
         if not reply.get("ok"):
             raise RuntimeError(f"offer refused: {reply}")
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
 
         def record(packet: RtpPacket) -> None:
             listener.packets.append((time.time(), _digest(packet.payload)))

@@ -54,7 +54,7 @@ from typing import Any, Final
 
 from bench.control import _operator
 from bench.faults import Station
-from bench.tools import login, percentile_ms, stop_process
+from bench.tools import login, operator_offer, percentile_ms, stop_process
 
 #: The issue's soak targets (judged on any run; the issue's run is 30 minutes).
 TARGET_MINUTES: Final = 30
@@ -141,7 +141,7 @@ async def _join(url: str, token: str, board_id: str, ear: Ear) -> None:
     """Connect `ear` as the console does: Socket.IO, `join`, an offer with a receiving audio
     m-line and the control data channel; its packets tapped from the first one."""
     import socketio
-    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from aiortc import RTCConfiguration, RTCPeerConnection
 
     import radiocore_protocol as protocol
     from radiocore.aiortc_hooks import tap_receiver
@@ -162,16 +162,9 @@ async def _join(url: str, token: str, board_id: str, ear: Ear) -> None:
     ear.pc = pc
     pc.addTransceiver("audio", direction="recvonly")
     pc.createDataChannel(protocol.CONTROL_CHANNEL_LABEL).on("message", ear.message)
-    await pc.setLocalDescription(await pc.createOffer())
-    reply = await sio.call(
-        "offer",
-        {"board_id": board_id, "type": "offer", "sdp": pc.localDescription.sdp},
-        namespace="/operator",
-        timeout=30,
-    )
+    reply = await operator_offer(sio, pc, board_id)
     if not reply.get("ok"):
         raise RefusedError(str(reply.get("error", {}).get("code")))
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
     # no await since setRemoteDescription: ICE has not connected, no packet is missed
     tap_receiver(pc.getTransceivers()[0].receiver, ear.packet)
 

@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 BENCH_EMAIL = "bench@radiocore.local"
 BENCH_PASSWORD = "bench-password"
@@ -146,3 +147,21 @@ def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> N
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout_s)
+
+
+async def operator_offer(sio: Any, pc: Any, board_id: str) -> dict[str, Any]:
+    """An operator's half of the media negotiation, as the console does it: `pc`'s offer to
+    the joined board over `/operator`; with an `ok` reply, its answer applied (no await after
+    that: ICE has not connected, no packet is missed). The reply, for the caller to judge."""
+    from aiortc import RTCSessionDescription
+
+    await pc.setLocalDescription(await pc.createOffer())
+    reply: dict[str, Any] = await sio.call(
+        "offer",
+        {"board_id": board_id, "type": "offer", "sdp": pc.localDescription.sdp},
+        namespace="/operator",
+        timeout=30,
+    )
+    if reply.get("ok"):
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
+    return reply
