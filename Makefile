@@ -69,7 +69,7 @@ typecheck: venv
 
 test: system-packages venv web lint typecheck
 	# a component that cannot start fails its tests here (tests/support/components.py)
-	# the system tests and the rest side by side (tests/run.sh); PYTEST_ARGS: one pytest instead
+	# the system tests (two groups) and the rest side by side (tests/run.sh); PYTEST_ARGS: one pytest
 	TESTS_REQUIRE_COMPONENTS=1 PY=$(PY) bash tests/run.sh $(PYTEST_ARGS)
 
 demo: venv web
