@@ -303,6 +303,15 @@ class OperatorNamespace(StrictNamespace):
             raise ProtocolError(ErrorCode.UNAUTHORIZED, "not connected as an operator")
         return identity
 
+    def _check_room_to_join(self, joined: set[str], board_id: str) -> None:
+        """`rate_limited` when joining `board_id` would pass `max_boards_per_connection`."""
+        if board_id not in joined and len(joined) >= self._max_boards:
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                f"this connection has joined {len(joined)} boards (the most it may); leave one "
+                "first",
+            )
+
     def _require_joined(self, sid: str, board_id: str) -> None:
         if board_id not in self._joined.get(sid, set()):
             raise NotJoinedError()
@@ -312,15 +321,15 @@ class OperatorNamespace(StrictNamespace):
 
     async def _join(self, sid: str, request: protocol.JoinRequest) -> protocol.JoinReply:
         identity = self._identity(sid)
-        joined = self._joined[sid]
-        if request.board_id not in joined and len(joined) >= self._max_boards:
-            raise ProtocolError(
-                ErrorCode.RATE_LIMITED,
-                f"this connection has joined {len(joined)} boards (the most it may); leave one "
-                "first",
-            )
+        self._check_room_to_join(self._joined[sid], request.board_id)
         reply = await self._service.join(identity, request.board_id)
-        self._joined[sid].add(request.board_id)
+        # read again after the access check: the connection may have closed meanwhile, or
+        # another join of it may have taken the last place
+        joined = self._joined.get(sid)
+        if joined is None:
+            raise NotJoinedError("the connection closed while it was joining")
+        self._check_room_to_join(joined, request.board_id)
+        joined.add(request.board_id)
         logger.info(
             "operator %s joined board %s",
             identity.callsign,

@@ -40,6 +40,8 @@ from tests.support.waiting import wait_for
 
 #: The server's bound for a peer's media to come up (`ice.connect_timeout_s`), short here.
 CONNECT_TIMEOUT_S = 2.0
+#: Sockets joining at once (case 3).
+FLOOD = 30
 #: Beyond that bound: closing a peer connection and the loop's other work on 2 busy cores.
 CLOSE_SLACK_S = 3.0
 #: The agent's tone (`AgentProcess.tone_hz`).
@@ -74,7 +76,15 @@ class Station:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def station(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Station]:
     data_dir = tmp_path_factory.mktemp("handshake-faults")
-    server = await start_server(data_dir, config={"ice.connect_timeout_s": CONNECT_TIMEOUT_S})
+    server = await start_server(
+        data_dir,
+        config={
+            "ice.connect_timeout_s": CONNECT_TIMEOUT_S,
+            # the flood is one account's 30 sockets: room for them (the per-account bound has
+            # a test of its own, test_bad_input.py)
+            "limits.max_connections_per_user": 2 * FLOOD,
+        },
+    )
     agent = AgentProcess(server, sink=data_dir / "tx.raw")
     listener = Operator(server, await server.token(server.other))
     token = await server.token(server.owner)
@@ -431,9 +441,6 @@ async def test_a_half_open_dtls_peer_is_closed_and_told(
 
 
 # -- 3. a flood of joins ----------------------------------------------------------------------
-
-#: Sockets joining at once.
-FLOOD = 30
 
 
 async def test_a_flood_of_joins_is_answered_and_cleaned_up(station: Station, ear: Ear) -> None:
