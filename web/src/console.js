@@ -597,7 +597,11 @@ function onPttChange(mine, keyed, why) {
   } else {
     pttInput.forget();
     view.clearTxWarning();
-    if (why === "keepalive_failed") {
+    if (why === "keepalive_failed" && !mine.channelOpen) {
+      // the channel is closing: a keep-alive found it before its `close` event did
+      station.lastLocalRelease = "channel_closed";
+      view.showNotice("PTT released: the control channel closed.");
+    } else if (why === "keepalive_failed") {
       station.lastLocalRelease = why;
       view.showNotice("PTT released: a keep-alive could not be sent.");
     }
