@@ -57,6 +57,12 @@ class RigReader:
     def freq(self) -> int:
         return int(float(self._ask("f")))
 
+    def set_freq(self, hz: int) -> None:
+        """Tune the rig as its own front panel would (someone turning the VFO knob)."""
+        answer = self._ask(f"F {hz}")
+        if answer != "RPRT 0":
+            raise ConnectionError(f"rigctld refused F {hz}: {answer}")
+
     def mode(self) -> str:
         mode = self._ask("m")
         self._file.readline()  # the passband

@@ -63,6 +63,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from bench import demo_process
 from bench.console_page import CHROMIUM, CHROMIUM_FLAGS, INBOUND_AUDIO_JS, sign_in
 from bench.demo_process import Demo
+from bench.rig_reader import RigReader
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # run as a script: the step modules beside this one
@@ -516,17 +517,33 @@ def _key_with_space(page: Page, description: str) -> None:
     _wait_status(page, f"{description}: status.ptt true", "s.ptt === true")
 
 
-def check_safety_releases(page: Page, result: dict[str, Any]) -> None:
-    """Space-bar PTT, unkeyed by a window blur and by the page being hidden (key still down)."""
+def _rig_keyed(port: int | None) -> bool | None:
+    """The rig's own PTT, from rigctld on a connection of its own (None: the demo runs none)."""
+    if port is None:
+        return None
+    reader = RigReader.connect(port)
+    try:
+        return reader.ptt()
+    finally:
+        reader.close()
+
+
+def check_safety_releases(page: Page, rigctld_port: int | None, result: dict[str, Any]) -> None:
+    """Space-bar PTT, unkeyed by a window blur and by the page being hidden (key still down).
+
+    The rig's PTT is read back from rigctld while keyed and after each release.
+    """
     safety: dict[str, Any] = {}
     result["safety"] = safety
 
     _key_with_space(page, "space bar")
     safety["space_keyed"] = True
+    safety["rig_keyed_by_space"] = _rig_keyed(rigctld_port)
     page.evaluate("window.dispatchEvent(new Event('blur'))")
     _wait_js(page, "window.radiocore.ptt === false", timeout=UI_REACTION_MS)
     _wait_status(page, "status.ptt false after the window lost focus", "s.ptt === false")
     safety["blur_view"] = _tx_view(page)
+    safety["rig_keyed_after_blur"] = _rig_keyed(rigctld_port)
     page.keyboard.up("Space")  # after the safety release: sends nothing, keys nothing
 
     _key_with_space(page, "space bar again")
@@ -537,6 +554,7 @@ def check_safety_releases(page: Page, result: dict[str, Any]) -> None:
     _wait_js(page, "window.radiocore.ptt === false", timeout=UI_REACTION_MS)
     _wait_status(page, "status.ptt false after the page was hidden", "s.ptt === false")
     safety["hidden_view"] = _tx_view(page)
+    safety["rig_keyed_after_hidden"] = _rig_keyed(rigctld_port)
     page.evaluate("delete document.hidden")  # back to the prototype's getter
     page.keyboard.up("Space")
     quiet_from = page.evaluate("window.radiocore.keepalivesSent")
@@ -890,7 +908,7 @@ def run_pages(
         with tx_audio_window(tx_audio, result):  # the voice reaching the station's sink
             check_transmitting(page, screenshot, result)
         check_tuning(page, result)
-        check_safety_releases(page, result)
+        check_safety_releases(page, ready.get("rigctld_port"), result)
         result["errors"] = _error_list(page)  # every real one; expected ones come next
         check_station(browser, page, url, ready, screenshot, result)
         check_refused_tuning(page, result)

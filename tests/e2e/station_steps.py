@@ -9,6 +9,7 @@ demo's ready line gives (`rigctld_port`); this module reads it on its own TCP co
   a fast burst of notches goes out as fewer `freq` messages, the last one the final value;
 - the arrow keys (Up one step, PageDown ten) tune the focused display; the step is remembered;
 - band buttons tune into their band; a band outside the station's ranges is not offered;
+- the rig tuned at the rig itself (rigctld `F`, as its VFO knob would) is followed by the page;
 - mode buttons set the mode; the S-meter bar follows status readings on its S-unit scale;
 - the microphone meter moves before keying; holding PTT keys the rig (rigctld `t` 1), the TX
   clock counts, a screenshot is taken on the air, and the release unkeys it;
@@ -49,6 +50,8 @@ METER_WAIT_S = 6.0
 INSECURE_ADDRESS = "10.77.0.1"
 WHEEL_NOTCH_PX = 100
 BURST_NOTCHES = 10
+#: Where the rig is tuned at the rig itself (FT8 on 40 m), not from the page.
+AT_THE_RIG_HZ = 7_074_000
 TOUCH_VIEWPORT: ViewportSize = {"width": 390, "height": 700}
 #: Where the PTT button is on the screen (viewport coordinates, CSS px).
 PTT_TOP_JS = "document.getElementById('ptt').getBoundingClientRect().top"
@@ -274,6 +277,11 @@ def check_dial(page: Page, port: int, station: dict[str, Any]) -> None:
         hz = _poll(f"the rig in the {band} band", RIG_WAIT_S, in_band)
         dial[f"band_{band}_rig"] = hz
         dial[f"band_{band}_view"] = _wait_settled(page, hz)
+
+    # turned at the rig itself (its VFO knob, another program on its rigctld): the page follows
+    _ask_rig(port, lambda reader: reader.set_freq(AT_THE_RIG_HZ))
+    dial["at_the_rig_view"] = _wait_settled(page, AT_THE_RIG_HZ)
+
     capabilities = page.evaluate("window.radiocore.capabilities")
     dial["capabilities"] = capabilities
     narrow = {

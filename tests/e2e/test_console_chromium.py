@@ -188,6 +188,10 @@ def test_frequency_outside_the_rig_is_refused_and_shown(report: dict[str, Any]) 
 def test_space_bar_ptt_is_released_on_blur_and_when_hidden(report: dict[str, Any]) -> None:
     safety = report["safety"]
     assert safety["space_keyed"] is True
+    assert safety["rig_keyed_by_space"] is not None, "the demo runs no rigctld to read"
+    assert safety["rig_keyed_by_space"] is True, "rigctld does not report PTT while held"
+    assert safety["rig_keyed_after_blur"] is False, "the rig stayed keyed after the blur"
+    assert safety["rig_keyed_after_hidden"] is False, "the rig stayed keyed with the page hidden"
     for key, reason, words in (
         ("blur_view", "blur", "lost focus"),
         ("hidden_view", "hidden", "hidden"),

@@ -2,7 +2,8 @@
 
 Judges the `station` part of the one `console_check.py` run (the `report` fixture in
 conftest.py; the steps are tests/e2e/station_steps.py): wheel, arrow-key and band-button tuning
-change the frequency of the demo's Hamlib dummy rig as its own rigctld reports it; a wheel burst
+change the frequency of the demo's Hamlib dummy rig as its own rigctld reports it, and the page
+follows the rig tuned at the rig itself; a wheel burst
 is coalesced; mode buttons set its mode; the S-meter bar follows the status on its S-unit scale;
 the microphone meter moves before keying; holding PTT keys the rig and the TX clock counts;
 latching PTT asks first; touch PTT keys and slides off; an insecure origin says why it cannot
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from radiocore.demo import DEMO_CALLSIGN
-from tests.e2e.station_steps import BURST_NOTCHES, s_meter_fraction
+from tests.e2e.station_steps import AT_THE_RIG_HZ, BURST_NOTCHES, s_meter_fraction
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(200)]
 
@@ -86,6 +87,13 @@ def test_band_buttons_tune_into_the_band_and_follow_the_rig_ranges(
     assert narrow[0] == "160m" and narrow[-1] == "10m", narrow
     assert not {"6m", "2m", "70cm"} & set(narrow)
     assert dial["bands_restored"] == dial["bands"]
+
+
+def test_the_page_follows_the_rig_tuned_at_the_rig(station: dict[str, Any]) -> None:
+    dial = _completed(station, "dial")
+    view = dial["at_the_rig_view"]
+    assert view["freq_text"] == format_frequency(AT_THE_RIG_HZ)
+    assert view["band_pressed"] == ["40m"]
 
 
 def test_mode_buttons_set_the_rig_mode(station: dict[str, Any]) -> None:
