@@ -30,7 +30,7 @@ from typing import Any
 from radiocore import aiortc_hooks
 
 from .audio_sink import AudioSink
-from .audio_source import AudioSource
+from .audio_source import AudioSource, AudioState, ResilientSource
 from .backoff import Backoff
 from .config import AgentConfig, AudioSpec
 from .errors import AudioError, SessionError
@@ -67,7 +67,12 @@ class BoardAgent:
         self.station = station if station is not None else create_station(config)
         self.control = StationControl(self.station, config)
         source_spec = AudioSpec.parse_source(config.audio_source)
-        self._source_factory = audio_source_factory or (lambda: AudioSource.from_spec(source_spec))
+        open_source = audio_source_factory or (lambda: AudioSource.from_spec(source_spec))
+        #: The RX audio's failures over every session (a failing source is reopened in place).
+        self.audio = AudioState()
+        self._source_factory = lambda: ResilientSource(
+            open_source, retry_s=config.audio_retry_s, state=self.audio
+        )
         self.audio_sink = (
             audio_sink
             if audio_sink is not None
@@ -110,6 +115,8 @@ class BoardAgent:
             ptt=self.control.ptt,
             reconnects=self.reconnects,
             audio_underruns=self.audio_underruns,
+            audio_failures=self.audio.failures,
+            audio_failure=self.audio.failure,
             ptt_sessions=self.control.ptt_sessions,
             rig_errors=station.rig_errors,
             rig_outages=station.outages,

@@ -3,6 +3,9 @@
 Four sources behind one interface: `ToneSource` (a simulated receiver), `ClickSource` (a latency
 test signal: clicks at known wall-clock instants), `FileSource` (any file PyAV decodes, looped)
 and `DeviceSource` (a capture device: ALSA, PulseAudio when PyAV's FFmpeg has it).
+`ResilientSource` wraps one of them for a session: when it fails mid-session (a USB sound card
+unplugged, a device error) the stream goes on with silence while the source is reopened, so the
+station keeps its session, its control and its PTT.
 The runtime needs no numpy: a Raspberry Pi install stays small.
 """
 
@@ -16,6 +19,7 @@ from abc import ABC, abstractmethod
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import IO, Final
 
@@ -76,7 +80,7 @@ class AudioSource(ABC):
             return ClickSource(period_ms=spec.click_period_ms, log_path=spec.click_log)
         if spec.kind == "file":
             return FileSource(spec.target)
-        if spec.kind in ("alsa", "pulse"):
+        if spec.kind in ("alsa", "pulse", "lavfi"):
             return DeviceSource(spec.target, spec.kind)
         raise AudioError(f"{spec.kind!r} is not an audio source")
 
@@ -346,3 +350,120 @@ class DeviceSource(_DecodingSource):
 
     def _on_end(self) -> None:
         raise AudioError(f"{self._describe()} stopped delivering audio")
+
+
+@dataclass
+class AudioState:
+    """The RX audio's health over every session (the agent's /health and /metrics).
+
+    Written by `ResilientSource` (from the capture thread for a live source), read by the agent.
+    """
+
+    #: Times an open source failed mid-stream.
+    failures: int = 0
+    #: Why the RX audio is silent now, in words (None: the source delivers).
+    failure: str | None = None
+
+
+class ResilientSource(AudioSource):
+    """The RX stream of one session, kept going through a failing source.
+
+    Opens a source from `factory` at once (an error then is the caller's: the session does not
+    start). When a `read()` later raises `AudioError`, the source is closed, the failure logged
+    and recorded in `state`, and silence is returned in its place: frames stay consecutive and
+    20 ms apart (a live source's silence is paced here, on the capture thread), so the peer
+    connection, the control channel and PTT are untouched. Every `retry_s` seconds the source is
+    opened anew; once it opens, its audio replaces the silence.
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[], AudioSource],
+        *,
+        retry_s: float = 2.0,
+        state: AudioState | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._factory = factory
+        self._retry_s = retry_s
+        self.state = state if state is not None else AudioState()
+        self._clock = clock
+        self._sleep = sleep
+        try:
+            self._source: AudioSource | None = factory()
+        except AudioError as exc:
+            self.state.failure = str(exc)
+            raise
+        self.state.failure = None
+        self.live = self._source.live
+        self._pts = 0
+        self._retry_at = 0.0
+        self._silence_due = 0.0
+
+    def read(self) -> av.AudioFrame:
+        frame = self._read_source()
+        if frame is None:
+            frame = self._silence()
+        frame.pts = self._pts
+        self._pts += SAMPLES_PER_FRAME
+        return frame
+
+    def _read_source(self) -> av.AudioFrame | None:
+        if self._source is None and self._clock() >= self._retry_at:
+            self._reopen()
+        if self._source is None:
+            return None
+        try:
+            return self._source.read()
+        except AudioError as exc:
+            self._failed(exc)
+            return None
+
+    def _failed(self, exc: AudioError) -> None:
+        source, self._source = self._source, None
+        if source is not None:
+            source.close()
+        now = self._clock()
+        self._retry_at = now + self._retry_s
+        self._silence_due = now + FRAME_DURATION_S  # when the device would have delivered it
+        self.state.failures += 1
+        self.state.failure = str(exc)
+        logger.error(
+            "RX audio failed: %s; sending silence, reopening the source every %.1f s",
+            exc,
+            self._retry_s,
+        )
+
+    def _reopen(self) -> None:
+        try:
+            source = self._factory()
+        except AudioError as exc:
+            self._retry_at = self._clock() + self._retry_s
+            if str(exc) != self.state.failure:
+                logger.warning("RX audio still failing: %s", exc)
+                self.state.failure = str(exc)
+            return
+        if source.live != self.live:  # the same factory, so not expected: keep the pacing
+            source.close()
+            self._retry_at = self._clock() + self._retry_s
+            logger.error("RX audio: the reopened source is paced differently; not used")
+            return
+        self._source = source
+        self.state.failure = None
+        logger.info("RX audio is back")
+
+    def _silence(self) -> av.AudioFrame:
+        if self.live:  # the device's clock paced the stream: pace the silence in its place
+            now = self._clock()
+            if self._silence_due < now - FRAME_DURATION_S:  # late (a slow reopen): no burst
+                self._silence_due = now
+            if self._silence_due > now:
+                self._sleep(self._silence_due - now)
+            self._silence_due += FRAME_DURATION_S
+        return pcm_frame(bytes(BYTES_PER_FRAME), 0)
+
+    def close(self) -> None:
+        source, self._source = self._source, None
+        if source is not None:
+            source.close()

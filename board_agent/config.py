@@ -77,7 +77,7 @@ MAX_CONTROL_QUEUE_SIZE: Final = 1024
 MAX_CHANNEL_BUFFERED_BYTES: Final = 16 * 1024 * 1024
 _RIG_GROUP: Final = "the rig (Hamlib) and transmit safety"
 
-AudioKind: TypeAlias = Literal["tone", "clicks", "file", "alsa", "pulse", "null", "raw"]
+AudioKind: TypeAlias = Literal["tone", "clicks", "file", "alsa", "pulse", "lavfi", "null", "raw"]
 
 
 @dataclass(frozen=True)
@@ -109,8 +109,8 @@ class AudioSpec:
 
     @classmethod
     def parse_source(cls, spec: str) -> AudioSpec:
-        """Parse `tone`, `tone:HZ`, `clicks`, `clicks:MS[:PATH]`, `file:PATH`, `alsa:DEVICE` or
-        `pulse:DEVICE`."""
+        """Parse `tone`, `tone:HZ`, `clicks`, `clicks:MS[:PATH]`, `file:PATH`, `alsa:DEVICE`,
+        `pulse:DEVICE` or `lavfi:GRAPH`."""
         kind, _, target = spec.partition(":")
         if kind == "clicks":
             period, _, log = target.partition(":")
@@ -140,9 +140,16 @@ class AudioSpec:
             if not target:
                 raise ConfigError(f"audio_source {spec!r} needs a device, e.g. {kind}:default")
             return cls("alsa" if kind == "alsa" else "pulse", target)
+        if kind == "lavfi":
+            if not target:
+                raise ConfigError(
+                    "audio_source 'lavfi:' needs an FFmpeg filter graph, "
+                    "e.g. lavfi:sine=frequency=700"
+                )
+            return cls("lavfi", target)
         raise ConfigError(
             f"audio_source {spec!r} is not one of tone, tone:HZ, clicks, clicks:MS[:PATH], "
-            "file:PATH, alsa:DEVICE, pulse:DEVICE"
+            "file:PATH, alsa:DEVICE, pulse:DEVICE, lavfi:GRAPH"
         )
 
     @classmethod
@@ -198,7 +205,9 @@ class AgentConfig:
         "tone",
         "receiver audio sent to operators: tone, tone:HZ, file:PATH, alsa:DEVICE, pulse:DEVICE; "
         "clicks or clicks:MS[:PATH] (a latency test signal, clicks every MS ms aligned to the "
-        "wall clock, each click's emit time appended to PATH)",
+        "wall clock, each click's emit time appended to PATH); lavfi:GRAPH (an FFmpeg filter "
+        "graph captured like a device; end it with arealtime to pace it in real time, e.g. "
+        "lavfi:sine=frequency=700,arealtime)",
         metavar="SPEC",
     )
     audio_sink: str = setting(
@@ -219,6 +228,11 @@ class AgentConfig:
         choices=("all", "relay"),
     )
     opus_bitrate: int = setting(24000, "Opus bit rate of the receiver audio, 6000 … 510000 bit/s")
+    audio_retry_s: float = setting(
+        2.0,
+        "when the receiver audio source fails mid-session (a sound card unplugged), silence is "
+        "sent and the source reopened this often, seconds; the session and PTT go on",
+    )
     reconnect_min_s: float = setting(
         1.0, "first pause before connecting again after the server was lost, seconds"
     )
@@ -464,6 +478,7 @@ class AgentConfig:
             "heartbeat_interval_s",
             "connect_timeout_s",
             "tx_timeout_s",
+            "audio_retry_s",
         ):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be greater than 0")

@@ -73,6 +73,10 @@ class AgentHealth:
     ptt_guard_running: bool | None = None
     #: Transmissions the agent ended by itself, by reason (deadman, timeout, watchdog, …).
     tx_stops: Mapping[str, int] = field(default_factory=dict)
+    #: Times the RX audio source failed mid-session (it is reopened; silence meanwhile).
+    audio_failures: int = 0
+    #: Why the RX audio is silent now (None: the source delivers).
+    audio_failure: str | None = None
 
     @property
     def problems(self) -> list[str]:
@@ -84,6 +88,8 @@ class AgentHealth:
             found.append("the rig does not answer")
         if self.ptt_guard_running is False:
             found.append("the PTT guard is not running (keying is refused)")
+        if self.audio_failure is not None:
+            found.append(f"the receiver audio failed ({self.audio_failure}); reopening it")
         return found
 
     @property
@@ -199,6 +205,18 @@ def render_metrics(health: AgentHealth, process: ProcessStats) -> str:
             "RX audio frames (20 ms) not ready in time (the event loop or the capture device "
             "was late).",
             h.audio_underruns,
+        ),
+        *_sample(
+            "radiocore_agent_audio_failures_total",
+            "counter",
+            "Times the RX audio source failed mid-session (silence is sent while it is reopened).",
+            h.audio_failures,
+        ),
+        *_sample(
+            "radiocore_agent_audio_ok",
+            "gauge",
+            "1 while the RX audio source delivers, 0 while it has failed and is being reopened.",
+            int(h.audio_failure is None),
         ),
         *_sample(
             "radiocore_agent_ptt_sessions_total",

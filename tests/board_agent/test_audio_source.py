@@ -110,8 +110,8 @@ def test_file_source_errors(tmp_path: Path) -> None:
 
 
 def test_device_source_through_an_ffmpeg_input_device() -> None:
-    # lavfi stands in for ALSA here: same code path, a device that paces itself
-    source = DeviceSource("sine=frequency=700:sample_rate=44100", "lavfi")
+    # lavfi stands in for ALSA here: same code path (arealtime paces it like a capture device)
+    source = DeviceSource("sine=frequency=700:sample_rate=44100,arealtime", "lavfi")
     assert source.live
     frames = [source.read() for _ in range(25)]
     source.close()

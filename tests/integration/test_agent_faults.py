@@ -2,7 +2,8 @@
 agent process -> a real `rigctld -m 1 -P RIG`, and the agent killed (SIGKILL), frozen
 (SIGSTOP) or stopped (SIGTERM) while keyed. The station's PTT guard must release PTT within
 1.5 s of the agent's death or freeze. The rig's state is read from rigctld on connections of
-the test's own, never from what the agent reports.
+the test's own, never from what the agent reports. Last, the receiver's sound card failing
+mid-session must not end the session nor drop PTT.
 
 There is no systemd here: what systemd does when it stops the unit (KillMode=control-group:
 SIGTERM to every process left in the unit, then ExecStopPost=`radiocore agent --unkey`) is
@@ -21,7 +22,10 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
+from typing import Any
 
+import aiohttp
+import numpy as np
 import pytest
 
 from bench.rig_reader import RigReader
@@ -383,3 +387,71 @@ def test_the_unkey_command_fails_without_rigctld(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr.decode()
     assert b"could not release PTT: cannot reach rigctld" in done.stderr
     assert time.monotonic() - started < 10
+
+
+#: A receiver's sound card that delivers 2 s of a 700 Hz tone after each opening, then stops
+#: (FFmpeg's lavfi device through the agent's capture-device path; arealtime paces it).
+ENDING_DEVICE = "lavfi:sine=frequency=700:sample_rate=48000:duration=2,arealtime"
+
+
+def loud(frame: np.ndarray) -> bool:
+    return float(np.sqrt(np.mean((frame / 32768.0) ** 2))) > 0.05
+
+
+async def test_audio_device_failing_mid_session_keeps_the_session_and_ptt(
+    server: LiveServer, rig: Rigctld, tmp_path: Path
+) -> None:
+    """The station's sound card stops delivering while an operator listens and transmits: the
+    agent sends silence and reopens it (every `audio_retry_s`); the operator's peer connection,
+    the board's presence and the keyed rig are untouched, the tone comes back, the agent's
+    /health names the failure; the release still unkeys."""
+    health_port = free_port()
+    args = [*rigctld_args(rig), "--audio-source", ENDING_DEVICE, "--audio-retry-s", "1",
+            "--health-port", str(health_port)]  # fmt: skip
+    async with running_agent(server, tmp_path, args) as agent:
+        assert agent.process is not None
+        reader = rig.reader()
+        op = Operator(server, await server.token(server.owner))
+        try:
+            await op.connect()
+            reply = await op.join_and_listen(server.board_id)
+            assert reply["ok"], reply
+            assert await wait_for(lambda: op.channel.readyState == "open")
+            op.key()
+            assert await wait_for(lambda: reader.ptt(), seconds=5), "the rig did not key"
+            pc = op.pc
+            assert pc is not None
+
+            # ~7 s: the device ends at least twice; the rig read back every 0.5 s meanwhile
+            first = len(op.frames)
+            health_seen: list[dict[str, Any]] = []
+            keyed: list[bool] = []
+            for _ in range(14):  # bounded: 14 x 0.5 s
+                await asyncio.sleep(0.5)
+                keyed.append(await asyncio.to_thread(reader.ptt))
+                async with aiohttp.ClientSession() as http:
+                    got = await http.get(f"http://127.0.0.1:{health_port}/health")
+                    health_seen.append({"http": got.status, **(await got.json())})
+            heard = [loud(frame) for frame in op.frames[first:]]
+
+            assert all(keyed), f"the rig dropped PTT while the audio failed: {keyed}"
+            assert pc.connectionState == "connected", "the operator's connection was lost"
+            assert sfu_of(server).station_online(server.board_id)
+            assert agent.process.poll() is None, "the agent exited"
+            # silence while the device was gone, then the tone again, on the same connection
+            runs = [k for k, _ in itertools.groupby(heard)]
+            assert len(heard) >= 250, f"{len(heard)} frames in 7 s: the stream stalled"
+            assert runs.count(False) >= 2 and runs.count(True) >= 2, runs
+            assert any(h["http"] == 503 and any("receiver audio failed" in p
+                                                 for p in h["problems"])
+                       for h in health_seen), health_seen  # fmt: skip
+            assert health_seen[-1]["audio_failures"] >= 2
+            assert health_seen[-1]["reconnects"] == 0, "the agent started a new session"
+
+            op.unkey()
+            assert await wait_for(lambda: not reader.ptt(), seconds=2), "still keyed"
+        finally:
+            reader.close()
+            await op.close()
+        log = agent.log.read_text() if agent.log else ""
+        assert "RX audio failed" in log and "RX audio is back" in log, log[-2000:]
