@@ -112,9 +112,12 @@ def gone(pid: int) -> bool:
     return process_state(pid) in ("", "Z")
 
 
-async def keyed_operator(server: LiveServer, account: Account, reader: RigReader) -> Operator:
-    """An operator holding PTT (keep-alives every 250 ms) with the rig keyed."""
-    op = Operator(server, await server.token(account), tap=True)
+async def keyed_operator(
+    server: LiveServer, account: Account, reader: RigReader, *, tap: bool = True
+) -> Operator:
+    """An operator holding PTT (keep-alives every 250 ms) with the rig keyed; `tap`: keeps the
+    RTP packets, else decodes the station's audio into `frames`."""
+    op = Operator(server, await server.token(account), tap=tap)
     await op.connect()
     reply = await op.join_and_listen(server.board_id)
     assert reply["ok"], reply
@@ -411,14 +414,8 @@ async def test_audio_device_failing_mid_session_keeps_the_session_and_ptt(
     async with running_agent(server, tmp_path, args) as agent:
         assert agent.process is not None
         reader = rig.reader()
-        op = Operator(server, await server.token(server.owner))
+        op = await keyed_operator(server, server.owner, reader, tap=False)
         try:
-            await op.connect()
-            reply = await op.join_and_listen(server.board_id)
-            assert reply["ok"], reply
-            assert await wait_for(lambda: op.channel.readyState == "open")
-            op.key()
-            assert await wait_for(lambda: reader.ptt(), seconds=5), "the rig did not key"
             pc = op.pc
             assert pc is not None
 
