@@ -304,12 +304,13 @@ class ReleaseReply(msgspec.Struct, frozen=True):
     secret: str
 
 
-async def _disconnect_agent(call: Call, board_id: str) -> None:
-    """The board's secret died: whoever had it is locked out now, not at the agent's next
-    reconnect (this node's connection; another node's at its next attempt)."""
+async def disconnect_agents(call: Call, board_ids: set[str]) -> None:
+    """The boards' secrets died (rotated, board released, account deleted): whoever had them
+    is locked out now, not at the agent's next reconnect (this node's connections; another
+    node's at its next attempt)."""
     agents = call.app[keys.SOCKETIO].namespace_handlers.get(protocol.AGENT_NAMESPACE)
-    if isinstance(agents, AgentNamespace):
-        await agents.disconnect_boards({board_id})
+    if isinstance(agents, AgentNamespace) and board_ids:
+        await agents.disconnect_boards(board_ids)
 
 
 @API.endpoint(
@@ -332,7 +333,7 @@ async def _disconnect_agent(call: Call, board_id: str) -> None:
 async def release_board(call: Call) -> ReleaseReply:
     board = await owned_board(call, "release it")
     released = await accounts.release_board(call.app[keys.STORE], board.id, call.caller.user_id)
-    await _disconnect_agent(call, board.id)
+    await disconnect_agents(call, {board.id})
     return ReleaseReply(
         board_id=released.board.id, pairing_code=released.pairing_code, secret=released.secret
     )
@@ -372,7 +373,7 @@ async def rotate_board_secret(call: Call) -> SecretReply:
         raise decision.refusal("too many secret rotations; try again later")
     board = await owned_board(call, "rotate its secret")
     rotated = await accounts.rotate_board_secret(call.app[keys.STORE], board.id, user_id)
-    await _disconnect_agent(call, board.id)
+    await disconnect_agents(call, {board.id})
     logger.info(
         "board %s: its owner rotated the agent secret", board.id, extra={"board_id": board.id}
     )

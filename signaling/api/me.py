@@ -18,8 +18,9 @@ import msgspec
 import radiocore_protocol as protocol
 from signaling import keys
 from signaling.accounts import delete_account
+from signaling.api.boards import disconnect_agents
 from signaling.api.http import API, Call
-from signaling.namespaces import AgentNamespace, OperatorNamespace
+from signaling.namespaces import OperatorNamespace
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +166,4 @@ async def delete_me(call: Call) -> None:
     operators = handlers.get(protocol.OPERATOR_NAMESPACE)
     if isinstance(operators, OperatorNamespace):
         await operators.disconnect_user(caller.user_id)
-    agents = handlers.get(protocol.AGENT_NAMESPACE)
-    if isinstance(agents, AgentNamespace) and boards:
-        await agents.disconnect_boards(set(boards))
+    await disconnect_agents(call, set(boards))

@@ -222,21 +222,41 @@ async def test_the_command_rotates_a_secret_in_a_running_servers_data_dir(
         await stop_server(server)
 
 
+async def owner_deletes(
+    server: LiveServer, path: str, body: dict[str, Any] | None = None
+) -> tuple[int, str]:
+    """`DELETE {path}` as the board's owner: the status and the body's text."""
+    token = await server.token(server.owner)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.delete(
+            f"{server.url}{path}", json=body, headers={"Authorization": f"Bearer {token}"}
+        ) as reply,
+    ):
+        return reply.status, await reply.text()
+
+
 async def test_releasing_a_board_disconnects_its_agent_at_once(
     server: LiveServer, agent: AgentProcess
 ) -> None:
     """A released board's old secret dies with the release: the agent that used it is cut off
     then, not at its next reconnect (the next owner must not inherit someone else's station)."""
-    token = await server.token(server.owner)
     assert sfu_of(server).station_online(server.board_id)
-    async with (
-        aiohttp.ClientSession() as http,
-        http.delete(
-            f"{server.url}api/boards/{server.board_id}",
-            headers={"Authorization": f"Bearer {token}"},
-        ) as reply,
-    ):
-        assert reply.status == 200, await reply.text()
+    status, text = await owner_deletes(server, f"api/boards/{server.board_id}")
+    assert status == 200, text
+    assert await wait_for(lambda: not sfu_of(server).station_online(server.board_id), seconds=5)
+    refusal = await agent_refusal(server, server.board_id, server.board_secret)
+    assert refusal is not None and refusal["code"] == "unauthorized", refusal
+
+
+async def test_deleting_the_owners_account_disconnects_its_boards_agent_at_once(
+    server: LiveServer, agent: AgentProcess
+) -> None:
+    """The account's boards go with it (`DELETE /api/me`): their agents are cut off at once and
+    their secrets refused afterwards."""
+    assert sfu_of(server).station_online(server.board_id)
+    status, text = await owner_deletes(server, "api/me", {"password": server.owner.password})
+    assert status == 204, text
     assert await wait_for(lambda: not sfu_of(server).station_online(server.board_id), seconds=5)
     refusal = await agent_refusal(server, server.board_id, server.board_secret)
     assert refusal is not None and refusal["code"] == "unauthorized", refusal
