@@ -6,6 +6,7 @@ Real aiortc peers on loopback, as in test_floor_safety."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 
 import pytest
@@ -20,6 +21,7 @@ from tests.media.test_floor_safety import BOARD, PTT_OFF, PTT_ON, Client, Log, S
 from tests.support.waiting import wait_for
 
 TX_TIMEOUT_S = 120
+ROSTER_INTERVAL_S = 0.25
 ASK = protocol.encode(protocol.FloorRequest(state=True)).decode()
 WITHDRAW = protocol.encode(protocol.FloorRequest(state=False)).decode()
 
@@ -30,7 +32,7 @@ async def station() -> AsyncIterator[Station]:
         ice_host_addresses=("127.0.0.1",),
         deadman_s=30.0,  # nobody here tests the dead-man: no keep-alives needed
         tx_timeout_s=TX_TIMEOUT_S,
-        roster_interval_s=0.25,
+        roster_interval_s=ROSTER_INTERVAL_S,
     )
     log = Log()
     sfu = Sfu(config, observer=log)
@@ -160,13 +162,21 @@ async def test_a_malformed_request_is_refused(station: Station) -> None:
     assert {(e.code.value, e.ref) for e in a.got("error")} == {("bad_request", "floor_request")}
 
 
-async def test_rosters_are_coalesced(station: Station) -> None:
+async def test_rosters_are_coalesced(station: Station, monkeypatch: pytest.MonkeyPatch) -> None:
     a = await station.operator("a")
     b = await station.operator("b")
     assert await wait_for(lambda: shows(a, ("A", False, False), ("B", False, False)))
     room = room_of(station)
     loop = asyncio.get_running_loop()
-    before, received, started = room.roster_broadcasts, len(a.got("roster")), loop.time()
+    sent_at: list[float] = []  # the room's own clock at each broadcast
+    broadcast = room._broadcast_roster
+
+    def recorded() -> None:
+        sent_at.append(loop.time())
+        broadcast()
+
+    monkeypatch.setattr(room, "_broadcast_roster", recorded)
+    before, received = room.roster_broadcasts, len(a.got("roster"))
     for _ in range(100):  # 200 changes as fast as the channel carries them, then one more
         b.send(ASK)
         b.send(WITHDRAW)
@@ -174,10 +184,11 @@ async def test_rosters_are_coalesced(station: Station) -> None:
     changes = 201
     assert await wait_for(lambda: shows(a, ("A", False, False), ("B", False, True)))
     await asyncio.sleep(0.3)  # the last coalesced roster, if one was still due
-    elapsed = loop.time() - started
     broadcasts = room.roster_broadcasts - before
-    # at most one broadcast per interval (and one at once): never one per change
-    assert 1 <= broadcasts <= elapsed / 0.25 + 2, (broadcasts, elapsed)
+    assert broadcasts == len(sent_at) >= 1
+    # never two broadcasts within one interval (the room's clock; 1 ms for the timer's grain)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sent_at)]
+    assert all(gap >= ROSTER_INTERVAL_S - 0.001 for gap in gaps), gaps
     assert broadcasts < changes, f"{broadcasts} rosters for {changes} changes: not coalesced"
     assert len(a.got("roster")) - received == broadcasts
     assert shows(a, ("A", False, False), ("B", False, True))
