@@ -23,11 +23,12 @@ from signaling import keys
 from signaling.access import AccessWatch
 from signaling.audit import TxAudit
 from signaling.auth import JwtAuthority
+from signaling.cluster import ClusterPresence, default_node_name
 from signaling.config import ServerConfig, resolve_web_root
 from signaling.ice import IcePlan
 from signaling.metrics import ServerMetrics, loop_lag_watch
 from signaling.namespaces import AgentNamespace, OperatorNamespace
-from signaling.presence import LocalPresence, PresenceTracker
+from signaling.presence import LocalPresence, Presence, PresenceTracker
 from signaling.ratelimit import (
     ApiLimits,
     CountedRateLimiter,
@@ -195,13 +196,21 @@ async def _audit(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _presence(app: web.Application) -> AsyncIterator[None]:
-    tracker = PresenceTracker(LocalPresence())
+    """Which stations are online: in this process, or shared by every node through Redis."""
+    config = app[keys.CONFIG]
+    presence: Presence = LocalPresence()
+    if config.redis_url:
+        node = config.cluster.node_name or default_node_name()
+        presence = ClusterPresence(config.redis_url, node, config.cluster.presence_ttl_s)
+    tracker = PresenceTracker(presence)
     app[keys.PRESENCE] = tracker
-    app[keys.METRICS].sources.presence = tracker.presence
+    app[keys.METRICS].sources.presence = presence
+    await presence.start()
     try:
         yield
     finally:
         await tracker.close()
+        await presence.close()  # after the SFU closed: its stations' ends are told first
 
 
 async def _sfu(app: web.Application) -> AsyncIterator[None]:
@@ -248,6 +257,9 @@ def _signaling(sio: socketio.AsyncServer) -> CleanupContext:
         sources = app[keys.METRICS].sources
         sources.operators, sources.agents = operators, agents
         tracker.connect(operators.announce)
+        if isinstance(tracker.presence, ClusterPresence):
+            # a station whose agent reconnected to another node: its stale connection here goes
+            tracker.presence.on_taken = lambda board_id: agents.disconnect_boards({board_id})
         sfu.on_media_failed(operators.media_failed)  # a client is told why its media failed
         sfu.on_media_failed(agents.media_failed)
         # rights live in the store: connected guests are re-checked (signaling.access)

@@ -430,6 +430,34 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """Several nodes sharing `redis_url`: which node each station is connected to."""
+
+    node_name: str = setting(
+        "",
+        "this node's name in logs and in Redis, unique among the nodes; empty: the host name and "
+        "a random suffix",
+    )
+    presence_ttl_s: float = setting(
+        9.0,
+        "with redis_url: a node's presence entries (itself, its stations) expire this long after "
+        "its last heartbeat (one every third of it), so a dead node's stations are shown offline "
+        "everywhere within about this; 1.5 … 120",
+    )
+
+    def __post_init__(self) -> None:
+        if not 1.5 <= self.presence_ttl_s <= 120:
+            raise ConfigError(
+                f"cluster.presence_ttl_s must be 1.5 … 120 s, not {self.presence_ttl_s}"
+            )
+        name = self.node_name
+        if name and not (len(name) <= 64 and name.isprintable() and ":" not in name):
+            raise ConfigError(
+                f"cluster.node_name {name!r}: at most 64 printable characters, no colon"
+            )
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """Everything the server process is configured with; build it with `load_server_config`."""
 
@@ -528,6 +556,7 @@ class ServerConfig:
     floor: FloorConfig = field(default_factory=FloorConfig)
     access: AccessConfig = field(default_factory=AccessConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     #: True when `validate` generated the secret (demo mode): tokens do not survive a restart.
     #: Not configurable.
     secret_is_ephemeral: bool = field(default=False, init=False)
@@ -571,6 +600,7 @@ class ServerConfig:
             f"floor={self.floor}",
             f"access={self.access}",
             f"metrics.token={'<set>' if self.metrics.token else '<unset>'}",
+            f"cluster={self.cluster}",
         ]
         return " ".join(parts)
 

@@ -5,8 +5,8 @@ channel is open (the SFU reports that; see `media.sfu.StationObserver`), not mer
 Socket.IO connection is open. The agent's signaling connection is tracked beside it so that a
 reconnecting agent replaces its previous connection.
 
-One interface, and the in-process implementation for one node; a Redis implementation with
-TTLs comes with scale-out and plugs in at start-up.
+One interface, and the in-process implementation for one node; `signaling.cluster` has the one
+shared by several nodes through Redis (with TTLs), plugged in at start-up when `redis_url` is set.
 """
 
 from __future__ import annotations
@@ -21,8 +21,14 @@ logger = logging.getLogger(__name__)
 #: Told that a board went online (True) or offline (False).
 Announce = Callable[[str, bool], Awaitable[None]]
 
+#: Told, synchronously, that a station on another node went online (True) or offline (False).
+PresenceListener = Callable[[str, bool], None]
+
 
 class Presence(abc.ABC):
+    #: This node's name (`home()` of the stations connected here).
+    node: str
+
     @abc.abstractmethod
     def agent_connected(self, board_id: str, connection_id: str) -> str | None:
         """The board's agent signals through `connection_id` now; returns the one it replaces."""
@@ -38,11 +44,30 @@ class Presence(abc.ABC):
     @abc.abstractmethod
     def is_online(self, board_id: str) -> bool: ...
 
+    @abc.abstractmethod
+    def home(self, board_id: str) -> str | None:
+        """The node the station is online on (`node` when it is this one); None when it is
+        offline."""
+
+    def listen(self, listener: PresenceListener) -> None:  # noqa: B027 - one node: no others
+        """Have `listener` told when a station on another node goes on- or offline."""
+
+    async def start(self) -> None:  # noqa: B027 - nothing to start in memory
+        """Begin sharing presence (with other nodes)."""
+
+    async def close(self) -> None:  # noqa: B027 - nothing to stop in memory
+        """Stop sharing presence."""
+
+
+#: `home()` of a station online on the only node there is.
+LOCAL_NODE = "local"
+
 
 class LocalPresence(Presence):
     """Presence for a single node, in memory."""
 
     def __init__(self) -> None:
+        self.node = LOCAL_NODE
         self._connections: dict[str, str] = {}
         self._online: set[str] = set()
 
@@ -69,6 +94,12 @@ class LocalPresence(Presence):
     def is_online(self, board_id: str) -> bool:
         return board_id in self._online
 
+    def home(self, board_id: str) -> str | None:
+        return LOCAL_NODE if board_id in self._online else None
+
+    def online_boards(self) -> list[str]:
+        return list(self._online)
+
 
 class PresenceTracker:
     """The SFU's `StationObserver`: records each station going on- and offline in `Presence` and
@@ -82,6 +113,7 @@ class PresenceTracker:
         self.presence = presence
         self._announce: Announce | None = None
         self._pending: dict[str, asyncio.Task[None]] = {}
+        presence.listen(self._elsewhere)
 
     def connect(self, announce: Announce) -> None:
         self._announce = announce
@@ -96,6 +128,17 @@ class PresenceTracker:
         if not self.presence.set_online(board_id, online):
             return
         logger.info("station %s is %s", board_id, "online" if online else "offline")
+        self._queue_announcement(board_id, online)
+
+    def _elsewhere(self, board_id: str, online: bool) -> None:
+        """A station on another node went on- or offline: this node's operators are told."""
+        if online:
+            logger.info("station %s is online on node %s", board_id, self.presence.home(board_id))
+        else:
+            logger.info("station %s is offline (it was on another node)", board_id)
+        self._queue_announcement(board_id, online)
+
+    def _queue_announcement(self, board_id: str, online: bool) -> None:
         announce = self._announce
         if announce is None:
             return

@@ -161,8 +161,15 @@ class StationService:
     ) -> str:
         self._check_sdp(offer.sdp)
         board, access = await self._access(operator, offer.board_id)
-        if not self._presence.is_online(board.id):
+        home = self._presence.home(board.id)
+        if home is None:
             raise StationOfflineError("the station is offline")
+        if home != self._presence.node:
+            # scale-out in progress (issue 11): no relay between nodes yet
+            raise StationOfflineError(
+                f"the station is connected to another server node ({home}); this node cannot "
+                "carry its audio yet"
+            )
         identity = ParticipantIdentity(
             key=connection_id,
             role=Role.OPERATOR,

@@ -34,7 +34,7 @@ from signaling.ratelimit import (
     rate_limited_response,
 )
 from signaling.ratelimit import redis_client as server_redis_client
-from tests.support.redis import RedisServer, start_redis
+from tests.support.redis import RedisServer, running_redis, start_redis
 
 #: Long periods: a Redis key's TTL runs on real time, and must outlast any slow test.
 HOURLY = Limit(5, 3600.0)
@@ -55,11 +55,8 @@ class FakeClock:
 @pytest.fixture(scope="module")
 def redis_server() -> Iterator[RedisServer]:
     """One Redis for the module; each test keeps to its own key namespace."""
-    server = start_redis()
-    try:
+    with running_redis() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

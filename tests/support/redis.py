@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -123,3 +124,13 @@ def start_redis() -> RedisServer:
         server.stop()
         missing(f"Redis could not start: {exc}")
     return server
+
+
+@contextlib.contextmanager
+def running_redis() -> Iterator[RedisServer]:
+    """`start_redis()`, stopped (and its directory removed) afterwards."""
+    server = start_redis()
+    try:
+        yield server
+    finally:
+        server.stop()
