@@ -53,13 +53,15 @@ def start_agent(
     rig_port: int,
     log: Path | None = None,
     env: dict[str, str] | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> subprocess.Popen[bytes]:
     """`python -m board_agent` for the board on loopback, driving the rigctld on `rig_port`
-    (its PTT guard included); the secret in the environment; output to `log` if given."""
+    (its PTT guard included); the secret in the environment; output to `log` if given;
+    `extra_args`: more of its flags."""
     command = [
         sys.executable, "-m", "board_agent", "--server", url, "--board-id", board_id,
         "--ice-host-address", "127.0.0.1", "--log-level", "WARNING",
-        "--rig", "rigctld", "--rigctld-port", str(rig_port),
+        "--rig", "rigctld", "--rigctld-port", str(rig_port), *extra_args,
     ]  # fmt: skip
     environment = dict(os.environ, RADIOCORE_AGENT_SECRET=secret, **(env or {}))
     if log is None:

@@ -86,6 +86,8 @@ class BoardAgent:
         self._session: Session | None = None
         #: Which TURN URL goes first in the next session (kept while it works).
         self._turn_choice = 0
+        #: Which server node the next session connects to (kept while it works).
+        self._server_choice = 0
         #: Sessions that reached the connected state.
         self.sessions_connected = 0
         #: Connection attempts made (the first included).
@@ -230,6 +232,7 @@ class BoardAgent:
             on_connected=self._session_connected,
             on_disconnected=self._connected.clear,
             turn_choice=self._turn_choice,
+            server_url=self._server_url(),
         )
         self._session = session
         try:
@@ -239,6 +242,13 @@ class BoardAgent:
             self._ended_sessions_underruns += session.audio_underruns
             if not self._reached_connected and session.turn_url is not None:
                 self._turn_choice += 1  # that relay transport gave no path: the next one
+            if not self._reached_connected and self.config.other_server_urls:
+                self._server_choice += 1  # that node could not be reached: the next one
+                logger.info("the next attempt goes to the server node %s", self._server_url())
+
+    def _server_url(self) -> str:
+        urls = (self.config.server_url, *self.config.other_server_urls)
+        return urls[self._server_choice % len(urls)]
 
     def _session_connected(self) -> None:
         self._reached_connected = True

@@ -184,6 +184,13 @@ class AgentConfig:
         flag="--server",
         metavar="URL",
     )
+    other_server_urls: tuple[str, ...] = setting(
+        (),
+        "other nodes of the same RadioCore server (sharing its database and Redis), tried in "
+        "turn after an attempt to reach the current one failed",
+        flag="--other-server",
+        metavar="URL",
+    )
     board_id: str = setting(
         "", "this board's id (a UUID, shown when the board is registered); required", metavar="UUID"
     )
@@ -431,11 +438,15 @@ class AgentConfig:
     def validate(self) -> None:
         """Raise `ConfigError` if any value is out of range or inconsistent (construction
         already did)."""
-        url = urlsplit(self.server_url)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise ConfigError(
-                f"server_url {self.server_url!r} must be an http:// or https:// URL with a host"
-            )
+        for name, value in (
+            ("server_url", self.server_url),
+            *(("other_server_urls", other) for other in self.other_server_urls),
+        ):
+            url = urlsplit(value)
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise ConfigError(
+                    f"{name} {value!r} must be an http:// or https:// URL with a host"
+                )
         if not self.board_id:
             raise ConfigError("board_id is required (the board's UUID, shown at pairing)")
         if not _UUID.match(self.board_id):

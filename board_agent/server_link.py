@@ -42,9 +42,10 @@ MAX_REFUSAL_CHARS: Final = 1024
 class ServerLink:
     """One Socket.IO client connected to the `/agent` namespace; `close()` ends it."""
 
-    def __init__(self, config: AgentConfig, loss: ConnectionLoss) -> None:
+    def __init__(self, config: AgentConfig, loss: ConnectionLoss, url: str) -> None:
         self._config = config
         self._loss = loss
+        self.url = url
         self._refusals: list[object] = []
         # handle_sigint=False: otherwise engineio installs a SIGINT handler on connect that
         # cancels every task in the loop, bypassing the agent's clean shutdown
@@ -86,7 +87,7 @@ class ServerLink:
         auth = to_builtins(AgentAuth(board_id=config.board_id, secret=secret))
         try:
             await self._sio.connect(
-                config.server_url,
+                self.url,
                 auth=auth,
                 namespaces=[AGENT_NAMESPACE],
                 transports=["websocket"],
@@ -95,7 +96,7 @@ class ServerLink:
         except socketio.exceptions.ConnectionError as exc:
             refusal = connect_refusal(self._refusals[-1]) if self._refusals else None
             if refusal is None:
-                raise SessionError(f"cannot connect to {config.server_url}: {exc}") from None
+                raise SessionError(f"cannot connect to {self.url}: {exc}") from None
             code, message = refusal
             if code is ErrorCode.UNAUTHORIZED:
                 what = (
@@ -110,9 +111,9 @@ class ServerLink:
                 ) from None
             detail = f"{code.value}: {message}" if code else message
             raise SessionError(
-                f"the server refused the connection to {config.server_url} ({detail})"
+                f"the server refused the connection to {self.url} ({detail})"
             ) from None
-        logger.info("signaling connected to %s", config.server_url)
+        logger.info("signaling connected to %s", self.url)
 
     async def call(self, event: str, data: dict[str, object], reply_type: type[T]) -> T:
         """Emit `event` and decode its ack, which must be `{"ok": true, ...reply_type}`;

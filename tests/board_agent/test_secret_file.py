@@ -117,7 +117,7 @@ def test_a_bad_file_fails_the_connection_attempt_not_the_agent(tmp_path: Path) -
     config = AgentConfig(board_id=BOARD, secret_file=str(path), server_url="http://127.0.0.1:9")
 
     async def attempt() -> str:
-        link = ServerLink(config, ConnectionLoss())
+        link = ServerLink(config, ConnectionLoss(), config.server_url)
         try:
             await link.connect()
         except SessionError as exc:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import numpy as np
@@ -232,11 +232,18 @@ def rtc_configuration(joined: dict[str, Any]) -> RTCConfiguration:
     )
 
 
+class ServerAddress(Protocol):
+    """Where a server (or one node of several) answers."""
+
+    @property
+    def url(self) -> str: ...
+
+
 @dataclass
 class Operator:
     """An operator program: Socket.IO signaling + one peer connection per board."""
 
-    server: LiveServer
+    server: ServerAddress
     token: str
     mic_hz: float | None = None  # None: listen only (recvonly)
     tap: bool = False  # keep RTP packets instead of decoding
