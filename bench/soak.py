@@ -110,8 +110,14 @@ class Ear:
     statuses: int = 0
     pc: Any = None
     sio: Any = None
+    #: time.time() when `join` was answered, the offer answered, the first packet tapped.
+    joined_at: float | None = None
+    answered_at: float | None = None
+    first_at: float | None = None
 
     def packet(self, _: Any) -> None:
+        if self.first_at is None:
+            self.first_at = time.time()
         self.packets += 1
         if self.keep_arrivals:
             self.arrivals.append(time.time())
@@ -140,11 +146,13 @@ class Ear:
 async def _join(url: str, token: str, board_id: str, ear: Ear) -> None:
     """Connect `ear` as the console does: Socket.IO, `join`, an offer with a receiving audio
     m-line and the control data channel; its packets tapped from the first one."""
-    import socketio
-    from aiortc import RTCConfiguration, RTCPeerConnection
+    await connect_ear(url, token, ear)
+    await join_board(board_id, ear)
 
-    import radiocore_protocol as protocol
-    from radiocore.aiortc_hooks import tap_receiver
+
+async def connect_ear(url: str, token: str, ear: Ear) -> None:
+    """`ear`'s Socket.IO connection to `/operator`, as the console opens it at sign-in."""
+    import socketio
 
     sio = socketio.AsyncClient(reconnection=False, handle_sigint=False)
     ear.sio = sio
@@ -155,9 +163,21 @@ async def _join(url: str, token: str, board_id: str, ear: Ear) -> None:
         transports=["websocket"],
         wait_timeout=10,
     )
+
+
+async def join_board(board_id: str, ear: Ear) -> None:
+    """What the console does when a station is chosen: `join`, then an offer with a receiving
+    audio m-line and the control data channel; `ear.packet` tapped from the first packet on."""
+    from aiortc import RTCConfiguration, RTCPeerConnection
+
+    import radiocore_protocol as protocol
+    from radiocore.aiortc_hooks import tap_receiver
+
+    sio = ear.sio
     joined = await sio.call("join", {"board_id": board_id}, namespace="/operator", timeout=10)
     if not joined.get("ok"):
         raise RefusedError(str(joined.get("error", {}).get("code")))
+    ear.joined_at = time.time()
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # explicit: no public STUN
     ear.pc = pc
     pc.addTransceiver("audio", direction="recvonly")
@@ -165,6 +185,7 @@ async def _join(url: str, token: str, board_id: str, ear: Ear) -> None:
     reply = await operator_offer(sio, pc, board_id)
     if not reply.get("ok"):
         raise RefusedError(str(reply.get("error", {}).get("code")))
+    ear.answered_at = time.time()
     # no await since setRemoteDescription: ICE has not connected, no packet is missed
     tap_receiver(pc.getTransceivers()[0].receiver, ear.packet)
 

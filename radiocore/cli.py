@@ -347,6 +347,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between samples (default: a 20th of the run, 1 … 10 s)",
     )
     soak.add_argument("--json", action="store_true", help="print only the JSON result")
+    join = bench_commands.add_parser(
+        "join",
+        help="--operators choosing one station at the same instant: join -> first audio "
+        "p50/p99 (the issue's target: 50 operators, p99 <= 500 ms)",
+    )
+    join.add_argument("--operators", type=int, default=50, help="operators joining at once")
+    join.add_argument(
+        "--processes", type=int, default=2, help="processes the operators run in (1 … 16)"
+    )
+    join.add_argument("--json", action="store_true", help="print only the JSON result")
     fuzz = bench_commands.add_parser(
         "fuzz",
         help="hypothesis-generated input through every decoder that reads from the network "
@@ -428,6 +438,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench.soak import run_soak_bench
 
             return run_soak_bench(args)
+        if args.command == "bench" and args.target == "join":
+            from bench.join import run_join_bench
+
+            return run_join_bench(args)
         if args.command == "bench" and args.target == "fuzz":
             from bench.fuzz import run_fuzz_bench
 
