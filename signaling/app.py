@@ -10,14 +10,15 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 import socketio
 from aiohttp import web
 
 from media.config import SfuConfig
+from media.participant import MediaFailure
 from media.sfu import Sfu
 from signaling import keys
 from signaling.access import AccessWatch
@@ -28,6 +29,14 @@ from signaling.config import ServerConfig, resolve_web_root
 from signaling.ice import IcePlan
 from signaling.metrics import ServerMetrics, loop_lag_watch
 from signaling.namespaces import AgentNamespace, OperatorNamespace
+from signaling.nodelink import (
+    NodeKey,
+    NodeLink,
+    access_ended_event,
+    media_failed_event,
+    node_routes,
+    split_key,
+)
 from signaling.presence import LocalPresence, Presence, PresenceTracker
 from signaling.ratelimit import (
     ApiLimits,
@@ -86,6 +95,12 @@ def create_app(config: ServerConfig) -> web.Application:
     sio.attach(app)
     app[keys.SOCKETIO] = sio
     add_routes(app, resolve_web_root(config))
+    if config.redis_url:  # several nodes: operators of the others reach this one's stations
+        app.router.add_routes(
+            node_routes(
+                NodeKey(config.secret), lambda: app[keys.PRESENCE].presence, lambda: app[keys.SFU]
+            )
+        )
     app[keys.TURN_HEALTH] = TurnHealth(config.turn.urls)
     app.cleanup_ctx.extend(
         [
@@ -201,7 +216,9 @@ async def _presence(app: web.Application) -> AsyncIterator[None]:
     presence: Presence = LocalPresence()
     if config.redis_url:
         node = config.cluster.node_name or default_node_name()
-        presence = ClusterPresence(config.redis_url, node, config.cluster.presence_ttl_s)
+        presence = ClusterPresence(
+            config.redis_url, node, config.cluster.presence_ttl_s, node_url=_node_url(config)
+        )
     tracker = PresenceTracker(presence)
     app[keys.PRESENCE] = tracker
     app[keys.METRICS].sources.presence = presence
@@ -211,6 +228,24 @@ async def _presence(app: web.Application) -> AsyncIterator[None]:
     finally:
         await tracker.close()
         await presence.close()  # after the SFU closed: its stations' ends are told first
+
+
+def _node_url(config: ServerConfig) -> str:
+    """Where the other nodes reach this one: `cluster.node_url`, else from host and port when
+    they name one address and a fixed port; empty when they cannot (logged)."""
+    if config.cluster.node_url:
+        return config.cluster.node_url
+    if config.host in ("", "0.0.0.0", "::") or not config.port:
+        logger.warning(
+            "cluster.node_url is not set and host/port (%s:%s) do not name this node: operators "
+            "connected to other nodes cannot reach its stations",
+            config.host,
+            config.port,
+        )
+        return ""
+    scheme = "https" if config.tls_cert_file else "http"
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    return f"{scheme}://{host}:{config.port}/"
 
 
 async def _sfu(app: web.Application) -> AsyncIterator[None]:
@@ -235,13 +270,20 @@ def _signaling(sio: socketio.AsyncServer) -> CleanupContext:
         config = app[keys.CONFIG]
         sfu = app[keys.SFU]
         tracker = app[keys.PRESENCE]
+        presence = tracker.presence
+        link = (
+            NodeLink(presence.node, NodeKey(config.secret), presence.node_url_of)
+            if isinstance(presence, ClusterPresence)
+            else None
+        )
         stations = StationService(
             app[keys.STORE],
             sfu,
-            tracker.presence,
+            presence,
             app[keys.AUTHORITY],
             app[keys.ICE],
             max_sdp_chars=config.limits.max_sdp_chars,
+            node_link=link,
         )
         app[keys.STATIONS] = stations
         rate = config.limits.max_events_per_second
@@ -257,9 +299,14 @@ def _signaling(sio: socketio.AsyncServer) -> CleanupContext:
         sources = app[keys.METRICS].sources
         sources.operators, sources.agents = operators, agents
         tracker.connect(operators.announce)
-        if isinstance(tracker.presence, ClusterPresence):
+        on_access_ended = operators.access_ended
+        if isinstance(presence, ClusterPresence) and link is not None:
             # a station whose agent reconnected to another node: its stale connection here goes
-            tracker.presence.on_taken = lambda board_id: agents.disconnect_boards({board_id})
+            presence.on_taken = lambda board_id: agents.disconnect_boards({board_id})
+            between = _BetweenNodes(presence, link, operators)
+            presence.on_event = between.event
+            sfu.on_media_failed(between.media_failed)
+            on_access_ended = between.access_ended
         sfu.on_media_failed(operators.media_failed)  # a client is told why its media failed
         sfu.on_media_failed(agents.media_failed)
         # rights live in the store: connected guests are re-checked (signaling.access)
@@ -268,7 +315,7 @@ def _signaling(sio: socketio.AsyncServer) -> CleanupContext:
             sfu,
             recheck_s=config.access.recheck_s,
             listen_grace_s=config.access.listen_grace_s,
-            on_ended=operators.access_ended,
+            on_ended=on_access_ended,
         )
         watch.start()
         logger.info("RadioCore server ready: %s", config.summary())
@@ -276,8 +323,63 @@ def _signaling(sio: socketio.AsyncServer) -> CleanupContext:
             yield
         finally:
             await watch.close()
+            if link is not None:
+                await link.close()
 
     return signaling
+
+
+class _BetweenNodes:
+    """What one node tells another about the operators it forwarded (`signaling.nodelink`):
+    as the home node, the failures and ends of forwarded operators go to their node; as the
+    edge node, those events reach the operator's connection."""
+
+    def __init__(
+        self, presence: ClusterPresence, link: NodeLink, operators: OperatorNamespace
+    ) -> None:
+        self._presence = presence
+        self._link = link
+        self._operators = operators
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # the home node's side
+
+    def media_failed(self, board_id: str, key: str, failure: MediaFailure) -> None:
+        forwarded = split_key(key)
+        if forwarded is not None:
+            node, connection_id = forwarded
+            event = media_failed_event(board_id, connection_id, failure)
+            self._spawn(self._presence.send_to(node, event))
+
+    async def access_ended(self, board_id: str, key: str, message: str) -> None:
+        forwarded = split_key(key)
+        if forwarded is None:
+            await self._operators.access_ended(board_id, key, message)
+            return
+        node, connection_id = forwarded
+        await self._presence.send_to(node, access_ended_event(board_id, connection_id, message))
+
+    # the edge node's side
+
+    def event(self, event: dict[str, Any]) -> None:
+        board_id, connection_id = event.get("board_id"), event.get("connection_id")
+        if not (isinstance(board_id, str) and isinstance(connection_id, str)):
+            return
+        self._link.forwarded.pop((connection_id, board_id), None)  # that peer connection ends
+        if event.get("kind") == "media_failed":
+            message = str(event.get("message", ""))
+            failure = MediaFailure(
+                reason="dtls" if event.get("reason") == "dtls" else "ice", message=message
+            )
+            self._operators.media_failed(board_id, connection_id, failure)
+        elif event.get("kind") == "access_ended":
+            message = str(event.get("message", ""))
+            self._spawn(self._operators.access_ended(board_id, connection_id, message))
 
 
 async def _turn_check(app: web.Application) -> AsyncIterator[None]:

@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 PREFIX: Final = "radiocore:"
 CHANNEL: Final = PREFIX + "presence"
+#: Events for one node's operators from the node their station is on (`signaling.nodelink`).
+EVENTS_PREFIX: Final = PREFIX + "to:"
 STATION_PREFIX: Final = PREFIX + "station:"
 NODE_PREFIX: Final = PREFIX + "node:"
 
@@ -100,9 +102,12 @@ class ClusterPresence(Presence):
         node: str,
         ttl_s: float,
         *,
+        node_url: str = "",
         client: redis.asyncio.Redis | None = None,
     ) -> None:
         self.node = node
+        #: Where the other nodes reach this one (`signaling.nodelink`); empty: they cannot.
+        self.node_url = node_url
         self.ttl_s = ttl_s
         self._url = url
         # commands: short timeouts (a Redis that does not answer must not hold anything up)
@@ -119,12 +124,14 @@ class ClusterPresence(Presence):
         #: reconnected there): the stale connection here is to be dropped (run as a task).
         self.on_taken: Callable[[str], Awaitable[object]] | None = None
         self._dropping: set[asyncio.Task[None]] = set()
+        #: Told each event another node sent to this one (`send_to`).
+        self.on_event: Callable[[dict[str, Any]], None] | None = None
         self._writes: asyncio.Queue[tuple[str, bool]] = asyncio.Queue(_MAX_PENDING_WRITES)
         self._tasks: list[asyncio.Task[None]] = []
         self._started_at = time.time()
         self._failing: str | None = None  # the Redis error last logged (logged once)
         self._closing = False
-        #: Heartbeats and resyncs that completed (tests, `/metrics`).
+        #: Heartbeats (with their reread) that completed.
         self.heartbeats = 0
 
     # -- Presence ----------------------------------------------------------------------------
@@ -233,6 +240,31 @@ class ClusterPresence(Presence):
     def _local_boards(self) -> list[str]:
         return self._local.online_boards()
 
+    # -- between nodes -----------------------------------------------------------------------
+
+    async def node_url_of(self, node: str) -> str | None:
+        """Where node `node` is reached; None when it is not alive or has no URL."""
+        try:
+            value = await self._client.get(NODE_PREFIX + node)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            self._redis_failed(exc)
+            return None
+        if value is None:
+            return None
+        try:
+            url = json.loads(_text(value)).get("url")
+        except (ValueError, AttributeError):
+            return None
+        return url if isinstance(url, str) and url else None
+
+    async def send_to(self, node: str, event: dict[str, Any]) -> None:
+        """Publish `event` to node `node` (lost when it is not listening: events are advice,
+        what they report also ends the operator's media)."""
+        try:
+            await self._client.publish(EVENTS_PREFIX + node, json.dumps(event))
+        except (redis.exceptions.RedisError, OSError) as exc:
+            self._redis_failed(exc)
+
     # -- the heartbeat -----------------------------------------------------------------------
 
     async def _heartbeat(self) -> None:
@@ -246,7 +278,7 @@ class ClusterPresence(Presence):
     async def _heartbeat_once(self) -> None:
         """Refresh this node's keys, then reread every station's."""
         mine = self._local_boards()
-        node = json.dumps({"node": self.node, "started_at": self._started_at})
+        node = json.dumps({"node": self.node, "url": self.node_url, "started_at": self._started_at})
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.set(NODE_PREFIX + self.node, node, px=self._ttl_ms)
             for board_id in mine:
@@ -301,13 +333,17 @@ class ClusterPresence(Presence):
             client = _client(self._url, socket_timeout=None)
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(CHANNEL)
+                await pubsub.subscribe(CHANNEL, EVENTS_PREFIX + self.node)
                 await self._resync()
                 delay = 0.5
                 while not self._closing:
                     message = await pubsub.get_message(timeout=_LISTEN_S)
-                    if message is not None:
+                    if message is None:
+                        continue
+                    if _text(message.get("channel")) == CHANNEL:
                         self._heard(message.get("data"))
+                    else:
+                        self._event(message.get("data"))
             except (redis.exceptions.RedisError, OSError) as exc:
                 self._redis_failed(exc)
             finally:
@@ -339,6 +375,20 @@ class ClusterPresence(Presence):
             del self._remote[board_id]
         if self.is_online(board_id) != was:
             self._tell([board_id])
+
+    def _event(self, data: Any) -> None:
+        try:
+            event = json.loads(_text(data))
+            if not isinstance(event, dict):
+                raise TypeError("not an object")
+        except (ValueError, TypeError) as exc:
+            logger.warning("ignored a malformed event from another node: %s", exc)
+            return
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:
+                logger.exception("handling an event from another node failed")
 
     def _taken(self, board_id: str, node: str) -> None:
         logger.info(

@@ -438,6 +438,12 @@ class ClusterConfig:
         "this node's name in logs and in Redis, unique among the nodes; empty: the host name and "
         "a random suffix",
     )
+    node_url: str = setting(
+        "",
+        "where the other nodes reach this one (http://ADDRESS:PORT/, on the network between "
+        "the nodes) to pass on the requests of operators connected to them for this node's "
+        "stations; empty: http://HOST:PORT/ from host and port when host is one address",
+    )
     presence_ttl_s: float = setting(
         9.0,
         "with redis_url: a node's presence entries (itself, its stations) expire this long after "
@@ -446,6 +452,8 @@ class ClusterConfig:
     )
 
     def __post_init__(self) -> None:
+        if self.node_url and urlsplit(self.node_url).scheme not in ("http", "https"):
+            raise ConfigError(f"cluster.node_url {self.node_url!r} must be http:// or https://")
         if not 1.5 <= self.presence_ttl_s <= 120:
             raise ConfigError(
                 f"cluster.presence_ttl_s must be 1.5 … 120 s, not {self.presence_ttl_s}"

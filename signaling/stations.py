@@ -18,6 +18,7 @@ from signaling.access import Access, access_to
 from signaling.auth import JwtAuthority, OperatorIdentity, check_board_secret
 from signaling.errors import AuthError, ForbiddenError, NotFoundError
 from signaling.ice import IcePlan
+from signaling.nodelink import ForwardedOperator, NodeLink
 from signaling.presence import Presence
 from signaling.store import Board, Store, TxSession
 
@@ -40,8 +41,11 @@ class StationService:
         authority: JwtAuthority,
         ice: IcePlan,
         max_sdp_chars: int = protocol.MAX_SDP_CHARS,
+        node_link: NodeLink | None = None,
     ) -> None:
         self._max_sdp_chars = max_sdp_chars
+        #: With several nodes: operators' requests for a station on another node go there.
+        self.node_link = node_link
         self._store = store
         #: Whether an exception says the database did not answer (`Store.is_outage`).
         self.is_outage = store.is_outage
@@ -165,11 +169,21 @@ class StationService:
         if home is None:
             raise StationOfflineError("the station is offline")
         if home != self._presence.node:
-            # scale-out in progress (issue 11): no relay between nodes yet
-            raise StationOfflineError(
-                f"the station is connected to another server node ({home}); this node cannot "
-                "carry its audio yet"
+            if self.node_link is None:
+                raise StationOfflineError(
+                    f"the station is connected to another server node ({home}), which this "
+                    "node cannot reach"
+                )
+            # the station's node makes the operator a participant there (signaling.nodelink)
+            forwarded = ForwardedOperator(
+                board_id=board.id,
+                connection_id=connection_id,
+                user_id=operator.user_id,
+                callsign=operator.callsign,
+                can_transmit=access.may_transmit,
+                is_owner=access.is_owner,
             )
+            return await self.node_link.offer(home, forwarded, offer.sdp)
         identity = ParticipantIdentity(
             key=connection_id,
             role=Role.OPERATOR,
@@ -181,11 +195,17 @@ class StationService:
         return await self._sfu.connect_operator(board.id, identity, offer.sdp)
 
     async def operator_candidate(self, connection_id: str, msg: protocol.OperatorCandidate) -> bool:
+        if self.node_link is not None and await self.node_link.candidate(
+            msg.board_id, connection_id, msg.candidate, msg.sdpMid, msg.sdpMLineIndex
+        ):
+            return True
         return await self._sfu.add_candidate(
             msg.board_id, connection_id, msg.candidate, msg.sdpMid, msg.sdpMLineIndex
         )
 
     async def leave(self, connection_id: str, board_id: str) -> None:
+        if self.node_link is not None and await self.node_link.leave(board_id, connection_id):
+            return
         await self._sfu.disconnect(board_id, connection_id)
 
     async def audience_of(self, board_id: str) -> list[str]:

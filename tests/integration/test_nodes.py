@@ -1,12 +1,11 @@
 """Three `radiocore serve` processes sharing one real PostgreSQL and one real Redis (issue 11,
 nodes): a station whose agent is connected to node 1 is online for the operators of every node;
-node 1 killed (SIGKILL) while the owner transmits through it: the rig unkeys, the agent moves
-to node 2 by itself (`other_server_urls`), where the owner hears it and transmits again. A node
-stopped cleanly takes its stations offline at once and leaves no key behind.
-
-What is not built yet, and checked as such so that it is said plainly: joining the station from
-a node other than its agent's is refused (`station_offline`, naming the node) — the relay
-between nodes (a cascaded room) comes next.
+a guest connected to node 3 hears it and keys the rig (node 3 passes its offer to node 1), its
+leaving and the withdrawal of its grant end its session on node 1 and reach it through node 3;
+node 1 killed (SIGKILL) while the owner transmits through it: the rig unkeys, the agent moves to
+node 2 by itself (`other_server_urls`), where the owner hears it and transmits again. A node
+stopped cleanly takes its stations offline at once and leaves no key behind; requests between
+nodes without the servers' secret are refused.
 """
 
 from __future__ import annotations
@@ -28,10 +27,10 @@ import aiohttp
 import pytest
 import redis.asyncio
 import socketio
-from aiortc import RTCPeerConnection
 
 from bench.postgres import PostgresServer
-from bench.tools import free_ports, operator_offer, start_agent, stop_process, wait_http
+from bench.tools import free_ports, start_agent, stop_process, wait_http
+from signaling.nodelink import NodeKey
 from tests.integration.harness import Account, Operator, Rigctld, seed
 from tests.support.postgres import start_postgres
 from tests.support.redis import RedisServer, start_redis
@@ -61,6 +60,7 @@ class Cluster:
     board_id: str = ""
     board_secret: str = ""
     owner: Account | None = None
+    guest: Account | None = None  # may transmit on the owner's board
     secret: str = field(default_factory=lambda: os.urandom(32).hex())
     nodes: dict[str, Node] = field(default_factory=dict)
 
@@ -118,7 +118,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 @pytest.fixture
 async def seeded(cluster: Cluster) -> Cluster:
-    cluster.board_id, cluster.board_secret, cluster.owner, _, _ = await seed(
+    cluster.board_id, cluster.board_secret, cluster.owner, cluster.guest, _ = await seed(
         cluster.root, cluster.postgres.url()
     )
     return cluster
@@ -172,9 +172,19 @@ async def watching(node: Node, token: str) -> AsyncIterator[Watcher]:
         await watcher.sio.disconnect()
 
 
-async def call(watcher: Watcher, event: str, data: dict[str, Any]) -> dict[str, Any]:
-    reply: dict[str, Any] = await watcher.sio.call(event, data, namespace="/operator", timeout=30)
-    return reply
+async def participants(node: Node) -> int:
+    """Participants in the SFU of `node` (its loopback-only counters)."""
+    async with aiohttp.ClientSession() as http, http.get(f"{node.url}api/internal/sfu") as reply:
+        assert reply.status == 200, await reply.text()
+        return int((await reply.json())["participants"])
+
+
+async def equals(value: Any, expected: Any) -> bool:
+    return bool(await value == expected)
+
+
+async def call_operator(operator: Operator, event: str, data: dict[str, Any]) -> Any:
+    return await operator.sio.call(event, data, namespace="/operator", timeout=10)
 
 
 async def listening_operator(node: Node, token: str, board: str, seconds: float) -> Operator:
@@ -201,6 +211,8 @@ async def test_three_nodes_share_presence_and_a_dead_nodes_station_moves(
     assert cluster.owner is not None
     one, two, three = (cluster.start_node(f"node-{n}") for n in (1, 2, 3))
     token = await sign_in(two, cluster.owner)
+    assert cluster.guest is not None
+    guest_token = await sign_in(three, cluster.guest)
     board = cluster.board_id
     agent_log = tmp_path / "agent.log"
     agent = start_agent(
@@ -219,13 +231,45 @@ async def test_three_nodes_share_presence_and_a_dead_nodes_station_moves(
             for node in (one, two, three):
                 assert await online_on(node, token, board), f"offline on {node.name}"
 
-            # joining through node 3: refused plainly until nodes relay each other's rooms
-            joined = await call(on_three, "join", {"board_id": board})
-            assert joined["ok"] and joined["board"]["online"] is True, joined
-            refused = await operator_offer(on_three.sio, RTCPeerConnection(), board)
-            assert refused["ok"] is False, refused
-            assert refused["error"]["code"] == "station_offline", refused
-            assert "another server node (node-1)" in refused["error"]["message"], refused
+            # the guest, connected to node 3, reaches the station on node 1: it hears it and
+            # transmits (node 3 passed its offer on; its media and control go to node 1)
+            before = await participants(one)
+            guest = await listening_operator(three, guest_token, board, seconds=10)
+            operators.append(guest)
+            assert await participants(one) == before + 1, "not a participant on node 1"
+            guest.key()
+            assert await wait_for(lambda: reader.ptt(), seconds=5), "the guest did not key"
+            assert await wait_for(lambda: '"holder":"DL2OTH"' in "".join(guest.inbox), 5)
+            guest.unkey()
+            assert await wait_for(lambda: not reader.ptt(), seconds=5), "still keyed"
+            assert (await call_operator(guest, "leave", {"board_id": board})) == {"ok": True}
+            assert await wait_for_async(lambda: equals(participants(one), before), seconds=5), (
+                "node 1 kept the guest's peer connection after it left through node 3"
+            )
+
+            # the owner withdraws the guest's grant: node 1 ends its session, node 3 tells it
+            guest = await listening_operator(three, guest_token, board, seconds=10)
+            operators.append(guest)
+            assert cluster.guest.user_id
+            async with (
+                aiohttp.ClientSession() as http,
+                http.delete(
+                    f"{two.url}api/boards/{board}/grants/{cluster.guest.user_id}",
+                    headers={"Authorization": f"Bearer {token}"},
+                ) as reply,
+            ):
+                assert reply.status == 204, await reply.text()
+
+            def told_access_ended() -> bool:
+                return any(
+                    kind == "error" and data.get("code") == "forbidden" and "board_id" in data
+                    for kind, data in guest.events
+                )
+
+            assert await wait_for(told_access_ended, seconds=10), guest.events
+            assert await wait_for_async(lambda: equals(participants(one), before), seconds=10), (
+                "node 1 kept the peer connection of a guest whose grant was withdrawn"
+            )
 
             # the owner transmits through node 1, which then dies without a word
             keyed = await listening_operator(one, token, board, seconds=10)
@@ -278,6 +322,15 @@ async def test_a_clean_stop_leaves_no_presence_behind(seeded: Cluster, rig: Rigc
     one, two = cluster.start_node("node-1"), cluster.start_node("node-2")
     agent = start_agent(one.url, cluster.board_id, cluster.board_secret, rig.port)
     try:
+        # a request between nodes needs the servers' shared secret: anyone else is refused
+        body = json.dumps({"board_id": cluster.board_id, "connection_id": "x", "sdp": "v=0"})
+        forged = NodeKey("not-the-servers-secret-" + "x" * 32)
+        for headers in ({}, forged.headers("node-2", "/api/internal/node/offer", body.encode())):
+            async with (
+                aiohttp.ClientSession() as http,
+                http.post(f"{one.url}api/internal/node/offer", data=body, headers=headers) as reply,
+            ):
+                assert reply.status == 403, await reply.text()
         token = await sign_in(two, cluster.owner)
         assert await wait_for_async(lambda: online_on(two, token, cluster.board_id), 30)
         keys = await presence_keys(cluster)
