@@ -199,6 +199,8 @@ class NodeLink:
 
 # -- the home side ----------------------------------------------------------------------------
 
+_Handler = Callable[[web.Request], Awaitable[web.Response]]
+
 
 def node_routes(
     key: NodeKey, presence_of: Callable[[], Presence], sfu_of: Callable[[], Sfu]
@@ -215,9 +217,12 @@ def node_routes(
         except NodeAuthError as exc:
             logger.warning("refused a node request to %s: %s", request.path, exc)
             raise web.HTTPForbidden() from None
-        data = json.loads(body)
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise web.HTTPBadRequest(text="not JSON") from None
         if not isinstance(data, dict):
-            raise web.HTTPBadRequest()
+            raise web.HTTPBadRequest(text="not a JSON object")
         return sender, data
 
     def refusal(code: ErrorCode, message: str) -> web.Response:
@@ -267,10 +272,19 @@ def node_routes(
         await sfu_of().disconnect(str(data["board_id"]), key_)
         return web.json_response({"ok": True})
 
+    def checked(handler: _Handler) -> _Handler:
+        async def run(request: web.Request) -> web.Response:
+            try:
+                return await handler(request)
+            except (KeyError, TypeError, ValueError) as exc:  # a field missing or mistyped
+                raise web.HTTPBadRequest(text=f"bad request: {type(exc).__name__}") from None
+
+        return run
+
     return [
-        web.post("/api/internal/node/offer", offer),
-        web.post("/api/internal/node/candidate", candidate),
-        web.post("/api/internal/node/leave", leave),
+        web.post("/api/internal/node/offer", checked(offer)),
+        web.post("/api/internal/node/candidate", checked(candidate)),
+        web.post("/api/internal/node/leave", checked(leave)),
     ]
 
 

@@ -331,6 +331,16 @@ async def test_a_clean_stop_leaves_no_presence_behind(seeded: Cluster, rig: Rigc
                 http.post(f"{one.url}api/internal/node/offer", data=body, headers=headers) as reply,
             ):
                 assert reply.status == 403, await reply.text()
+        # signed but malformed: a clear 400, never a 500
+        ours = NodeKey(cluster.secret)
+        for path, bad in (("offer", b"[]"), ("offer", b"{"), ("leave", b'{"board_id": "x"}')):
+            url_path = f"/api/internal/node/{path}"
+            signed = ours.headers("node-2", url_path, bad)
+            async with (
+                aiohttp.ClientSession() as http,
+                http.post(f"{one.url}{url_path[1:]}", data=bad, headers=signed) as reply,
+            ):
+                assert reply.status == 400, (path, bad, reply.status, await reply.text())
         token = await sign_in(two, cluster.owner)
         assert await wait_for_async(lambda: online_on(two, token, cluster.board_id), 30)
         keys = await presence_keys(cluster)
