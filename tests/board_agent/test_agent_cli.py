@@ -55,6 +55,7 @@ def test_every_key_but_the_secret_has_a_flag_with_help() -> None:
     for name in dataclasses.fields(AgentConfig):
         flags = {
             "server_url": "--server",
+            "other_server_urls": "--other-server",
             "ice_host_addresses": "--ice-host-address",
             "tx_timeout_s": "--tx-timeout",
             "deadman_s": "--deadman",
