@@ -144,6 +144,20 @@ class NodeLink:
             async with self._http.post(
                 url.rstrip("/") + path, data=data, headers=self._key.headers(self.node, path, data)
             ) as reply:
+                if reply.status != 200:
+                    logger.warning(
+                        "node %s answered %s to %s: %s",
+                        home,
+                        reply.status,
+                        path,
+                        (await reply.text())[:200],
+                    )
+                    why = (
+                        "refused this node (do all nodes share the same secret?)"
+                        if reply.status == 403
+                        else f"answered HTTP {reply.status}"
+                    )
+                    raise StationOfflineError(f"the station's server node ({home}) {why}")
                 answer: dict[str, Any] = await reply.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise StationOfflineError(

@@ -64,7 +64,8 @@ class Cluster:
     secret: str = field(default_factory=lambda: os.urandom(32).hex())
     nodes: dict[str, Node] = field(default_factory=dict)
 
-    def start_node(self, name: str) -> Node:
+    def start_node(self, name: str, secret: str = "") -> Node:
+        """`secret`: another signing secret than the other nodes' (a misconfigured node)."""
         (port,) = free_ports(1)
         data_dir = self.root / name
         data_dir.mkdir()
@@ -77,7 +78,7 @@ class Cluster:
         )
         env = dict(
             os.environ,
-            RADIOCORE_SECRET=self.secret,  # one signing key: a token works on every node
+            RADIOCORE_SECRET=secret or self.secret,  # one key: a token works on every node
             RADIOCORE_DATABASE_URL=self.postgres.url(),
             RADIOCORE_REDIS_URL=self.redis.url,
         )
@@ -356,4 +357,28 @@ async def test_a_clean_stop_leaves_no_presence_behind(seeded: Cluster, rig: Rigc
         keys = await presence_keys(cluster)
         assert keys == ["radiocore:node:node-2"], json.dumps(keys)
     finally:
+        stop_process(agent, timeout_s=5)
+
+
+async def test_a_node_with_another_secret_is_refused_plainly(seeded: Cluster, rig: Rigctld) -> None:
+    """A node configured with another `secret` sees the station (presence is in Redis) but the
+    station's node refuses what it passes on: its operator is told why, in words."""
+    cluster = seeded
+    assert cluster.owner is not None
+    one = cluster.start_node("node-1")
+    odd = cluster.start_node("node-odd", secret="another-secret-" + "y" * 40)
+    agent = start_agent(one.url, cluster.board_id, cluster.board_secret, rig.port)
+    operator: Operator | None = None
+    try:
+        token = await sign_in(odd, cluster.owner)
+        assert await wait_for_async(lambda: online_on(odd, token, cluster.board_id), 30)
+        operator = Operator(odd, token, tap=True)
+        await operator.connect()
+        reply = await operator.join_and_listen(cluster.board_id)
+        assert reply["ok"] is False, reply
+        assert reply["error"]["code"] == "station_offline", reply
+        assert "share the same secret" in reply["error"]["message"], reply
+    finally:
+        if operator is not None:
+            await operator.close()
         stop_process(agent, timeout_s=5)
