@@ -337,6 +337,7 @@ def drive(
     time.sleep(max(0.0, args.cut_s - (time.monotonic() - cut_started)))
 
     result["keyed_at_heal"] = rig.ptt()
+    heal_began = time.monotonic()  # the first side's rule goes first: traffic may flow then
     heal(pid_b)
     healed = time.monotonic()
     result["cut_s"] = round(healed - cut_started, 3)
@@ -359,7 +360,7 @@ def drive(
     unkeyed = wait_rig(rig, False, SECOND_WAIT_S)
     result["second_release_s"] = None if unkeyed is None else round(unkeyed - let_go, 3)
     result["second_operator_errors"] = second.messages("error")
-    result["cut_operator"] = cut_operator_view(cut_op, healed)
+    result["cut_operator"] = cut_operator_view(cut_op, heal_began)
 
 
 def watch_after_heal(
@@ -399,14 +400,15 @@ def _marker_reply(cut_op: OperatorChild) -> dict[str, Any] | None:
     return None
 
 
-def cut_operator_view(cut_op: OperatorChild, healed: float) -> dict[str, Any]:
-    """What the cut operator was told, and when relative to the heal."""
+def cut_operator_view(cut_op: OperatorChild, heal_began: float) -> dict[str, Any]:
+    """What the cut operator was told, and when relative to the start of the heal (the two
+    sides' rules go one after the other: a message may pass between the two)."""
     view: dict[str, Any] = {"ptt_released": None}
     for event in list(cut_op.events):
         if event.get("event") == "message" and event["data"].get("type") == "ptt_released":
             view["ptt_released"] = {
                 **event["data"],
-                "after_heal_s": round(float(event["t"]) - healed, 3),
+                "after_heal_s": round(float(event["t"]) - heal_began, 3),
             }
             break
     view["floor"] = [m.get("holder") for m in cut_op.messages("floor")]
