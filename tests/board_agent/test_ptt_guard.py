@@ -240,7 +240,12 @@ async def test_a_rigctld_that_is_not_there_is_logged_and_the_guard_exits(
         assert await g.exit_code(RELEASE_WITHIN_S + 3) == 1
         assert time.monotonic() - started < RELEASE_WITHIN_S + 2
     log = (tmp_path / "guard.log").read_text()
-    assert f"could not release PTT: cannot reach rigctld at 127.0.0.1:{port}" in log
+    # refused at once, or (a loaded machine stalling the guard's loop past its 1 s bound)
+    # timed out: either way said, with the address
+    assert (
+        f"could not release PTT: cannot reach rigctld at 127.0.0.1:{port}" in log
+        or f"could not release PTT: rigctld at 127.0.0.1:{port} did not answer within" in log
+    ), log
 
 
 def read_ptt_until_closed(port: int, reads: list[str], answered: threading.Event) -> None:
