@@ -82,7 +82,7 @@ async def station(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sta
         data_dir,
         config={
             "ice.connect_timeout_s": CONNECT_TIMEOUT_S,
-            # the flood is one account's 30 sockets: room for them (the per-account bound has
+            # the flood is one account's FLOOD sockets: room for them (the per-account bound has
             # a test of its own, test_bad_input.py)
             "limits.max_connections_per_user": 2 * FLOOD,
         },
