@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench.faults import Station
-from bench.soak import Ear, RefusedError, connect_ear, join_board
-from bench.soak import _wait_online as _wait_station
+from bench.soak import Ear, RefusedError, _wait_online, connect_ear, join_board
 from bench.tools import percentile_ms
 
 #: The issue's target: join -> first audio p99 for 50 operators joining at once.
@@ -147,7 +146,7 @@ def run_join_bench(args: argparse.Namespace) -> int:
 
 
 def _run(station: Station, operators: int, processes: int) -> dict[str, Any]:
-    if not _wait_online(station):
+    if not _wait_online(station, station.token, True, 30):
         return {"ok": False, "failure": "the station did not come online"}
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no server state
     shares = [operators // processes + (1 if i < operators % processes else 0)
@@ -186,7 +185,3 @@ def _run(station: Station, operators: int, processes: int) -> dict[str, Any]:
             if child.is_alive():
                 child.kill()
     return {"ok": True, "failure": None, "processes": len(children), **summarize(rows, operators)}
-
-
-def _wait_online(station: Station) -> bool:
-    return _wait_station(station, station.token, True, 30)

@@ -40,6 +40,7 @@ import redis.asyncio
 import redis.exceptions
 
 from signaling.presence import LocalPresence, Presence, PresenceListener
+from signaling.ratelimit import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ class ClusterPresence(Presence):
         self.ttl_s = ttl_s
         self._url = url
         # commands: short timeouts (a Redis that does not answer must not hold anything up)
-        self._client = client if client is not None else _client(url, socket_timeout=1.0)
+        self._client = client if client is not None else redis_client(url)
         self._owns_client = client is None
         self._local = LocalPresence()
         #: Stations online on other nodes: board id -> node.
@@ -223,22 +224,21 @@ class ClusterPresence(Presence):
                 )
         elif not await self._client.eval(_RELEASE, 1, key, self.node):
             return  # another node holds it now: nothing to say
-        message = json.dumps({"board_id": board_id, "node": self.node, "online": online})
-        await self._client.publish(CHANNEL, message)
+        await self._client.publish(CHANNEL, self._said(board_id, online))
         self._redis_ok()
 
     async def _forget_all(self) -> None:
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.delete(NODE_PREFIX + self.node)
-            for board_id in self._local_boards():
+            for board_id in self._local.online_boards():
                 pipe.eval(_RELEASE, 1, STATION_PREFIX + board_id, self.node)
             await pipe.execute()
-        for board_id in self._local_boards():
-            message = json.dumps({"board_id": board_id, "node": self.node, "online": False})
-            await self._client.publish(CHANNEL, message)
+        for board_id in self._local.online_boards():
+            await self._client.publish(CHANNEL, self._said(board_id, False))
 
-    def _local_boards(self) -> list[str]:
-        return self._local.online_boards()
+    def _said(self, board_id: str, online: bool) -> str:
+        """The message on `CHANNEL` that this node's station went on- or offline."""
+        return json.dumps({"board_id": board_id, "node": self.node, "online": online})
 
     # -- between nodes -----------------------------------------------------------------------
 
@@ -277,7 +277,7 @@ class ClusterPresence(Presence):
 
     async def _heartbeat_once(self) -> None:
         """Refresh this node's keys, then reread every station's."""
-        mine = self._local_boards()
+        mine = self._local.online_boards()
         node = json.dumps({"node": self.node, "url": self.node_url, "started_at": self._started_at})
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.set(NODE_PREFIX + self.node, node, px=self._ttl_ms)
@@ -330,7 +330,7 @@ class ClusterPresence(Presence):
         subscribe again and reread everything (what was said meanwhile is lost)."""
         delay = 0.5
         while not self._closing:
-            client = _client(self._url, socket_timeout=None)
+            client = redis_client(self._url, socket_timeout=None)
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(CHANNEL, EVENTS_PREFIX + self.node)
@@ -431,10 +431,3 @@ class ClusterPresence(Presence):
         if self._failing is not None:
             logger.info("node %s: Redis answers again; presence shared again", self.node)
             self._failing = None
-
-
-def _client(url: str, *, socket_timeout: float | None) -> redis.asyncio.Redis:
-    client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
-        url, socket_timeout=socket_timeout, socket_connect_timeout=1.0, retry_on_timeout=False
-    )
-    return client

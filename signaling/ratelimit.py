@@ -393,10 +393,11 @@ def shared_limiter(client: redis.asyncio.Redis, limit: Limit, name: str) -> Fall
     )
 
 
-def redis_client(url: str) -> redis.asyncio.Redis:
+def redis_client(url: str, *, socket_timeout: float | None = 1.0) -> redis.asyncio.Redis:
     """A Redis client for `url` with short timeouts and no retries: a Redis that does not
-    answer must not hold a request for seconds (the caller then refuses it: 503)."""
+    answer must not hold a request for seconds (the caller then refuses it: 503).
+    `socket_timeout=None`: reads wait (a subscription's), connecting is still bounded."""
     client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
-        url, socket_timeout=1.0, socket_connect_timeout=1.0, retry_on_timeout=False
+        url, socket_timeout=socket_timeout, socket_connect_timeout=1.0, retry_on_timeout=False
     )
     return client
