@@ -116,7 +116,7 @@ def summarize(rows: list[dict[str, Any]], operators: int) -> dict[str, Any]:
         "join_to_first_audio_ms_p50": percentile_ms(total, 50),
         "join_to_first_audio_ms_p95": percentile_ms(total, 95),
         "join_to_first_audio_ms_p99": p99,
-        "join_to_first_audio_ms_max": round(max(total) * 1000, 1) if total else None,
+        "join_to_first_audio_ms_max": round(max(total) * 1000, 2) if total else None,
         "join_answered_ms_p99": percentile_ms(span("start", "joined"), 99),
         "offer_answered_ms_p99": percentile_ms(span("start", "answered"), 99),
         "answer_to_first_packet_ms_p99": percentile_ms(span("answered", "first_packet"), 99),

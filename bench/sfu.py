@@ -473,6 +473,9 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
             stats_after = _sfu_stats(url)
             rss_mb = server_proc.memory_info().rss / 2**20
             coturn_rss_mb = coturn_proc.memory_info().rss / 2**20 if coturn_proc else None
+            # a packet heard after this may have been sent after the publisher's record of
+            # what it sent (it answers "stop" with it): such packets are not judged
+            stopped_at = time.time()
             for pipe in [pub_pipe, *(p for p, _ in pipes)]:
                 pipe.send("stop")
             sent: list[tuple[float, bytes]] = pub_pipe.recv()
@@ -502,7 +505,7 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
         got = collections.Counter(d for t, d in log if window_start <= t <= window_end + 0.5)
         matched = sum(min(count, got[d]) for d, count in window.items())
         worst = min(worst, 100.0 * matched / expected if expected else 0.0)
-        identical = identical and all(d in sent_at for _, d in log)
+        identical = identical and all(d in sent_at for t, d in log if t <= stopped_at)
         # delivery: payloads sent once in the window (the tone's Opus payloads all are)
         delivery.extend(t - sent_at[d] for t, d in log if window.get(d) == 1)
     first_audio = [x.packets[0][0] - x.joined_at for x in received if x.packets]
