@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiortc import (
     MediaStreamTrack,
@@ -17,6 +18,7 @@ from aiortc import (
     RTCIceCandidate,
     RTCIceServer,
     RTCPeerConnection,
+    RTCRtpTransceiver,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError
@@ -42,6 +44,9 @@ AGENT_KEY = "agent"
 class Role(enum.Enum):
     AGENT = "agent"
     OPERATOR = "operator"
+    #: Another node's relay of this station to its own listeners (`media.relay`): hears the
+    #: station and what its operators are told, never transmits, is not in the roster.
+    RELAY = "relay"
 
 
 @dataclass(frozen=True)
@@ -152,6 +157,18 @@ def _bundle_problem(sdp: str) -> str | None:
     return None
 
 
+def negotiated_opus(transceiver: RTCRtpTransceiver) -> Any | None:
+    """The Opus codec negotiated for an audio transceiver (its payload type set), if any."""
+    return next(
+        (
+            c
+            for c in aiortc_hooks.negotiated_codecs(transceiver)
+            if c.mimeType.lower() == "audio/opus" and c.payloadType is not None
+        ),
+        None,
+    )
+
+
 def _mids_of(sdp: str) -> tuple[str | None, ...]:
     """The mid of each m-line of an SDP, in order (None for an m-line without one)."""
     mids: list[str | None] = []
@@ -228,14 +245,10 @@ class Participant:
         if any(t.kind != "audio" for t in self.pc.getTransceivers()):
             raise BadSdpError("the offer may only have an audio m-line and the data channel")
         transceiver = audio[0]
-        opus = [
-            c
-            for c in aiortc_hooks.negotiated_codecs(transceiver)
-            if c.mimeType.lower() == "audio/opus" and c.payloadType is not None
-        ]
-        if not opus:
+        opus = negotiated_opus(transceiver)
+        if opus is None:
             raise BadSdpError("the offer's audio m-line must offer Opus")
-        self._opus_payload_type = opus[0].payloadType
+        self._opus_payload_type = opus.payloadType
         # aiortc keeps the offer's direction from our side: "recvonly" = the client sends
         ours = aiortc_hooks.offered_direction(transceiver)
         if ours in ("sendrecv", "recvonly"):
@@ -243,7 +256,7 @@ class Participant:
         if ours in ("sendrecv", "sendonly"):
             self.pc.addTrack(SilentTrack())
             self.target = ForwardTarget(
-                transceiver, self._config.listener_queue_packets, opus[0].clockRate, self.key
+                transceiver, self._config.listener_queue_packets, opus.clockRate, self.key
             )
         # the SFU's host candidates: in the media port range, announcing the public address
         aiortc_hooks.set_host_candidate_policy(self.pc, host_candidate_policy(self._config))

@@ -58,6 +58,8 @@ class Room:
         self._on_empty = on_empty
         self.agent: Participant | None = None
         self.operators: dict[str, Participant] = {}
+        #: Other nodes' relays of this station (`media.relay`), by key.
+        self.relays: dict[str, Participant] = {}
         #: Participants whose offer is being negotiated (trickled candidates find them here).
         self.negotiating: dict[str, Participant] = {}
         self.rx = RtpFanout(latency=latency)
@@ -81,14 +83,18 @@ class Room:
 
     @property
     def empty(self) -> bool:
-        return self.agent is None and not self.operators and not self.negotiating
+        return (
+            self.agent is None and not self.operators and not self.relays and not self.negotiating
+        )
 
     def participant(self, key: str) -> Participant | None:
         """The participant `key`, its negotiating session first (trickled candidates)."""
         return self.negotiating.get(key) or self._admitted(key)
 
     def _admitted(self, key: str) -> Participant | None:
-        return self.agent if key == AGENT_KEY else self.operators.get(key)
+        if key == AGENT_KEY:
+            return self.agent
+        return self.operators.get(key) or self.relays.get(key)
 
     @property
     def station_online(self) -> bool:
@@ -139,6 +145,11 @@ class Room:
             self.rx.new_source()
             if participant.target is not None:
                 self.tx.add(participant.target)
+        elif participant.identity.role is Role.RELAY:
+            previous = self.relays.get(participant.key)
+            self.relays[participant.key] = participant
+            if participant.target is not None:
+                self.rx.add(participant.target)
         else:
             previous = self.operators.get(participant.key)
             self.operators[participant.key] = participant
@@ -151,8 +162,12 @@ class Room:
 
     def data_pending(self) -> bool:
         """Whether a data channel of this room still holds messages not handed to the network."""
-        participants = [*self.operators.values(), *([self.agent] if self.agent else [])]
-        return any(p.buffered_bytes > 0 for p in participants)
+        return any(p.buffered_bytes > 0 for p in self._everyone())
+
+    def _everyone(self) -> list[Participant]:
+        """Every admitted participant: operators, relays, the agent."""
+        agent = [self.agent] if self.agent is not None else []
+        return [*self.operators.values(), *self.relays.values(), *agent]
 
     async def remove(self, key: str) -> None:
         participant = self._admitted(key)
@@ -163,7 +178,7 @@ class Room:
         if self._roster_timer is not None:
             self._roster_timer.cancel()
             self._roster_timer = None
-        for participant in [*self.operators.values(), *([self.agent] if self.agent else [])]:
+        for participant in self._everyone():
             await self._drop(participant)
         for task in list(self._closing):
             await task
@@ -183,6 +198,11 @@ class Room:
                 self.floor.end("station_lost")
             if participant.target is not None:
                 self.tx.remove(participant.target)
+        elif participant.identity.role is Role.RELAY:
+            if self.relays.get(participant.key) is participant:
+                del self.relays[participant.key]
+            if participant.target is not None:
+                self.rx.remove(participant.target)
         else:
             if self.operators.get(participant.key) is participant:
                 del self.operators[participant.key]
@@ -227,7 +247,7 @@ class Room:
     # -- data channel ----------------------------------------------------------------------
 
     def _channel_open(self, participant: Participant) -> None:
-        if participant.identity.role is Role.OPERATOR:
+        if participant.identity.role is not Role.AGENT:  # an operator or a relay
             participant.send(self.floor.floor_for(participant.key))
             participant.send(self._roster_message())
             if self.capabilities is not None:
@@ -254,6 +274,8 @@ class Room:
         try:
             if participant.identity.role is Role.AGENT:
                 self._station_message(raw)
+            elif participant.identity.role is Role.RELAY:
+                return  # a relay passes nothing on from its listeners (they only listen)
             else:
                 self._operator_message(participant, raw)
         except ProtocolError as exc:
@@ -273,6 +295,8 @@ class Room:
             self.last_status = encoded
         for operator in self.operators.values():
             operator.send(encoded)
+        for relay in self.relays.values():
+            relay.send(encoded)
 
     def _operator_message(self, operator: Participant, data: bytes) -> None:
         message = protocol.decode_operator_message(data)
@@ -372,12 +396,14 @@ class Room:
     def _broadcast_roster(self) -> None:
         self._roster_timer = None
         self._roster_sent_at = asyncio.get_running_loop().time()
-        if not self.operators:
+        if not self.operators and not self.relays:
             return
         self.roster_broadcasts += 1
         data = self._roster_message()
         for operator in self.operators.values():
             operator.send(data)
+        for relay in self.relays.values():
+            relay.send(data)
 
     def _check_withdrawn(self, operator: Participant) -> None:
         reason = self._withdrawn.get(operator.key)
@@ -439,6 +465,10 @@ class Room:
         return tuple(self.operators)
 
     def floor_changed(self) -> None:
+        if self.relays:  # what the relays' listeners see: the holder, never themselves
+            data = self.floor.floor_for(AGENT_KEY)
+            for relay in self.relays.values():
+                relay.send(data)
         holder = self.floor.holder
         if holder is not None:
             self._waiting.pop(holder.key, None)  # granted: no longer waiting

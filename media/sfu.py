@@ -14,6 +14,7 @@ from media.errors import StationOfflineError
 from media.floor import FloorObserver
 from media.forwarder import ForwardTotals, LatencyRecorder
 from media.participant import AGENT_KEY, MediaFailure, Participant, ParticipantIdentity, Role
+from media.relay import OpenUpstream, RelayRoom
 from media.room import Room
 from radiocore import aiortc_hooks
 from radiocore_protocol import TxEndReason
@@ -95,6 +96,8 @@ class Sfu:
         self._observer = observer
         self._station_observer = station_observer or NoStationObserver()
         self._rooms: dict[str, Room] = {}
+        #: Stations of other nodes whose listeners here are served through a relay.
+        self._relayed: dict[str, RelayRoom] = {}
         self._failure_listeners: list[MediaFailureListener] = []
         self._latency = (
             LatencyRecorder(config.latency_sample_every) if config.latency_sample_every else None
@@ -135,6 +138,10 @@ class Sfu:
         """Every room now (a copy: rooms come and go while the caller awaits)."""
         return tuple(self._rooms.values())
 
+    def relay_rooms(self) -> tuple[RelayRoom, ...]:
+        """Every relayed room now: another node's station and its listeners here (a copy)."""
+        return tuple(self._relayed.values())
+
     def _room(self, board_id: str) -> Room:
         room = self._rooms.get(board_id)
         if room is None:
@@ -156,6 +163,9 @@ class Sfu:
     async def connect_agent(self, board_id: str, name: str, offer_sdp: str) -> str:
         """Negotiate the board agent's peer connection; returns the SDP answer."""
         identity = ParticipantIdentity(key=AGENT_KEY, role=Role.AGENT, callsign=name)
+        relayed = self._relayed.get(board_id)
+        if relayed is not None:  # the station came here: its listeners relayed here join it
+            relayed.upstream_lost()
         return await self._connect(board_id, identity, offer_sdp)
 
     async def connect_operator(
@@ -165,6 +175,68 @@ class Sfu:
         if not self.station_online(board_id):
             raise StationOfflineError("the station is offline")
         return await self._connect(board_id, identity, offer_sdp)
+
+    async def connect_relay(self, board_id: str, node: str, offer_sdp: str) -> str:
+        """Negotiate node `node`'s relay of this station (`media.relay`); returns the answer."""
+        if not self.station_online(board_id):
+            raise StationOfflineError("the station is offline")
+        identity = ParticipantIdentity(
+            key=f"relay:{node}", role=Role.RELAY, callsign=f"relay to node {node}"
+        )
+        return await self._connect(board_id, identity, offer_sdp)
+
+    async def connect_relayed(
+        self,
+        board_id: str,
+        identity: ParticipantIdentity,
+        offer_sdp: str,
+        open_upstream: OpenUpstream,
+        source: str = "",
+    ) -> str:
+        """Negotiate a listen-only operator of a station on another node (`source`), served
+        here through this node's relay of it (connected first if need be, through
+        `open_upstream`: the station's node's answer to the relay's offer); returns the
+        answer."""
+        room = self._relayed.get(board_id)
+        if room is None:
+            room = self._relayed[board_id] = RelayRoom(
+                board_id, self.config, self._latency, open_upstream, self._forget_relay, source
+            )
+        participant = room.new_participant(identity, self._ice_servers_for())
+        participant.on_media_failed = lambda p, failure: self._media_failed(board_id, p, failure)
+        room.negotiating[identity.key] = participant
+        try:
+            await room.upstream(self._ice_servers_for())
+            answer = await participant.accept_offer(offer_sdp)
+        except BaseException:
+            room.finish_negotiation(participant)
+            await participant.close()
+            if room.empty:
+                await room.close()
+            raise
+        room.finish_negotiation(participant)
+        await room.admit(participant)
+        logger.info(
+            "operator %s joined board %s through this node's relay",
+            identity.callsign,
+            board_id,
+            extra={"board_id": board_id, "operator_id": identity.user_id},
+        )
+        return answer
+
+    def _forget_relay(self, room: RelayRoom) -> None:
+        if self._relayed.get(room.board_id) is room:
+            del self._relayed[room.board_id]
+            self._retired.add(room.rx.totals())
+            self._retired_invalid += room.invalid_messages
+
+    def station_moved(self, board_id: str, home: str | None) -> None:
+        """The station is online on node `home` now (None: offline): if this node relays it
+        from another node, its relayed listeners are told to join again (`media_failed`), where
+        the station is now. Offline alone ends nothing: the station may come back to its node."""
+        room = self._relayed.get(board_id)
+        if room is not None and home is not None and home != room.source:
+            room.upstream_lost()
 
     async def _connect(self, board_id: str, identity: ParticipantIdentity, offer_sdp: str) -> str:
         room = self._room(board_id)
@@ -196,11 +268,18 @@ class Sfu:
         room = self._rooms.get(board_id)
         participant = room.participant(key) if room is not None else None
         if participant is None:
+            relayed = self._relayed.get(board_id)
+            participant = relayed.participant(key) if relayed is not None else None
+        if participant is None:
             return False
         await participant.add_candidate(candidate, sdp_mid, index)
         return True
 
     async def disconnect(self, board_id: str, key: str) -> None:
+        relayed = self._relayed.get(board_id)
+        if relayed is not None and key in relayed.operators:
+            await relayed.remove(key)
+            return
         room = self._rooms.get(board_id)
         if room is None:
             return
@@ -242,6 +321,8 @@ class Sfu:
         return not any(room.data_pending() for room in self._rooms.values())
 
     async def close(self) -> None:
+        for relayed in list(self._relayed.values()):
+            await relayed.close()
         for room in list(self._rooms.values()):
             await room.close()
             if self._rooms.get(room.board_id) is room:  # not forgotten while closing
@@ -259,6 +340,9 @@ class Sfu:
             forwarded.add(room.rx.totals())
             forwarded.add(room.tx.totals())
             invalid += room.invalid_messages
+        for relayed in self._relayed.values():
+            forwarded.add(relayed.rx.totals())
+            invalid += relayed.invalid_messages
         return SfuTotals(forwarded=forwarded, invalid_messages=invalid)
 
     def latency_since(self, mark: int) -> tuple[int, list[float]]:
@@ -275,12 +359,14 @@ class Sfu:
 
     def stats(self) -> SfuStats:
         rooms = list(self._rooms.values())
+        relayed = list(self._relayed.values())
+        participants = sum(len(r.operators) + len(r.relays) + (r.agent is not None) for r in rooms)
+        participants += sum(len(r.operators) for r in relayed)
         forwarded = dropped = 0
-        for room in rooms:
-            for fanout in (room.rx, room.tx):
-                for target in fanout.targets:
-                    forwarded += target.packets_sent
-                    dropped += target.dropped
+        for fanout in [*(r.rx for r in rooms), *(r.tx for r in rooms), *(r.rx for r in relayed)]:
+            for target in fanout.targets:
+                forwarded += target.packets_sent
+                dropped += target.dropped
         samples = sorted(self._latency.samples) if self._latency else []
         p50 = p99 = None
         if len(samples) >= 2:
@@ -288,11 +374,13 @@ class Sfu:
             p50, p99 = cuts[49] * 1000, cuts[98] * 1000
         return SfuStats(
             rooms=len(rooms),
-            participants=sum(len(r.operators) + (r.agent is not None) for r in rooms),
-            packets_in=sum(r.rx.packets_in + r.tx.packets_in for r in rooms),
+            participants=participants,
+            packets_in=sum(r.rx.packets_in + r.tx.packets_in for r in rooms)
+            + sum(r.rx.packets_in for r in relayed),
             packets_forwarded=forwarded,
             packets_dropped=dropped,
-            invalid_messages=sum(r.invalid_messages for r in rooms),
+            invalid_messages=sum(r.invalid_messages for r in rooms)
+            + sum(r.invalid_messages for r in relayed),
             latency_ms_p50=p50,
             latency_ms_p99=p99,
             latency_samples=len(samples),

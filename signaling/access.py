@@ -44,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, Literal, TypeAlias
 
 from media.participant import Participant
+from media.relay import RelayRoom
 from media.room import Room
 from media.sfu import Sfu
 from signaling.errors import ForbiddenError, NotFoundError, SignalingError
@@ -250,7 +251,8 @@ class AccessWatch:
         itself (a booking's end, or the end of its grace), if any."""
         now = now or datetime.now(UTC)
         wake: datetime | None = None
-        for room in self._sfu.rooms():
+        rooms: list[Room | RelayRoom] = [*self._sfu.rooms(), *self._sfu.relay_rooms()]
+        for room in rooms:
             operators = list(room.operators.values())
             # bounded work: a room with only its owner's sessions is not read at all
             if all(p.identity.is_owner for p in operators):
@@ -270,7 +272,9 @@ class AccessWatch:
                 await self._apply(room, participant, access)
         return wake
 
-    async def _apply(self, room: Room, participant: Participant, access: Access) -> None:
+    async def _apply(
+        self, room: Room | RelayRoom, participant: Participant, access: Access
+    ) -> None:
         identity = participant.identity
         name = access.board.name if access.board is not None else "this station"
         if not access.may_listen:
@@ -290,7 +294,7 @@ class AccessWatch:
                 access.reason,
             )
 
-    async def _end(self, room: Room, participant: Participant, message: str) -> None:
+    async def _end(self, room: Room | RelayRoom, participant: Participant, message: str) -> None:
         """Transmit first (the floor, if held, is released), then the client is told, then its
         peer connection for the board is closed."""
         key = participant.key

@@ -284,6 +284,7 @@ def _signaling(sio: socketio.AsyncServer) -> CleanupContext:
             app[keys.ICE],
             max_sdp_chars=config.limits.max_sdp_chars,
             node_link=link,
+            relay_listeners=config.cluster.relay_listeners,
         )
         app[keys.STATIONS] = stations
         rate = config.limits.max_events_per_second
@@ -305,6 +306,10 @@ def _signaling(sio: socketio.AsyncServer) -> CleanupContext:
             presence.on_taken = lambda board_id: agents.disconnect_boards({board_id})
             between = _BetweenNodes(presence, link, operators)
             presence.on_event = between.event
+            # a station that moved to another node: this node's relay of it ends (media.relay)
+            presence.listen(
+                lambda board_id, _: sfu.station_moved(board_id, presence.home(board_id))
+            )
             sfu.on_media_failed(between.media_failed)
             on_access_ended = between.access_ended
         sfu.on_media_failed(operators.media_failed)  # a client is told why its media failed

@@ -451,6 +451,14 @@ class ClusterConfig:
         "everywhere within about this; 1.5 … 120",
     )
 
+    relay_listeners: bool = setting(
+        True,
+        "with redis_url: operators who may only listen, connected to this node for a station on "
+        "another node, get its audio from this node, which receives it once for all of them "
+        "(a cascaded room); false: their media goes to the station's node, as an operator's who "
+        "may transmit always does",
+    )
+
     def __post_init__(self) -> None:
         if self.node_url and urlsplit(self.node_url).scheme not in ("http", "https"):
             raise ConfigError(f"cluster.node_url {self.node_url!r} must be http:// or https://")

@@ -194,9 +194,16 @@ class ServerMetrics:
         yield _gauge("radiocore_rooms", "Rooms (stations with someone in them)", len(rooms))
         operators = sources.operators.connected if sources.operators is not None else 0
         yield _gauge("radiocore_operators", "Operator Socket.IO connections open", operators)
+        relayed = sfu.relay_rooms() if sfu is not None else ()
         listeners = sum(len(room.rx.targets) for room in rooms)
+        listeners += sum(len(room.rx.targets) for room in relayed)
         yield _gauge(
             "radiocore_listeners", "Operators' media connections receiving a station", listeners
+        )
+        yield _gauge(
+            "radiocore_relayed_rooms",
+            "Stations of other nodes whose listeners here hear them through this node's relay",
+            len(relayed),
         )
         active = sum(room.floor.holder is not None for room in rooms)
         yield _gauge("radiocore_ptt_active", "Transmissions going on now", active)

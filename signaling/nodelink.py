@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 import aiohttp
 from aiohttp import web
 
-from media.errors import StationOfflineError
+from media.errors import MediaError, StationOfflineError
 from media.participant import MediaFailure, ParticipantIdentity, Role
 from radiocore_protocol import ErrorCode, ProtocolError
 
@@ -199,6 +199,12 @@ class NodeLink:
         await self._post(home, "candidate", body)
         return True
 
+    async def relay(self, home: str, board_id: str, sdp: str) -> str:
+        """This node's relay of the station (`media.relay`): the home node's answer to its
+        offer."""
+        answer = await self._post(home, "relay", {"board_id": board_id, "sdp": sdp})
+        return str(answer["sdp"])
+
     async def leave(self, board_id: str, connection_id: str) -> bool:
         """Tell the home node the operator left; False when it was not forwarded."""
         home = self.forwarded.pop((connection_id, board_id), None)
@@ -258,12 +264,23 @@ def node_routes(
         )
         try:
             sdp = await sfu_of().connect_operator(board_id, identity, str(data["sdp"]))
-        except StationOfflineError as exc:
-            return refusal(ErrorCode.STATION_OFFLINE, str(exc))
-        except ProtocolError as exc:
+        except (MediaError, ProtocolError) as exc:  # a bad offer too: told as on one node
             return refusal(exc.code, exc.message)
         logger.info("operator %s joined board %s through node %s", identity.callsign, board_id,
                     sender)  # fmt: skip
+        return web.json_response({"sdp": sdp})
+
+    async def relay(request: web.Request) -> web.Response:
+        sender, data = await read(request)
+        board_id = str(data["board_id"])
+        presence = presence_of()
+        if presence.home(board_id) != presence.node:
+            return refusal(ErrorCode.STATION_OFFLINE, "the station is not on this node now")
+        try:
+            sdp = await sfu_of().connect_relay(board_id, sender, str(data["sdp"]))
+        except (MediaError, ProtocolError) as exc:
+            return refusal(exc.code, exc.message)
+        logger.info("node %s relays board %s to its listeners", sender, board_id)
         return web.json_response({"sdp": sdp})
 
     async def candidate(request: web.Request) -> web.Response:
@@ -276,7 +293,7 @@ def node_routes(
                 data.get("sdpMid"),
                 data.get("sdpMLineIndex"),
             )
-        except ProtocolError as exc:
+        except (MediaError, ProtocolError) as exc:  # a malformed candidate: told as on one node
             return refusal(exc.code, exc.message)
         return web.json_response({"ok": True})
 
@@ -297,6 +314,7 @@ def node_routes(
 
     return [
         web.post("/api/internal/node/offer", checked(offer)),
+        web.post("/api/internal/node/relay", checked(relay)),
         web.post("/api/internal/node/candidate", checked(candidate)),
         web.post("/api/internal/node/leave", checked(leave)),
     ]

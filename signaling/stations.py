@@ -42,8 +42,12 @@ class StationService:
         ice: IcePlan,
         max_sdp_chars: int = protocol.MAX_SDP_CHARS,
         node_link: NodeLink | None = None,
+        relay_listeners: bool = True,
     ) -> None:
         self._max_sdp_chars = max_sdp_chars
+        #: With several nodes: listen-only operators of a station on another node are served by
+        #: this node's relay of it (`media.relay`), not forwarded there.
+        self.relay_listeners = relay_listeners
         #: With several nodes: operators' requests for a station on another node go there.
         self.node_link = node_link
         self._store = store
@@ -173,6 +177,22 @@ class StationService:
                 raise StationOfflineError(
                     f"the station is connected to another server node ({home}), which this "
                     "node cannot reach"
+                )
+            if self.relay_listeners and not (access.may_transmit or access.is_owner):
+                # a listener: served by this node, through its relay of the station
+                link = self.node_link
+                listener = ParticipantIdentity(
+                    key=connection_id,
+                    role=Role.OPERATOR,
+                    callsign=operator.callsign,
+                    user_id=operator.user_id,
+                )
+
+                async def open_upstream(sdp: str) -> str:
+                    return await link.relay(home, board.id, sdp)
+
+                return await self._sfu.connect_relayed(
+                    board.id, listener, offer.sdp, open_upstream, source=home
                 )
             # the station's node makes the operator a participant there (signaling.nodelink)
             forwarded = ForwardedOperator(

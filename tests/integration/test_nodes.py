@@ -30,7 +30,9 @@ import socketio
 
 from bench.postgres import PostgresServer
 from bench.tools import free_ports, start_agent, stop_process, wait_http
+from signaling.accounts import create_account
 from signaling.nodelink import NodeKey
+from signaling.store import create_store
 from tests.integration.harness import Account, Operator, Rigctld, seed
 from tests.support.postgres import start_postgres
 from tests.support.redis import RedisServer, start_redis
@@ -382,3 +384,99 @@ async def test_a_node_with_another_secret_is_refused_plainly(seeded: Cluster, ri
         if operator is not None:
             await operator.close()
         stop_process(agent, timeout_s=5)
+
+
+async def listen_only_accounts(cluster: Cluster, count: int) -> list[Account]:
+    """`count` operators who may listen to the owner's board, not transmit."""
+    accounts = [
+        Account(f"listener{i}@example.org", f"listener-password-{i}", f"DL{i}LIS")
+        for i in range(count)
+    ]
+    async with create_store(cluster.postgres.url(), cluster.root) as store:
+        for account in accounts:
+            user = await create_account(store, account.email, account.password, account.callsign)
+            account.user_id = user.id
+            await store.set_grant(cluster.board_id, user.id, "listen")
+    return accounts
+
+
+def in_order_within(heard: list[bytes], reference: list[bytes]) -> int:
+    """How many of `heard`'s payloads, from its first, follow each other in `reference` exactly
+    (0 when its first is not there at all)."""
+    if not heard or heard[0] not in reference:
+        return 0
+    start = reference.index(heard[0])
+    count = 0
+    for mine, theirs in zip(heard, reference[start:], strict=False):
+        if mine != theirs:
+            break
+        count += 1
+    return count
+
+
+async def test_listeners_on_another_node_hear_the_station_through_one_relay(
+    seeded: Cluster, rig: Rigctld, tmp_path: Path
+) -> None:
+    """A cascaded room: the listen-only operators of node 2 hear the station on node 1 through
+    node 2's one relay of it — the same packets as node 1's own operator — and may not key it;
+    when the station moves to node 2 they are told to join again, and hear it there."""
+    cluster = seeded
+    assert cluster.owner is not None
+    one, two = cluster.start_node("node-1"), cluster.start_node("node-2")
+    accounts = await listen_only_accounts(cluster, 2)
+    board = cluster.board_id
+    agent = start_agent(
+        one.url, board, cluster.board_secret, rig.port, log=tmp_path / "agent.log",
+        env={"RADIOCORE_AGENT_RECONNECT_MIN_S": "0.2", "RADIOCORE_AGENT_RECONNECT_MAX_S": "1"},
+        extra_args=("--other-server", two.url),
+    )  # fmt: skip
+    reader = rig.reader()
+    operators: list[Operator] = []
+    try:
+        owner = await listening_operator(one, await sign_in(one, cluster.owner), board, 30)
+        operators.append(owner)
+        before = await participants(one)
+        tokens = [await sign_in(two, account) for account in accounts]
+        relayed = [await listening_operator(two, token, board, seconds=10) for token in tokens]
+        operators.extend(relayed)
+        assert await participants(one) == before + 1, "node 1 should serve node 2 one relay"
+        assert await participants(two) == 2, "node 2 should serve its listeners itself"
+        assert "node node-2 relays board" in cluster.log("node-1")
+
+        # payload-identical, in the order node 1's own operator heard them
+        reference = [p.payload for p in owner.packets]
+        for listener in relayed:
+            heard = [p.payload for p in listener.packets]
+            assert in_order_within(heard[:40], reference) == 40, "a relayed payload differs"
+
+        # a relayed listener's PTT is refused; the rig never keys
+        relayed[0].key()
+        assert await wait_for(
+            lambda: any('"forbidden"' in m for m in relayed[0].inbox), seconds=5
+        ), relayed[0].inbox[-5:]
+        assert not reader.ptt()
+        relayed[0].unkey()
+
+        # node 1 dies: the agent moves to node 2, whose relayed listeners are told to join again
+        one.process.send_signal(signal.SIGKILL)
+        for listener in relayed:
+            assert await wait_for(
+                lambda listener=listener: any(
+                    kind == "error"
+                    and data.get("code") == "media_failed"
+                    and "join again" in data.get("message", "")
+                    for kind, data in listener.events
+                ),
+                seconds=30,
+            ), listener.events
+        again = await listening_operator(two, tokens[0], board, seconds=30)
+        operators.append(again)
+        assert await participants(two) >= 2, "the station and its listener on node 2"
+    finally:
+        reader.close()
+        for operator in operators:
+            with contextlib.suppress(Exception):
+                await operator.close()
+        stop_process(agent, timeout_s=5)
+    log = cluster.log("node-2")
+    assert "Traceback" not in log, log[-3000:]

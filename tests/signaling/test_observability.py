@@ -44,6 +44,7 @@ METRIC_NAMES = (
     "radiocore_rooms",
     "radiocore_operators",
     "radiocore_listeners",
+    "radiocore_relayed_rooms",
     "radiocore_packets_forwarded_total",
     "radiocore_bytes_forwarded_total",
     "radiocore_packets_dropped_total",
