@@ -138,6 +138,12 @@ class Sfu:
         """Every room now (a copy: rooms come and go while the caller awaits)."""
         return tuple(self._rooms.values())
 
+    def listeners(self) -> int:
+        """Streams of station audio this SFU sends now: to operators (relayed ones included) and
+        to other nodes' and workers' relays (the load listeners are placed by)."""
+        here = sum(len(room.rx.targets) for room in self._rooms.values())
+        return here + sum(len(room.rx.targets) for room in self._relayed.values())
+
     def relay_rooms(self) -> tuple[RelayRoom, ...]:
         """Every relayed room now: another node's station and its listeners here (a copy)."""
         return tuple(self._relayed.values())

@@ -1,5 +1,5 @@
 """`radiocore`: one command with subcommands (serve, agent, demo, migrate, user, board, config,
-turn, bench).
+turn, bench; and worker, which serve starts).
 
 Subcommands import what they need only when run, so `radiocore agent` works on a station
 that has only the light `[agent]` extra installed (it is handed to `board_agent.cli` before
@@ -50,6 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", help="run the signaling server and SFU", description=settings
     )
     _server_flags(serve)
+
+    worker = commands.add_parser(
+        "worker",
+        help="a media worker, started by `radiocore serve` when workers > 1 (not by hand)",
+        description="A media worker of `radiocore serve` (signaling.workers): reads its "
+        "configuration, pickled, on standard input and prints the loopback port it listens on.",
+    )
+    worker.add_argument("--name", required=True, help="this worker's name")
+    worker.add_argument("--main-node", required=True, help="its main process's node name")
+    worker.add_argument("--main-url", required=True, help="where its main process listens")
 
     commands.add_parser(
         "agent",
@@ -400,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "worker":
+            return _worker(args)
         if args.command == "demo":
             from radiocore.demo import run_demo
 
@@ -590,6 +602,20 @@ def _serve(args: argparse.Namespace) -> int:
     config = _load_config(args)
     configure_logging(config.log_level, config.log_format)
     return asyncio.run(serve(config))
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import pickle
+
+    from radiocore.logs import configure_logging
+    from signaling.config import ServerConfig
+    from signaling.workers import run_worker
+
+    config = pickle.load(sys.stdin.buffer)  # from its main process, through a pipe
+    if not isinstance(config, ServerConfig):
+        raise SystemExit("radiocore worker: standard input did not hold a server configuration")
+    configure_logging(config.log_level, config.log_format)
+    return asyncio.run(run_worker(config, args.name, args.main_node, args.main_url))
 
 
 async def _migrate(args: argparse.Namespace) -> int:

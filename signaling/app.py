@@ -50,6 +50,7 @@ from signaling.rest import add_routes
 from signaling.stations import StationService
 from signaling.store import create_store
 from signaling.tls import same_origin
+from signaling.workers import WorkerPool, worker_count
 from turn.credentials import TurnCredentialIssuer
 from turn.probe import TurnHealth
 
@@ -95,10 +96,14 @@ def create_app(config: ServerConfig) -> web.Application:
     sio.attach(app)
     app[keys.SOCKETIO] = sio
     add_routes(app, resolve_web_root(config))
-    if config.redis_url:  # several nodes: operators of the others reach this one's stations
+    if config.redis_url or worker_count(config.workers) > 1:
+        # operators of other nodes reach this one's stations; workers ask for their relays
         app.router.add_routes(
             node_routes(
-                NodeKey(config.secret), lambda: app[keys.PRESENCE].presence, lambda: app[keys.SFU]
+                NodeKey(config.secret),
+                lambda: app[keys.PRESENCE].presence,
+                lambda: app[keys.SFU],
+                lambda: app[keys.NODE_EVENTS],
             )
         )
     app[keys.TURN_HEALTH] = TurnHealth(config.turn.urls)
@@ -301,10 +306,12 @@ def _signaling(sio: socketio.AsyncServer) -> CleanupContext:
         sources.operators, sources.agents = operators, agents
         tracker.connect(operators.announce)
         on_access_ended = operators.access_ended
+        between = _BetweenNodes(presence, link, operators)
+        app[keys.NODE_EVENTS] = between.event
+        app[_BETWEEN] = between
         if isinstance(presence, ClusterPresence) and link is not None:
             # a station whose agent reconnected to another node: its stale connection here goes
             presence.on_taken = lambda board_id: agents.disconnect_boards({board_id})
-            between = _BetweenNodes(presence, link, operators)
             presence.on_event = between.event
             # a station that moved to another node: this node's relay of it ends (media.relay)
             presence.listen(
@@ -340,10 +347,11 @@ class _BetweenNodes:
     edge node, those events reach the operator's connection."""
 
     def __init__(
-        self, presence: ClusterPresence, link: NodeLink, operators: OperatorNamespace
+        self, presence: Presence, link: NodeLink | None, operators: OperatorNamespace
     ) -> None:
         self._presence = presence
-        self._link = link
+        #: The links operators were passed on through: to other nodes, to this node's workers.
+        self.links = [link] if link is not None else []
         self._operators = operators
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -356,14 +364,14 @@ class _BetweenNodes:
 
     def media_failed(self, board_id: str, key: str, failure: MediaFailure) -> None:
         forwarded = split_key(key)
-        if forwarded is not None:
+        if forwarded is not None and isinstance(self._presence, ClusterPresence):
             node, connection_id = forwarded
             event = media_failed_event(board_id, connection_id, failure)
             self._spawn(self._presence.send_to(node, event))
 
     async def access_ended(self, board_id: str, key: str, message: str) -> None:
         forwarded = split_key(key)
-        if forwarded is None:
+        if forwarded is None or not isinstance(self._presence, ClusterPresence):
             await self._operators.access_ended(board_id, key, message)
             return
         node, connection_id = forwarded
@@ -375,7 +383,8 @@ class _BetweenNodes:
         board_id, connection_id = event.get("board_id"), event.get("connection_id")
         if not (isinstance(board_id, str) and isinstance(connection_id, str)):
             return
-        self._link.forwarded.pop((connection_id, board_id), None)  # that peer connection ends
+        for link in self.links:  # that peer connection ends
+            link.forwarded.pop((connection_id, board_id), None)
         if event.get("kind") == "media_failed":
             message = str(event.get("message", ""))
             failure = MediaFailure(
@@ -385,6 +394,31 @@ class _BetweenNodes:
         elif event.get("kind") == "access_ended":
             message = str(event.get("message", ""))
             self._spawn(self._operators.access_ended(board_id, connection_id, message))
+
+
+#: The node's `_BetweenNodes` (its workers' link joins it when they start).
+_BETWEEN = web.AppKey("between_nodes", _BetweenNodes)
+
+
+async def start_workers(app: web.Application, main_url: str) -> WorkerPool | None:
+    """Start this node's media workers (`workers` > 1; `signaling.workers`) once the server
+    listens at `main_url`, and have listen-only operators placed on them; None without."""
+    config = app[keys.CONFIG]
+    count = worker_count(config.workers)
+    if count <= 1:
+        return None
+    pool = WorkerPool(config, app[keys.PRESENCE].presence.node, main_url)
+    operators = app[keys.METRICS].sources.operators
+    if operators is not None:
+        pool.on_listener_lost = operators.media_failed
+    try:
+        await pool.start(count - 1)
+    except BaseException:
+        await pool.close()
+        raise
+    app[keys.STATIONS].workers = pool
+    app[_BETWEEN].links.append(pool.link)
+    return pool
 
 
 async def _turn_check(app: web.Application) -> AsyncIterator[None]:

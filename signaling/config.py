@@ -491,6 +491,12 @@ class ServerConfig:
         "each is checked like secret; in the environment comma- or newline-separated",
         secret=True,
     )
+    workers: int = setting(
+        1,
+        "server processes on this machine, this one included: operators who may only listen to "
+        "this node's stations are placed on the least loaded (each extra process, a media "
+        "worker, receives a station once and forwards it to its listeners); 0: one per core",
+    )
     demo: bool = setting(
         False,
         "demo mode: an ephemeral secret is generated when none is set (tokens stop working "
@@ -655,6 +661,8 @@ def validate(config: ServerConfig) -> ServerConfig:
         raise ConfigError("host must not be empty")
     if not 0 <= config.port <= 65535:
         raise ConfigError(f"port {config.port} is outside 0 … 65535")
+    if not 0 <= config.workers <= 256:
+        raise ConfigError(f"workers must be 0 (one per core) … 256, not {config.workers}")
     log_level = config.log_level.upper()
     if log_level not in LOG_LEVELS:
         raise ConfigError(f"log_level {config.log_level!r} is not one of {', '.join(LOG_LEVELS)}")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import redis.asyncio
 import socketio
 from aiohttp import web
@@ -33,3 +36,6 @@ LIMITS = web.AppKey("limits", ApiLimits)
 METRICS = web.AppKey("metrics", ServerMetrics)
 #: The Redis client of the shared rate limits; absent without `redis_url` (`GET /ready` pings it).
 REDIS = web.AppKey("redis", redis.asyncio.Redis)
+#: What workers and other nodes tell this node of the operators it passed on to them
+#: (`POST /api/internal/node/event`).
+NODE_EVENTS: web.AppKey[Callable[[dict[str, Any]], None]] = web.AppKey("node_events")

@@ -116,11 +116,19 @@ class NodeLink:
     """The edge side: the operator's requests sent to the station's home node."""
 
     def __init__(
-        self, node: str, key: NodeKey, node_url: Callable[[str], Awaitable[str | None]]
+        self,
+        node: str,
+        key: NodeKey,
+        node_url: Callable[[str], Awaitable[str | None]],
+        *,
+        verify_tls: bool = True,
     ) -> None:
+        """`verify_tls` False: a worker reaching its own main process on loopback, whose
+        certificate names the public host."""
         self.node = node
         self._key = key
         self._node_url = node_url
+        self._verify_tls = verify_tls
         self._http: aiohttp.ClientSession | None = None
         #: (connection id, board id) -> the home node its peer connection is on.
         self.forwarded: dict[tuple[str, str], str] = {}
@@ -138,7 +146,8 @@ class NodeLink:
         data = json.dumps(body).encode()
         if self._http is None:
             self._http = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
+                connector=aiohttp.TCPConnector(ssl=self._verify_tls),
             )
         try:
             async with self._http.post(
@@ -205,6 +214,11 @@ class NodeLink:
         answer = await self._post(home, "relay", {"board_id": board_id, "sdp": sdp})
         return str(answer["sdp"])
 
+    async def event(self, node: str, event: dict[str, Any]) -> None:
+        """Tell node `node` an event of an operator it forwarded here (a worker to its main
+        process; between nodes such events go through Redis)."""
+        await self._post(node, "event", event)
+
     async def leave(self, board_id: str, connection_id: str) -> bool:
         """Tell the home node the operator left; False when it was not forwarded."""
         home = self.forwarded.pop((connection_id, board_id), None)
@@ -222,69 +236,60 @@ class NodeLink:
 _Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
-def node_routes(
-    key: NodeKey, presence_of: Callable[[], Presence], sfu_of: Callable[[], Sfu]
-) -> list[web.RouteDef]:
-    """The home side's endpoints (the presence and the SFU looked up when a request comes:
-    they exist only once the server runs)."""
+async def read_signed(key: NodeKey, request: web.Request) -> tuple[str, dict[str, Any]]:
+    """The sending node's name and the JSON object a request between nodes carries; 403 when
+    it is not signed by a node of this server, 400 when it is not a JSON object."""
+    body = await request.read()
+    if len(body) > 256 * 1024:
+        raise web.HTTPRequestEntityTooLarge(max_size=256 * 1024, actual_size=len(body))
+    try:
+        sender = key.check(request.headers, request.path, body)
+    except NodeAuthError as exc:
+        logger.warning("refused a node request to %s: %s", request.path, exc)
+        raise web.HTTPForbidden() from None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise web.HTTPBadRequest(text="not JSON") from None
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text="not a JSON object")
+    return sender, data
 
-    async def read(request: web.Request) -> tuple[str, dict[str, Any]]:
-        body = await request.read()
-        if len(body) > 256 * 1024:
-            raise web.HTTPRequestEntityTooLarge(max_size=256 * 1024, actual_size=len(body))
-        try:
-            sender = key.check(request.headers, request.path, body)
-        except NodeAuthError as exc:
-            logger.warning("refused a node request to %s: %s", request.path, exc)
-            raise web.HTTPForbidden() from None
-        try:
-            data = json.loads(body)
-        except ValueError:
-            raise web.HTTPBadRequest(text="not JSON") from None
-        if not isinstance(data, dict):
-            raise web.HTTPBadRequest(text="not a JSON object")
-        return sender, data
 
-    def refusal(code: ErrorCode, message: str) -> web.Response:
-        return web.json_response({"error": {"code": code.value, "message": message}})
+def refusal(code: ErrorCode, message: str) -> web.Response:
+    """A refusal as the operator would get it on one node (the edge node passes it on)."""
+    return web.json_response({"error": {"code": code.value, "message": message}})
 
-    async def offer(request: web.Request) -> web.Response:
-        sender, data = await read(request)
-        board_id = str(data["board_id"])
-        presence = presence_of()
-        if presence.home(board_id) != presence.node:
-            return refusal(ErrorCode.STATION_OFFLINE, "the station is not on this node now")
-        identity = ParticipantIdentity(
-            key=forwarded_key(sender, str(data["connection_id"])),
-            role=Role.OPERATOR,
-            callsign=str(data["callsign"]),
-            user_id=str(data["user_id"]),
-            can_transmit=bool(data["can_transmit"]),
-            is_owner=bool(data["is_owner"]),
-        )
-        try:
-            sdp = await sfu_of().connect_operator(board_id, identity, str(data["sdp"]))
-        except (MediaError, ProtocolError) as exc:  # a bad offer too: told as on one node
-            return refusal(exc.code, exc.message)
-        logger.info("operator %s joined board %s through node %s", identity.callsign, board_id,
-                    sender)  # fmt: skip
-        return web.json_response({"sdp": sdp})
 
-    async def relay(request: web.Request) -> web.Response:
-        sender, data = await read(request)
-        board_id = str(data["board_id"])
-        presence = presence_of()
-        if presence.home(board_id) != presence.node:
-            return refusal(ErrorCode.STATION_OFFLINE, "the station is not on this node now")
+def checked(handler: _Handler) -> _Handler:
+    """`handler` with a missing or mistyped field answered 400 instead of 500."""
+
+    async def run(request: web.Request) -> web.Response:
         try:
-            sdp = await sfu_of().connect_relay(board_id, sender, str(data["sdp"]))
-        except (MediaError, ProtocolError) as exc:
-            return refusal(exc.code, exc.message)
-        logger.info("node %s relays board %s to its listeners", sender, board_id)
-        return web.json_response({"sdp": sdp})
+            return await handler(request)
+        except (KeyError, TypeError, ValueError) as exc:  # a field missing or mistyped
+            raise web.HTTPBadRequest(text=f"bad request: {type(exc).__name__}") from None
+
+    return run
+
+
+def forwarded_identity(sender: str, data: dict[str, Any]) -> ParticipantIdentity:
+    """The participant a forwarded operator (`ForwardedOperator`'s fields) is made."""
+    return ParticipantIdentity(
+        key=forwarded_key(sender, str(data["connection_id"])),
+        role=Role.OPERATOR,
+        callsign=str(data["callsign"]),
+        user_id=str(data["user_id"]),
+        can_transmit=bool(data["can_transmit"]),
+        is_owner=bool(data["is_owner"]),
+    )
+
+
+def participant_routes(key: NodeKey, sfu_of: Callable[[], Sfu]) -> list[web.RouteDef]:
+    """`candidate` and `leave` of a forwarded operator, the same on a node and on a worker."""
 
     async def candidate(request: web.Request) -> web.Response:
-        sender, data = await read(request)
+        sender, data = await read_signed(key, request)
         try:
             await sfu_of().add_candidate(
                 str(data["board_id"]),
@@ -298,25 +303,71 @@ def node_routes(
         return web.json_response({"ok": True})
 
     async def leave(request: web.Request) -> web.Response:
-        sender, data = await read(request)
+        sender, data = await read_signed(key, request)
         key_ = forwarded_key(sender, str(data["connection_id"]))
         await sfu_of().disconnect(str(data["board_id"]), key_)
         return web.json_response({"ok": True})
 
-    def checked(handler: _Handler) -> _Handler:
-        async def run(request: web.Request) -> web.Response:
-            try:
-                return await handler(request)
-            except (KeyError, TypeError, ValueError) as exc:  # a field missing or mistyped
-                raise web.HTTPBadRequest(text=f"bad request: {type(exc).__name__}") from None
+    return [
+        web.post("/api/internal/node/candidate", checked(candidate)),
+        web.post("/api/internal/node/leave", checked(leave)),
+    ]
 
-        return run
+
+def node_routes(
+    key: NodeKey,
+    presence_of: Callable[[], Presence],
+    sfu_of: Callable[[], Sfu],
+    on_event_of: Callable[[], Callable[[dict[str, Any]], None]],
+) -> list[web.RouteDef]:
+    """The home side's endpoints (the presence and the SFU looked up when a request comes:
+    they exist only once the server runs); `event`: what a worker of this node tells it of
+    the operators it serves (`signaling.workers`)."""
+
+    def not_here(board_id: str) -> web.Response | None:
+        presence = presence_of()
+        if presence.home(board_id) != presence.node:
+            return refusal(ErrorCode.STATION_OFFLINE, "the station is not on this node now")
+        return None
+
+    async def offer(request: web.Request) -> web.Response:
+        sender, data = await read_signed(key, request)
+        board_id = str(data["board_id"])
+        elsewhere = not_here(board_id)
+        if elsewhere is not None:
+            return elsewhere
+        identity = forwarded_identity(sender, data)
+        try:
+            sdp = await sfu_of().connect_operator(board_id, identity, str(data["sdp"]))
+        except (MediaError, ProtocolError) as exc:  # a bad offer too: told as on one node
+            return refusal(exc.code, exc.message)
+        logger.info("operator %s joined board %s through node %s", identity.callsign, board_id,
+                    sender)  # fmt: skip
+        return web.json_response({"sdp": sdp})
+
+    async def relay(request: web.Request) -> web.Response:
+        sender, data = await read_signed(key, request)
+        board_id = str(data["board_id"])
+        elsewhere = not_here(board_id)
+        if elsewhere is not None:
+            return elsewhere
+        try:
+            sdp = await sfu_of().connect_relay(board_id, sender, str(data["sdp"]))
+        except (MediaError, ProtocolError) as exc:
+            return refusal(exc.code, exc.message)
+        logger.info("node %s relays board %s to its listeners", sender, board_id)
+        return web.json_response({"sdp": sdp})
+
+    async def event(request: web.Request) -> web.Response:
+        _, data = await read_signed(key, request)
+        on_event_of()(data)
+        return web.json_response({"ok": True})
 
     return [
         web.post("/api/internal/node/offer", checked(offer)),
         web.post("/api/internal/node/relay", checked(relay)),
-        web.post("/api/internal/node/candidate", checked(candidate)),
-        web.post("/api/internal/node/leave", checked(leave)),
+        web.post("/api/internal/node/event", checked(event)),
+        *participant_routes(key, sfu_of),
     ]
 
 

@@ -32,9 +32,10 @@ from aiohttp import web
 
 import radiocore_protocol as protocol
 from signaling import keys
-from signaling.app import create_app
+from signaling.app import create_app, start_workers
 from signaling.config import ServerConfig
 from signaling.tls import TlsCertificates
+from signaling.workers import WorkerPool
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ async def serve(
         loop.add_signal_handler(signal.SIGHUP, tls.reload, "SIGHUP")
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=HANDLER_BOUND_S)
     watcher: asyncio.Task[None] | None = None
+    workers: WorkerPool | None = None
     try:
         await runner.setup()
         site = web.TCPSite(
@@ -107,6 +109,7 @@ async def serve(
             public_host = f"[{public_host}]"  # an IPv6 literal in a URL
         url = f"{'https' if tls else 'http'}://{public_host}:{port}/"
         logger.info("listening on %s", url)
+        workers = await start_workers(app, url)
         if on_ready is not None:
             await on_ready(app, url)
         await stop.wait()
@@ -127,5 +130,7 @@ async def serve(
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+        if workers is not None:
+            await workers.close()  # their listeners' connections end with them
         await runner.cleanup()
         logger.info("stopped")

@@ -9,6 +9,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import radiocore_protocol as protocol
 from media.errors import StationOfflineError
@@ -21,6 +22,9 @@ from signaling.ice import IcePlan
 from signaling.nodelink import ForwardedOperator, NodeLink
 from signaling.presence import Presence
 from signaling.store import Board, Store, TxSession
+
+if TYPE_CHECKING:
+    from signaling.workers import WorkerPool
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +52,9 @@ class StationService:
         #: With several nodes: listen-only operators of a station on another node are served by
         #: this node's relay of it (`media.relay`), not forwarded there.
         self.relay_listeners = relay_listeners
+        #: This node's media workers, once started (`signaling.workers`): listen-only operators
+        #: of its stations are placed on the least loaded.
+        self.workers: WorkerPool | None = None
         #: With several nodes: operators' requests for a station on another node go there.
         self.node_link = node_link
         self._store = store
@@ -204,6 +211,28 @@ class StationService:
                 is_owner=access.is_owner,
             )
             return await self.node_link.offer(home, forwarded, offer.sdp)
+        workers = self.workers
+        if workers is not None and not (access.may_transmit or access.is_owner):
+            worker = workers.place(self._sfu.listeners())
+            logger.info(
+                "listener %s of board %s placed on %s (listeners: here %d, workers %s)",
+                operator.callsign,
+                board.id,
+                worker or "this process",
+                self._sfu.listeners(),
+                workers.load(),
+                extra={"board_id": board.id, "operator_id": operator.user_id},
+            )
+            if worker is not None:
+                placed = ForwardedOperator(
+                    board_id=board.id,
+                    connection_id=connection_id,
+                    user_id=operator.user_id,
+                    callsign=operator.callsign,
+                    can_transmit=False,
+                    is_owner=False,
+                )
+                return await workers.offer(worker, placed, offer.sdp)
         identity = ParticipantIdentity(
             key=connection_id,
             role=Role.OPERATOR,
@@ -214,18 +243,25 @@ class StationService:
         )
         return await self._sfu.connect_operator(board.id, identity, offer.sdp)
 
+    def _links(self) -> list[NodeLink]:
+        """Where this node passes operators on: other nodes, its workers."""
+        links = [self.node_link] if self.node_link is not None else []
+        return links + ([self.workers.link] if self.workers is not None else [])
+
     async def operator_candidate(self, connection_id: str, msg: protocol.OperatorCandidate) -> bool:
-        if self.node_link is not None and await self.node_link.candidate(
-            msg.board_id, connection_id, msg.candidate, msg.sdpMid, msg.sdpMLineIndex
-        ):
-            return True
+        for link in self._links():
+            if await link.candidate(
+                msg.board_id, connection_id, msg.candidate, msg.sdpMid, msg.sdpMLineIndex
+            ):
+                return True
         return await self._sfu.add_candidate(
             msg.board_id, connection_id, msg.candidate, msg.sdpMid, msg.sdpMLineIndex
         )
 
     async def leave(self, connection_id: str, board_id: str) -> None:
-        if self.node_link is not None and await self.node_link.leave(board_id, connection_id):
-            return
+        for link in self._links():
+            if await link.leave(board_id, connection_id):
+                return
         await self._sfu.disconnect(board_id, connection_id)
 
     async def audience_of(self, board_id: str) -> list[str]:

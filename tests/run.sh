@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole suite as three pytest processes side by side (what `make test` runs): the tests that
 # start whole systems — servers, agents, rigctld, coturn, PostgreSQL clusters, browsers, network
-# namespaces, benchmarks — in two processes (tests/integration in one; tests/benchmarks and
-# tests/e2e in the other), each running its tests one after another; everything else in a third.
+# namespaces, benchmarks — in two processes (most of tests/integration in one; tests/benchmarks,
+# tests/e2e and the integration modules named in MOVED in the other), each running its tests one
+# after another; everything else in a third.
 # Most of the system tests' time is waiting on real timers (ICE, dead-man, time-outs, outages),
 # not CPU (the whole suite keeps 2 cores about 40 % busy), so side by side they take about as
 # long as the longest of them.
@@ -12,7 +13,11 @@
 set -uo pipefail
 
 PY="${PY:-.venv/bin/python}"
-SYSTEM_GROUPS=("tests/integration" "tests/benchmarks tests/e2e")
+# a few integration modules run with the benchmarks and the browsers: the two groups take about
+# as long (each ~10 min on 2 cores in a clean run), where tests/integration alone was the longest
+MOVED=(tests/integration/test_nat_matrix.py tests/integration/test_webrtcbin.py
+       tests/integration/test_workers.py)
+SYSTEM_GROUPS=("tests/integration ${MOVED[*]/#/--ignore=}" "tests/benchmarks tests/e2e ${MOVED[*]}")
 SYSTEM_TESTS=(tests/integration tests/benchmarks tests/e2e)
 
 if [[ $# -gt 0 ]]; then

@@ -29,6 +29,7 @@ import redis.asyncio
 import socketio
 
 from bench.postgres import PostgresServer
+from bench.rig_reader import RigReader
 from bench.tools import free_ports, start_agent, stop_process, wait_http
 from signaling.accounts import create_account
 from signaling.nodelink import NodeKey
@@ -346,6 +347,18 @@ async def test_a_clean_stop_leaves_no_presence_behind(seeded: Cluster, rig: Rigc
                 assert reply.status == 400, (path, bad, reply.status, await reply.text())
         token = await sign_in(two, cluster.owner)
         assert await wait_for_async(lambda: online_on(two, token, cluster.board_id), 30)
+        # a signed offer whose SDP is bad gets the error an operator of node 1 would get
+        bad_offer = json.dumps(
+            {"board_id": cluster.board_id, "connection_id": "x", "sdp": "v=0\r\nnot sdp",
+             "user_id": "u", "callsign": "DL0BAD", "can_transmit": False, "is_owner": False}
+        ).encode()  # fmt: skip
+        signed = ours.headers("node-2", "/api/internal/node/offer", bad_offer)
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{one.url}api/internal/node/offer", data=bad_offer, headers=signed) as reply,
+        ):
+            assert reply.status == 200, await reply.text()
+            assert (await reply.json())["error"]["code"] == "bad_sdp"
         keys = await presence_keys(cluster)
         assert f"radiocore:station:{cluster.board_id}" in keys and "radiocore:node:node-1" in keys
         stop_process(one.process, timeout_s=10)  # SIGTERM: the clean stop
@@ -400,6 +413,26 @@ async def listen_only_accounts(cluster: Cluster, count: int) -> list[Account]:
     return accounts
 
 
+def told_to_join_again(operator: Operator) -> bool:
+    """Whether the operator was told its media failed and it should join again."""
+    return any(
+        kind == "error"
+        and data.get("code") == "media_failed"
+        and "join again" in data.get("message", "")
+        for kind, data in operator.events
+    )
+
+
+async def refused_to_key(operator: Operator, reader: RigReader) -> None:
+    """The operator presses PTT: refused (`forbidden`), and the rig never keys."""
+    operator.key()
+    assert await wait_for(lambda: any('"forbidden"' in m for m in operator.inbox), seconds=5), (
+        operator.inbox[-5:]
+    )
+    assert not reader.ptt()
+    operator.unkey()
+
+
 def in_order_within(heard: list[bytes], reference: list[bytes]) -> int:
     """How many of `heard`'s payloads, from its first, follow each other in `reference` exactly
     (0 when its first is not there at all)."""
@@ -450,25 +483,14 @@ async def test_listeners_on_another_node_hear_the_station_through_one_relay(
             assert in_order_within(heard[:40], reference) == 40, "a relayed payload differs"
 
         # a relayed listener's PTT is refused; the rig never keys
-        relayed[0].key()
-        assert await wait_for(
-            lambda: any('"forbidden"' in m for m in relayed[0].inbox), seconds=5
-        ), relayed[0].inbox[-5:]
-        assert not reader.ptt()
-        relayed[0].unkey()
+        await refused_to_key(relayed[0], reader)
 
         # node 1 dies: the agent moves to node 2, whose relayed listeners are told to join again
         one.process.send_signal(signal.SIGKILL)
         for listener in relayed:
-            assert await wait_for(
-                lambda listener=listener: any(
-                    kind == "error"
-                    and data.get("code") == "media_failed"
-                    and "join again" in data.get("message", "")
-                    for kind, data in listener.events
-                ),
-                seconds=30,
-            ), listener.events
+            assert await wait_for(lambda listener=listener: told_to_join_again(listener), 30), (
+                listener.events
+            )
         again = await listening_operator(two, tokens[0], board, seconds=30)
         operators.append(again)
         assert await participants(two) >= 2, "the station and its listener on node 2"
