@@ -69,7 +69,7 @@ PORT_LINE: Final = "RADIOCORE_WORKER_PORT="
 START_BOUND_S: Final = 30.0
 #: A worker that dies sooner than this after its start is not started again (it would only die
 #: again: a broken installation or configuration).
-_MIN_LIFE_S: Final = 10.0
+_MIN_LIFE_S: Final = 5.0
 #: How often a worker checks that its main process is still there.
 _PARENT_CHECK_S: Final = 1.0
 #: What a listener served by a worker that died is told (`media_failed`).

@@ -6,6 +6,7 @@ again; the server's stop takes its worker with it."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -16,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import psutil
 import pytest
 
@@ -99,6 +101,13 @@ def start_served(
     return running
 
 
+def told_access_ended(operator: Operator) -> bool:
+    return any(
+        kind == "error" and data.get("code") == "forbidden" and "board_id" in data
+        for kind, data in operator.events
+    )
+
+
 def wait_for_sync(check: Callable[[], bool], seconds: float) -> bool:
     for _ in range(int(seconds / 0.1)):  # bounded
         if check():
@@ -117,9 +126,8 @@ async def test_listeners_are_spread_over_the_worker_and_hear_the_station_unchang
     operators: list[Operator] = []
     try:
         assert len(served.workers()) == 1, "one worker beside the main process"
-        owner = await listening_operator(
-            Node(served.url), await sign_in(Node(served.url), served.owner), served.board_id, 30
-        )
+        owner_token = await sign_in(Node(served.url), served.owner)
+        owner = await listening_operator(Node(served.url), owner_token, served.board_id, 30)
         operators.append(owner)
         placed = []
         for account in served.listeners:
@@ -140,16 +148,35 @@ async def test_listeners_are_spread_over_the_worker_and_hear_the_station_unchang
         # a listener on the worker presses PTT: refused, the rig never keys
         await refused_to_key(placed[0], reader)
 
-        # the worker dies: its listeners are told to join again, and can (on the main process)
+        # the owner withdraws the grant of a listener on the worker: the worker ends it, the
+        # main process tells it
+        revoked = served.listeners[1]
+        async with (
+            aiohttp.ClientSession() as http,
+            http.delete(
+                f"{served.url}api/boards/{served.board_id}/grants/{revoked.user_id}",
+                headers={"Authorization": f"Bearer {owner_token}"},
+            ) as reply,
+        ):
+            assert reply.status == 204, await reply.text()
+        assert await wait_for(lambda: told_access_ended(placed[1]), 10), placed[1].events
+
+        # the worker dies (once it has lived long enough to be started again): its listener is
+        # told to join again, and does, on the new worker
         (worker,) = served.workers()
+        await asyncio.sleep(max(0.0, worker.create_time() + 8.0 - time.time()))
         worker.send_signal(signal.SIGKILL)
-        for listener in placed[:2]:
-            assert await wait_for(lambda listener=listener: told_to_join_again(listener), 15), (
-                listener.events
-            )
+        assert await wait_for(lambda: told_to_join_again(placed[0]), 15), placed[0].events
+        restarted = "media worker local-w1 of local listening"
+        assert await wait_for(lambda: served.log.read_text().count(restarted) == 2, 30), (
+            served.log.read_text()[-3000:]
+        )
+        assert [w.pid for w in served.workers()] not in ([], [worker.pid])
         token = await sign_in(Node(served.url), served.listeners[0])
         operators.append(await listening_operator(Node(served.url), token, served.board_id, 10))
-        assert "died" in served.log.read_text()
+        log = served.log.read_text()
+        assert "media worker local-w1" in log and "died" in log
+        assert log.count("placed on local-w1") == 3, log[-3000:]
     finally:
         reader.close()
         for operator in operators:
