@@ -44,10 +44,13 @@ from typing import Any, Final
 
 from bench.coturn import TURNSERVER, Coturn
 from bench.tools import (
+    BENCH_EMAIL,
+    LISTENER_EMAIL,
     login,
     operator_offer,
     percentile_ms,
     seed,
+    seed_listener,
     start_server,
     stop_process,
     use_loopback_ice,
@@ -302,6 +305,50 @@ def _wait_ready(pipe: Connection, process: Any, timeout_s: float, what: str) -> 
     raise RuntimeError(f"{what} not ready within {timeout_s:g} s")
 
 
+def _summed(stats: dict[str, Any], field: str) -> int:
+    """A counter of the server, its workers' added (`GET /api/internal/sfu` lists theirs)."""
+    return int(stats[field]) + sum(int(w[field]) for w in stats.get("workers", []))
+
+
+def _wait_workers(url: str, count: int) -> None:
+    """Until the server's `count` workers answer (they start once it listens); bounded."""
+    for _ in range(300):
+        if len(_sfu_stats(url).get("workers", [])) >= count:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"the server's {count} media worker(s) did not start within 30 s")
+
+
+@dataclass
+class _Times:
+    user: float
+    system: float
+
+
+@dataclass
+class _Memory:
+    rss: int
+
+
+class _Tree:
+    """The server process and its media workers, measured as one (psutil's interface)."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self._main = psutil.Process(pid)
+
+    def _all(self) -> list[Any]:
+        return [self._main, *self._main.children()]
+
+    def cpu_times(self) -> _Times:
+        times = [p.cpu_times() for p in self._all()]
+        return _Times(sum(t.user for t in times), sum(t.system for t in times))
+
+    def memory_info(self) -> _Memory:
+        return _Memory(sum(p.memory_info().rss for p in self._all()))
+
+
 def _cpu_s(times: Any) -> float:
     return float(times.user + times.system)
 
@@ -329,7 +376,9 @@ def run_sfu_bench(args: argparse.Namespace) -> int:
         return _compare_janus(args)
     direct = _run_phase(args, relay=False)
     if not args.relay:
-        result = {k: v for k, v in direct.items() if k not in RELAY_RUN_FIELDS}
+        # with workers, delivery (publisher -> listener) is the latency that sees the relay hop
+        hidden = RELAY_RUN_FIELDS if args.workers <= 1 else ("relayed_listeners",)
+        result = {k: v for k, v in direct.items() if k not in hidden}
     else:
         relay = _run_phase(args, relay=True)
         result = {
@@ -398,7 +447,13 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="radiocore-bench-") as tmp:
         data_dir = Path(tmp)
         board_id, secret = asyncio.run(seed(data_dir))
-        config = 'media_latency_sample_every = 1\n[ice]\nhost_addresses = ["127.0.0.1"]\n'
+        workers: int = args.workers
+        if workers > 1:  # listeners who may only listen: those are placed on workers
+            asyncio.run(seed_listener(data_dir, board_id))
+        config = (
+            f"workers = {workers}\nmedia_latency_sample_every = 1\n"
+            '[ice]\nhost_addresses = ["127.0.0.1"]\n'
+        )
         env: dict[str, str] = {}
         coturn: Coturn | None = None
         if relay:
@@ -411,7 +466,9 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
         server = None
         try:
             url, server = start_server(data_dir, config, env)
-            token = login(url)
+            token = login(url, LISTENER_EMAIL if workers > 1 else BENCH_EMAIL)
+            if workers > 1:
+                _wait_workers(url, workers - 1)
             pub_pipe, pub_child = ctx.Pipe()
             publisher = ctx.Process(
                 target=_publisher, args=(url, board_id, secret, status_hz, pub_child)
@@ -420,7 +477,7 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
             children.append(publisher)
             _wait_ready(pub_pipe, publisher, 60, "the publisher")
             # before any listener: what each listener adds to it is the figure
-            base_rss_mb = psutil.Process(server.pid).memory_info().rss / 2**20
+            base_rss_mb = _Tree(server.pid).memory_info().rss / 2**20
             pipes = []
             base, extra = divmod(listeners, processes)
             shares = [base + (i < extra) for i in range(processes)]
@@ -436,7 +493,7 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
             for pipe, proc in pipes:
                 _wait_ready(pipe, proc, 120 + listeners + FIRST_AUDIO_WAIT_S, "a listener process")
             time.sleep(SETTLE_S)
-            server_proc = psutil.Process(server.pid)
+            server_proc = _Tree(server.pid)  # with its workers
             idle_cpu_pct = idle_no_status_cpu_pct = None
             idle_window = (0.0, 0.0)  # wall clock, to count the statuses delivered in it
             if args.idle_seconds > 0:
@@ -509,7 +566,9 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
         # delivery: payloads sent once in the window (the tone's Opus payloads all are)
         delivery.extend(t - sent_at[d] for t, d in log if window.get(d) == 1)
     first_audio = [x.packets[0][0] - x.joined_at for x in received if x.packets]
-    forwarded = stats_after["packets_forwarded"] - stats_before["packets_forwarded"]
+    forwarded = _summed(stats_after, "packets_forwarded") - _summed(
+        stats_before, "packets_forwarded"
+    )
     seconds = window_end - window_start
     cpu_s = _cpu_s(cpu_after) - _cpu_s(cpu_before)
     status_min_per_s = (
@@ -560,7 +619,18 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
         "server_rss_kb_per_listener": round((rss_mb - base_rss_mb) * 1024 / listeners, 1)
         if listeners
         else None,
-        "packets_dropped": stats_after["packets_dropped"],
+        "packets_dropped": _summed(stats_after, "packets_dropped"),
+        "workers": workers,
+        "worker_added_latency_ms_p99": [
+            _round(w["latency_ms_p99"]) for w in stats_after.get("workers", [])
+        ],
+        # the main process's: its participants but the station and the workers' relays
+        "listeners_per_process": [
+            stats_after["participants"]
+            - 1
+            - sum(1 for w in stats_after.get("workers", []) if w["participants"])
+        ]
+        + [w["participants"] for w in stats_after.get("workers", [])],
         "join_to_first_audio_ms_p50": percentile_ms(first_audio, 50),
         "join_to_first_audio_ms_p99": percentile_ms(first_audio, 99),
         "join_to_first_audio_ms_max": round(max(first_audio) * 1000, 2) if first_audio else None,

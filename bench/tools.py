@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 BENCH_EMAIL = "bench@radiocore.local"
+#: The bench account that may only listen (`seed_listener`).
+LISTENER_EMAIL = "listener@radiocore.local"
 BENCH_PASSWORD = "bench-password"
 BENCH_CALLSIGN = "DL0BCH"
 
@@ -86,10 +88,20 @@ def use_loopback_ice() -> None:
     set_host_addresses(["127.0.0.1"])
 
 
-def login(url: str) -> str:
+async def seed_listener(data_dir: Path, board_id: str) -> None:
+    """An account that may only listen to the bench board (`LISTENER_EMAIL`)."""
+    from signaling.accounts import create_account
+    from signaling.store import SQLITE_FILE_NAME, SqliteStore
+
+    async with SqliteStore(data_dir / SQLITE_FILE_NAME) as store:
+        user = await create_account(store, LISTENER_EMAIL, BENCH_PASSWORD, "BE0LIS")
+        await store.set_grant(board_id, user.id, "listen")
+
+
+def login(url: str, email: str = BENCH_EMAIL) -> str:
     request = urllib.request.Request(
         url + "api/auth/login",
-        data=json.dumps({"email": BENCH_EMAIL, "password": BENCH_PASSWORD}).encode(),
+        data=json.dumps({"email": email, "password": BENCH_PASSWORD}).encode(),
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:

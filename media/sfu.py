@@ -139,10 +139,12 @@ class Sfu:
         return tuple(self._rooms.values())
 
     def listeners(self) -> int:
-        """Streams of station audio this SFU sends now: to operators (relayed ones included) and
-        to other nodes' and workers' relays (the load listeners are placed by)."""
-        here = sum(len(room.rx.targets) for room in self._rooms.values())
-        return here + sum(len(room.rx.targets) for room in self._relayed.values())
+        """Streams of station audio this SFU sends or is about to: to operators (relayed ones
+        included) and to other nodes' and workers' relays (the load listeners are placed by)."""
+        # those negotiating count already: listeners joining at once are spread
+        here = sum(len(room.rx.targets) + len(room.negotiating) for room in self._rooms.values())
+        relayed = self._relayed.values()
+        return here + sum(len(room.rx.targets) + len(room.negotiating) for room in relayed)
 
     def relay_rooms(self) -> tuple[RelayRoom, ...]:
         """Every relayed room now: another node's station and its listeners here (a copy)."""

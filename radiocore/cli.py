@@ -234,6 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--listener-processes", type=int, default=2, help="processes the listeners run in"
     )
     sfu.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="the server's workers setting (processes, its own included); above 1 the "
+        "listeners may only listen, so they are spread over them; CPU and memory are the "
+        "processes' sum",
+    )
+    sfu.add_argument(
         "--relay",
         action="store_true",
         help="measure the direct path, then every listener forced through a coturn the "

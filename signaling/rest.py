@@ -187,9 +187,14 @@ async def sfu_stats(request: web.Request) -> web.Response:
     """SFU counters and sampled forwarding latency (for `radiocore bench`); loopback only."""
     if not _local(request):
         raise web.HTTPForbidden()
-    if request.query.get("reset") == "1":
+    reset = request.query.get("reset") == "1"
+    if reset:
         request.app[keys.SFU].reset_latency()
-    return web.json_response(dataclasses.asdict(request.app[keys.SFU].stats()))
+    stats: dict[str, object] = dataclasses.asdict(request.app[keys.SFU].stats())
+    stations = request.app.get(keys.STATIONS)
+    if stations is not None and stations.workers is not None:  # each worker's own, in a list
+        stats["workers"] = await stations.workers.stats(reset=reset)
+    return web.json_response(stats)
 
 
 def add_routes(app: web.Application, web_root: Path) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import pickle
@@ -37,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+import aiohttp
 from aiohttp import web
 
 from media.errors import MediaError
@@ -105,6 +107,8 @@ class WorkerPool:
         self.on_listener_lost: ListenerLost | None = None
         self._watches: set[asyncio.Task[None]] = set()
         self._closing = False
+        #: The worker of each listener whose offer is being answered.
+        self._joining: list[str] = []
 
     async def _url_of(self, name: str) -> str | None:
         worker = self.workers.get(name)
@@ -190,9 +194,9 @@ class WorkerPool:
             logger.error("media worker %s could not be started again: %s", worker.name, exc)
 
     def load(self) -> dict[str, int]:
-        """Listeners the main process placed on each worker now."""
+        """Listeners the main process placed on each worker now, those joining included."""
         counts = dict.fromkeys(self.workers, 0)
-        for name in self.link.forwarded.values():
+        for name in [*self.link.forwarded.values(), *self._joining]:
             if name in counts:
                 counts[name] += 1
         return counts
@@ -206,8 +210,26 @@ class WorkerPool:
         name = min(load, key=lambda n: (load[n], n))
         return name if load[name] < here else None
 
+    async def stats(self, *, reset: bool = False) -> list[dict[str, Any]]:
+        """Each worker's SFU counters (`GET /api/internal/sfu` of the main process adds them),
+        its name added; a worker that does not answer is left out."""
+        found: list[dict[str, Any]] = []
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+            for worker in list(self.workers.values()):
+                url = f"{worker.url}api/internal/sfu{'?reset=1' if reset else ''}"
+                try:
+                    async with http.get(url) as reply:
+                        found.append({"name": worker.name, **await reply.json()})
+                except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                    logger.warning("media worker %s gave no counters: %s", worker.name, exc)
+        return found
+
     async def offer(self, worker: str, operator: ForwardedOperator, sdp: str) -> str:
-        return await self.link.offer(worker, operator, sdp)
+        self._joining.append(worker)  # counted while its offer is answered: joins at once spread
+        try:
+            return await self.link.offer(worker, operator, sdp)
+        finally:
+            self._joining.remove(worker)
 
     async def close(self) -> None:
         self._closing = True
@@ -313,6 +335,13 @@ async def run_worker(config: ServerConfig, name: str, main_node: str, main_url: 
     )
     app = web.Application(client_max_size=config.limits.max_http_buffer_bytes)
     app.router.add_routes(worker_routes(key, sfu, link, main_node))
+
+    async def counters(request: web.Request) -> web.Response:  # on loopback only, as it listens
+        if request.query.get("reset") == "1":
+            sfu.reset_latency()
+        return web.json_response(dataclasses.asdict(sfu.stats()))
+
+    app.router.add_get("/api/internal/sfu", counters)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -33,6 +33,9 @@ JOIN_FIELDS = (
 )
 #: The server with every listener connected and no audio, and forwarding's own cost.
 IDLE_FIELDS = ("server_idle_cpu_pct", "server_marginal_cpu_us_per_forwarded_packet")
+#: Every run has them: the server's workers setting, each worker's added latency p99 (its own
+#: samples), and the listeners each process serves (the main process first).
+WORKER_FIELDS = ("workers", "worker_added_latency_ms_p99", "listeners_per_process")
 #: `--control` (every run has them, None when not measured): the status fan-out to listeners
 #: over their control data channels, and its cost from a second idle window without status.
 CONTROL_FIELDS = (
@@ -68,9 +71,10 @@ def assert_every_listener_heard_everything(phase: dict[str, Any], listeners: int
 def test_bench_sfu_reports_every_field_and_loses_nothing() -> None:
     figures = bench_sfu("--control", "--listeners", "4", "--seconds", "3", "--idle-seconds", "1")
     assert set(figures) == {
-        *PLAIN_FIELDS, *JOIN_FIELDS, *IDLE_FIELDS, *CONTROL_FIELDS, "join_to_first_audio_count",
-        "server_rss_kb_per_listener",
+        *PLAIN_FIELDS, *JOIN_FIELDS, *IDLE_FIELDS, *CONTROL_FIELDS, *WORKER_FIELDS,
+        "join_to_first_audio_count", "server_rss_kb_per_listener",
     }  # fmt: skip
+    assert figures["workers"] == 1 and figures["listeners_per_process"] == [4]
     # the listeners' share of the server's memory: measured from before the first joined
     assert isinstance(figures["server_rss_kb_per_listener"], float)
     assert_every_listener_heard_everything(figures, 4)  # audio came back after the idle time
@@ -115,3 +119,16 @@ def test_bench_sfu_relay_measures_the_direct_path_then_every_listener_through_co
         relay["server_cpu_us_per_forwarded_packet"] / direct["server_cpu_us_per_forwarded_packet"],
         3,
     )
+
+
+def test_bench_sfu_with_two_workers_spreads_the_listeners_and_loses_nothing() -> None:
+    figures = bench_sfu(
+        "--workers", "2", "--listeners", "6", "--seconds", "3", "--idle-seconds", "0"
+    )
+    assert figures["workers"] == 2
+    # the least loaded process each time: the main process counts the worker's relay
+    assert figures["listeners_per_process"] == [3, 3], figures
+    assert_every_listener_heard_everything(figures, 6)
+    assert len(figures["worker_added_latency_ms_p99"]) == 1
+    # what a listener on the worker waits includes the relay hop: measured end to end
+    assert isinstance(figures["delivery_ms_p99"], float)
