@@ -243,10 +243,21 @@ async def _listen(
     peers: list[tuple[Any, Any]] = []
 
     async def one() -> None:
-        sio = socketio.AsyncClient(reconnection=False)
-        await sio.connect(
-            url, namespaces=["/operator"], auth={"token": token}, transports=["websocket"]
-        )
+        for attempt in range(3):  # bounded: a server busy with hundreds of peers may be slow
+            sio = socketio.AsyncClient(reconnection=False)
+            try:
+                await sio.connect(
+                    url,
+                    namespaces=["/operator"],
+                    auth={"token": token},
+                    transports=["websocket"],
+                    wait_timeout=30,
+                )
+                break
+            except socketio.exceptions.ConnectionError:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(1.0)
         listener = ListenerLog(joined_at=time.time())
         received.append(listener)
         joined = await sio.call("join", {"board_id": board_id}, namespace="/operator")
