@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtp import RtpPacket
 
 import radiocore_protocol as protocol
@@ -77,6 +77,7 @@ class RelayUplink:
         self._on_lost = on_lost
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
         self._opus_payload_type = -1
+        self._channel: RTCDataChannel | None = None
         self._open = asyncio.Event()
         self._closed = False
         self.packets = 0
@@ -85,7 +86,7 @@ class RelayUplink:
         """Offer, have the home node answer (`open_upstream`), and wait until the control
         channel opens (bounded by `ice_connect_timeout_s`); `StationOfflineError` otherwise."""
         transceiver = self.pc.addTransceiver("audio", direction="recvonly")
-        channel = self.pc.createDataChannel(CONTROL_CHANNEL_LABEL)
+        channel = self._channel = self.pc.createDataChannel(CONTROL_CHANNEL_LABEL)
         channel.on("open", self._open.set)
         channel.on("message", self._message)
         channel.on("close", self._lost)
@@ -116,6 +117,11 @@ class RelayUplink:
     @property
     def up(self) -> bool:
         return self._open.is_set() and not self._closed
+
+    def send(self, data: bytes) -> None:
+        """A message to the station's node, once the channel is open (dropped before)."""
+        if self._channel is not None and self._channel.readyState == "open":
+            self._channel.send(data.decode())
 
     def _packet(self, packet: RtpPacket) -> None:
         if packet.payload_type == self._opus_payload_type:
@@ -207,6 +213,7 @@ class RelayRoom:
             self._uplink = None
             await uplink.close()
             raise
+        self._count_changed()
         logger.info(
             "relay for station %s connected to its node in %.0f ms",
             self.board_id,
@@ -241,6 +248,13 @@ class RelayRoom:
             self.rx.add(participant.target)
         if previous is not None and previous is not participant:
             await self._drop(previous)
+        self._count_changed()
+
+    def _count_changed(self) -> None:
+        """Tell the station's node how many listeners this relay serves (its roster counts
+        them)."""
+        if self._uplink is not None:
+            self._uplink.send(protocol.encode(protocol.RelayListeners(count=len(self.operators))))
 
     async def remove(self, key: str) -> None:
         participant = self.operators.get(key)
@@ -258,6 +272,7 @@ class RelayRoom:
     async def _drop(self, participant: Participant) -> None:
         if self.operators.get(participant.key) is participant:
             del self.operators[participant.key]
+            self._count_changed()
         if participant.target is not None:
             self.rx.remove(participant.target)
         await participant.close()

@@ -60,6 +60,8 @@ class Room:
         self.operators: dict[str, Participant] = {}
         #: Other nodes' relays of this station (`media.relay`), by key.
         self.relays: dict[str, Participant] = {}
+        #: The listeners each relay says it serves (`relay_listeners`), in the roster's count.
+        self._relayed_listeners: dict[str, int] = {}
         #: Participants whose offer is being negotiated (trickled candidates find them here).
         self.negotiating: dict[str, Participant] = {}
         self.rx = RtpFanout(latency=latency)
@@ -201,6 +203,8 @@ class Room:
         elif participant.identity.role is Role.RELAY:
             if self.relays.get(participant.key) is participant:
                 del self.relays[participant.key]
+                if self._relayed_listeners.pop(participant.key, 0):
+                    self._roster_changed()
             if participant.target is not None:
                 self.rx.remove(participant.target)
         else:
@@ -275,7 +279,7 @@ class Room:
             if participant.identity.role is Role.AGENT:
                 self._station_message(raw)
             elif participant.identity.role is Role.RELAY:
-                return  # a relay passes nothing on from its listeners (they only listen)
+                self._relay_message(participant, raw)
             else:
                 self._operator_message(participant, raw)
         except ProtocolError as exc:
@@ -297,6 +301,14 @@ class Room:
             operator.send(encoded)
         for relay in self.relays.values():
             relay.send(encoded)
+
+    def _relay_message(self, relay: Participant, data: bytes) -> None:
+        """A relay says how many listeners it serves (it passes nothing else on: its listeners
+        only listen)."""
+        count = protocol.decode_relay_message(data).count
+        if self._relayed_listeners.get(relay.key, 0) != count:
+            self._relayed_listeners[relay.key] = count
+            self._roster_changed()
 
     def _operator_message(self, operator: Participant, data: bytes) -> None:
         message = protocol.decode_operator_message(data)
@@ -377,7 +389,7 @@ class Room:
             self._roster = protocol.encode(
                 protocol.Roster(
                     listeners=listed,
-                    count=len(entries),
+                    count=len(entries) + sum(self._relayed_listeners.values()),
                     holder=holder.callsign[:32] if holder is not None else None,
                 )
             )

@@ -209,6 +209,14 @@ class TxWarning(_Msg, frozen=True, tag="tx_warning"):
 ServerMessage: TypeAlias = Floor | Error | PttReleased | TxWarning | Roster
 
 
+class RelayListeners(_Msg, frozen=True, tag="relay_listeners"):
+    """Between servers only, never from a browser: a relay of the station (another node's, or a
+    media worker's) tells the station's server how many listeners it serves, after each change;
+    they are counted in the roster's `count`."""
+
+    count: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
+
+
 # ---------------------------------------------------------------------------------------------
 # Socket.IO payloads (JSON objects, no `type` tag)
 
@@ -372,6 +380,7 @@ T = TypeVar("T")
 _operator_decoder = msgspec.json.Decoder(OperatorMessage)
 _station_decoder = msgspec.json.Decoder(StationMessage)
 _server_decoder = msgspec.json.Decoder(ServerMessage)
+_relay_decoder: msgspec.json.Decoder[object] = msgspec.json.Decoder(RelayListeners)
 _encoder = msgspec.json.Encoder()
 
 
@@ -382,6 +391,7 @@ def _tags(*types: type[_Msg]) -> frozenset[object]:
 OPERATOR_MESSAGE_TYPES: Final = _tags(Ptt, SetFrequency, SetMode, SetPower, Keepalive, FloorRequest)
 STATION_MESSAGE_TYPES: Final = _tags(Status, Heartbeat, Capabilities, TxStopped, Error)
 SERVER_MESSAGE_TYPES: Final = _tags(Floor, Error, PttReleased, TxWarning, Roster)
+RELAY_MESSAGE_TYPES: Final = _tags(RelayListeners)
 
 
 def _decode_tagged(
@@ -431,6 +441,11 @@ def decode_operator_message(data: bytes | str) -> OperatorMessage:
 def decode_station_message(data: bytes | str) -> StationMessage:
     """Decode a data-channel message the board agent sent; raises `ProtocolError`."""
     return _decode_tagged(data, _station_decoder, STATION_MESSAGE_TYPES)  # type: ignore[return-value]
+
+
+def decode_relay_message(data: bytes | str) -> RelayListeners:
+    """Decode a data-channel message a relay of the station sent; raises `ProtocolError`."""
+    return _decode_tagged(data, _relay_decoder, RELAY_MESSAGE_TYPES)  # type: ignore[return-value]
 
 
 def decode_server_message(data: bytes | str) -> ServerMessage:

@@ -172,10 +172,14 @@ async def test_relayed_listeners_see_status_floor_and_roster_but_may_not_transmi
             ),
             10,
         ), "the relayed listener was not told who transmits"
-    # the roster names the home node's operators, never the relay itself
-    assert await wait_for(lambda: any(m["count"] == 1 for m in late.of_type("roster")), 10)
+    # the roster names the home node's operators, never the relay itself, and counts the
+    # listeners the relay serves: the talker and the two relayed listeners
+    assert await wait_for(lambda: any(m["count"] == 3 for m in late.of_type("roster")), 10), (
+        late.of_type("roster")
+    )
     listed = [e["callsign"] for e in late.of_type("roster")[-1]["listeners"]]  # type: ignore[union-attr]
     assert listed == ["TALKER"]
+    assert all(m["count"] == 3 for m in talker.of_type("roster")[-1:]), talker.of_type("roster")
 
     # a relayed listener pressing PTT is refused, and the station hears nothing of it
     late.send(protocol.Ptt(state=True))
@@ -192,16 +196,21 @@ async def test_the_relay_closes_with_its_last_listener(nodes: Nodes) -> None:
     first = await nodes.relayed_listener("first")
     second = await nodes.relayed_listener("second")
     assert await wait_for(lambda: len(first.packets) >= 10 and len(second.packets) >= 10, 15)
+    direct = await nodes.home_operator("direct")
+    assert await wait_for(lambda: any(m["count"] == 3 for m in direct.of_type("roster")), 10)
     await nodes.edge.disconnect(BOARD, "first")
     room = nodes.home.room(BOARD)
     assert room is not None and list(room.relays) == ["relay:edge"], "one listener remains"
+    # the home node's roster counts the relayed listener who left no more
+    assert await wait_for(lambda: direct.of_type("roster")[-1]["count"] == 2, 10)
     heard = len(second.packets)
     assert await wait_for(lambda: len(second.packets) >= heard + 10, 10)
 
     await nodes.edge.disconnect(BOARD, "second")
     assert nodes.edge.relay_rooms() == ()
     assert await wait_for(lambda: not room.relays, 10), "the home node kept the relay"
-    assert list(room.rx.targets) == []
+    assert len(room.rx.targets) == 1, "only the home node's own listener is left"
+    assert await wait_for(lambda: direct.of_type("roster")[-1]["count"] == 1, 10)
 
 
 async def test_a_lost_relay_tells_each_relayed_listener_to_join_again(nodes: Nodes) -> None:
