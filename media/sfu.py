@@ -238,6 +238,18 @@ class Sfu:
             self._retired.add(room.rx.totals())
             self._retired_invalid += room.invalid_messages
 
+    def relay_source(self, board_id: str) -> str | None:
+        """The node this node's relay of the station connects to, if it relays it."""
+        room = self._relayed.get(board_id)
+        return room.source if room is not None else None
+
+    def relay_source_gone(self, board_id: str, source: str) -> None:
+        """Node `source` is dead: this node's relay of the station from it, if any, ends (its
+        listeners are told to join again) without waiting for its connection to time out."""
+        room = self._relayed.get(board_id)
+        if room is not None and room.source == source:
+            room.upstream_lost()
+
     def station_moved(self, board_id: str, home: str | None) -> None:
         """The station is online on node `home` now (None: offline): if this node relays it
         from another node, its relayed listeners are told to join again (`media_failed`), where

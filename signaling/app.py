@@ -313,10 +313,7 @@ def _signaling(sio: socketio.AsyncServer) -> CleanupContext:
             # a station whose agent reconnected to another node: its stale connection here goes
             presence.on_taken = lambda board_id: agents.disconnect_boards({board_id})
             presence.on_event = between.event
-            # a station that moved to another node: this node's relay of it ends (media.relay)
-            presence.listen(
-                lambda board_id, _: sfu.station_moved(board_id, presence.home(board_id))
-            )
+            presence.listen(between.relay_follows(sfu))
             sfu.on_media_failed(between.media_failed)
             on_access_ended = between.access_ended
         sfu.on_media_failed(operators.media_failed)  # a client is told why its media failed
@@ -376,6 +373,27 @@ class _BetweenNodes:
             return
         node, connection_id = forwarded
         await self._presence.send_to(node, access_ended_event(board_id, connection_id, message))
+
+    def relay_follows(self, sfu: Sfu) -> Callable[[str, bool], None]:
+        """A presence listener ending this node's relays (`media.relay`) that lead nowhere: of
+        a station that moved to another node, or whose node died (its relay's connection would
+        only time out ~30 s later)."""
+
+        def changed(board_id: str, online: bool) -> None:
+            sfu.station_moved(board_id, self._presence.home(board_id))
+            source = sfu.relay_source(board_id)
+            if not online and source is not None and isinstance(self._presence, ClusterPresence):
+                self._spawn(self._relay_source_check(sfu, board_id, source))
+
+        return changed
+
+    async def _relay_source_check(self, sfu: Sfu, board_id: str, source: str) -> None:
+        assert isinstance(self._presence, ClusterPresence)
+        if await self._presence.node_alive(source) is False:
+            logger.warning(
+                "node %s is gone: this node's relay of station %s ends", source, board_id
+            )
+            sfu.relay_source_gone(board_id, source)
 
     # the edge node's side
 

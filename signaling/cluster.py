@@ -257,6 +257,15 @@ class ClusterPresence(Presence):
             return None
         return url if isinstance(url, str) and url else None
 
+    async def node_alive(self, node: str) -> bool | None:
+        """Whether node `node`'s presence entry is there (it heartbeats); None when Redis does
+        not answer (nobody knows)."""
+        try:
+            return bool(await self._client.exists(NODE_PREFIX + node))
+        except (redis.exceptions.RedisError, OSError) as exc:
+            self._redis_failed(exc)
+            return None
+
     async def send_to(self, node: str, event: dict[str, Any]) -> None:
         """Publish `event` to node `node` (lost when it is not listening: events are advice,
         what they report also ends the operator's media)."""

@@ -502,3 +502,31 @@ async def test_listeners_on_another_node_hear_the_station_through_one_relay(
         stop_process(agent, timeout_s=5)
     log = cluster.log("node-2")
     assert "Traceback" not in log, log[-3000:]
+
+
+async def test_a_dead_nodes_relays_end_within_its_presence_ttl(
+    seeded: Cluster, rig: Rigctld
+) -> None:
+    """Node 1 dies with its station online and nowhere to go: node 2's listener of it, served
+    by node 2's relay, is told to join again once node 1's presence expires — not only when
+    the relay's own connection times out (~30 s)."""
+    cluster = seeded
+    one, two = cluster.start_node("node-1"), cluster.start_node("node-2")
+    (account,) = await listen_only_accounts(cluster, 1)
+    agent = start_agent(one.url, cluster.board_id, cluster.board_secret, rig.port)
+    listener: Operator | None = None
+    try:
+        listener = await listening_operator(
+            two, await sign_in(two, account), cluster.board_id, seconds=30
+        )
+        one.process.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        assert await wait_for(lambda: told_to_join_again(listener), PRESENCE_TTL_S * 4), (
+            listener.events
+        )
+        print(f"told to join again {time.monotonic() - killed:.1f} s after node 1 died")
+        assert "node node-1 is gone" in cluster.log("node-2")
+    finally:
+        if listener is not None:
+            await listener.close()
+        stop_process(agent, timeout_s=5)

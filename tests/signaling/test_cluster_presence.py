@@ -18,7 +18,7 @@ import redis.asyncio
 from signaling.cluster import NODE_PREFIX, STATION_PREFIX, ClusterPresence
 from signaling.presence import LocalPresence, Presence
 from tests.support.redis import RedisServer, running_redis
-from tests.support.waiting import wait_for
+from tests.support.waiting import wait_for, wait_for_async
 
 BOARD = "0e8f5b8a-1b0c-4c3e-9d7e-2f1a3b4c5d6e"
 OTHER_BOARD = "7d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
@@ -150,6 +150,21 @@ async def test_a_dead_nodes_stations_go_offline_everywhere_within_its_ttl(nodes:
     assert await wait_for(lambda: not b.is_online(BOARD), seconds=TTL_S * 3)
     assert nodes.heard["node-b"] == [(BOARD, True), (BOARD, False)]
     assert await redis_value(nodes.url, NODE_PREFIX + "node-a") is None
+
+
+async def test_a_node_is_alive_until_its_entry_expires_and_unknown_without_redis(
+    nodes: Nodes, redis_server: RedisServer
+) -> None:
+    a, b = await nodes.start("node-a"), await nodes.start("node-b")
+    assert await b.node_alive("node-a") is True
+    assert await b.node_alive("node-never") is False
+    await nodes.stop(a, forget=False)  # as a SIGKILL
+    async def dead() -> bool:
+        return await b.node_alive("node-a") is False
+
+    assert await wait_for_async(dead, TTL_S * 3)
+    redis_server.stop()
+    assert await b.node_alive("node-b") is None, "Redis down: nobody knows, not 'dead'"
 
 
 async def test_a_clean_stop_takes_its_stations_offline_at_once(nodes: Nodes) -> None:
