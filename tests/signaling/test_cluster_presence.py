@@ -159,6 +159,7 @@ async def test_a_node_is_alive_until_its_entry_expires_and_unknown_without_redis
     assert await b.node_alive("node-a") is True
     assert await b.node_alive("node-never") is False
     await nodes.stop(a, forget=False)  # as a SIGKILL
+
     async def dead() -> bool:
         return await b.node_alive("node-a") is False
 
