@@ -181,6 +181,11 @@ class RelayRoom:
         return not self.operators and not self.negotiating
 
     @property
+    def ended(self) -> bool:
+        """The relay was lost or closed: the room closes and takes no new listener."""
+        return self._ended
+
+    @property
     def upstream_up(self) -> bool:
         return self._uplink is not None and self._uplink.up
 

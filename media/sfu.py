@@ -206,7 +206,7 @@ class Sfu:
         `open_upstream`: the station's node's answer to the relay's offer); returns the
         answer."""
         room = self._relayed.get(board_id)
-        if room is None:
+        if room is None or room.ended:  # an ended one is closing: this listener starts anew
             room = self._relayed[board_id] = RelayRoom(
                 board_id, self.config, self._latency, open_upstream, self._forget_relay, source
             )
