@@ -78,16 +78,18 @@ class FaultFigures:
 class Station:
     """rigctld, the server and the agent, each restartable; the rig read on its own link."""
 
-    def __init__(self, data_dir: Path, rigctld: str, extra_config: str = "") -> None:
-        """`extra_config`: more of the server's TOML (top-level keys and sections after
-        `[ice]`'s)."""
+    def __init__(
+        self, data_dir: Path, rigctld: str, extra_config: str = "", top_config: str = ""
+    ) -> None:
+        """`extra_config`: more of the server's TOML (sections, after `[ice]`'s);
+        `top_config`: top-level keys (before it)."""
         self.data_dir = data_dir
         self.rigctld = rigctld
         self.board_id, self.secret = asyncio.run(seed(data_dir))
         self.rig_port = free_port()
         self.rig_process = self._start_rigctld()
         self.url, self.server = start_server(
-            data_dir, '[ice]\nhost_addresses = ["127.0.0.1"]\n' + extra_config
+            data_dir, top_config + '[ice]\nhost_addresses = ["127.0.0.1"]\n' + extra_config
         )
         self.agent = self._start_agent()
         self.rig = RigReader.connect(self.rig_port)

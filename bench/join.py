@@ -33,7 +33,7 @@ from typing import Any, Final
 
 from bench.faults import Station
 from bench.soak import Ear, RefusedError, _wait_online, connect_ear, join_board
-from bench.tools import percentile_ms
+from bench.tools import LISTENER_EMAIL, login, percentile_ms, seed_listener, wait_workers
 
 #: The issue's target: join -> first audio p99 for 50 operators joining at once.
 TARGET_P99_MS: Final = 500.0
@@ -136,16 +136,24 @@ def run_join_bench(args: argparse.Namespace) -> int:
     # one bench account for every operator: its per-account bound raised to hold them all
     config = f"[limits]\nmax_connections_per_user = {args.operators + 1}\n"
     with tempfile.TemporaryDirectory(prefix="radiocore-bench-join-") as tmp:
-        station = Station(Path(tmp), rigctld, extra_config=config)
+        station = Station(
+            Path(tmp), rigctld, extra_config=config, top_config=f"workers = {args.workers}\n"
+        )
         try:
-            result = _run(station, args.operators, args.processes)
+            token = station.token
+            if args.workers > 1:  # operators who may only listen: spread over the workers
+                asyncio.run(seed_listener(Path(tmp), station.board_id))
+                token = login(station.url, LISTENER_EMAIL)
+                wait_workers(station.url, args.workers - 1)
+            result = _run(station, args.operators, args.processes, token)
+            result["workers"] = args.workers
         finally:
             station.close()
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
 
 
-def _run(station: Station, operators: int, processes: int) -> dict[str, Any]:
+def _run(station: Station, operators: int, processes: int, token: str) -> dict[str, Any]:
     if not _wait_online(station, station.token, True, 30):
         return {"ok": False, "failure": "the station did not come online"}
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no server state
@@ -156,7 +164,7 @@ def _run(station: Station, operators: int, processes: int) -> dict[str, Any]:
         ours, theirs = context.Pipe()
         child = context.Process(
             target=_operators,
-            args=(station.url, station.token, station.board_id, share, theirs),
+            args=(station.url, token, station.board_id, share, theirs),
             daemon=True,
         )
         child.start()

@@ -60,6 +60,7 @@ from bench.tools import (
     start_server,
     stop_process,
     use_loopback_ice,
+    wait_workers,
 )
 
 SETTLE_S: Final = 2.0
@@ -327,15 +328,6 @@ def _summed(stats: dict[str, Any], field: str) -> int:
     return int(stats[field]) + sum(int(w[field]) for w in stats.get("workers", []))
 
 
-def _wait_workers(url: str, count: int) -> None:
-    """Until the server's `count` workers answer (they start once it listens); bounded."""
-    for _ in range(300):
-        if len(_sfu_stats(url).get("workers", [])) >= count:
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"the server's {count} media worker(s) did not start within 30 s")
-
-
 @dataclass
 class _Times:
     user: float
@@ -485,7 +477,7 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
             url, server = start_server(data_dir, config, env)
             token = login(url, LISTENER_EMAIL if workers > 1 else BENCH_EMAIL)
             if workers > 1:
-                _wait_workers(url, workers - 1)
+                wait_workers(url, workers - 1)
             pub_pipe, pub_child = ctx.Pipe()
             publisher = ctx.Process(
                 target=_publisher, args=(url, board_id, secret, status_hz, pub_child)

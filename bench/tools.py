@@ -108,6 +108,17 @@ def login(url: str, email: str = BENCH_EMAIL) -> str:
         return str(json.load(response)["token"])
 
 
+def wait_workers(url: str, count: int) -> None:
+    """Until the server's `count` media workers answer (they start once it listens), as its
+    `GET /api/internal/sfu` lists them; bounded: 30 s."""
+    for _ in range(300):
+        with urllib.request.urlopen(url + "api/internal/sfu", timeout=10) as response:
+            if len(json.load(response).get("workers", [])) >= count:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"the server's {count} media worker(s) did not start within 30 s")
+
+
 def wait_http(url: str, process: subprocess.Popen[bytes], seconds: float = 30.0) -> None:
     for _ in range(int(seconds / 0.1)):
         if process.poll() is not None:

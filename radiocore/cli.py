@@ -374,6 +374,13 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument(
         "--processes", type=int, default=2, help="processes the operators run in (1 … 16)"
     )
+    join.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="the server's workers setting; above 1 the operators may only listen, so their "
+        "offers are answered by the least loaded process",
+    )
     join.add_argument("--json", action="store_true", help="print only the JSON result")
     fuzz = bench_commands.add_parser(
         "fuzz",

@@ -9,21 +9,26 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
+
 from bench.join import summarize
 from tests.support.rigctld import require_rigctld
 
 
-def test_bench_join_small_run_every_operator_hears_the_station() -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_bench_join_small_run_every_operator_hears_the_station(workers: int) -> None:
+    """With 2 workers the operators may only listen (each placed on the least loaded process)."""
     require_rigctld()
     result = subprocess.run(
         [sys.executable, "-m", "radiocore", "bench", "join", "--operators", "4",
-         "--processes", "2", "--json"],
+         "--processes", "2", "--workers", str(workers), "--json"],
         capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
     assert report["ok"] is True, report
     assert report["operators"] == 4 and report["processes"] == 2
+    assert report["workers"] == workers
     assert report["heard_audio"] == 4, report
     assert report["refused_or_failed"] == {} and report["heard_nothing"] == 0
     joined = report["join_answered_ms_p99"]
