@@ -327,11 +327,15 @@ def _signaling(sio: socketio.AsyncServer) -> CleanupContext:
             on_ended=on_access_ended,
         )
         watch.start()
+        sweeping = asyncio.get_running_loop().create_task(between.sweep_relays(sfu))
         logger.info("RadioCore server ready: %s", config.summary())
         try:
             yield
         finally:
             await watch.close()
+            sweeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeping
             if link is not None:
                 await link.close()
 
@@ -394,6 +398,16 @@ class _BetweenNodes:
                 "node %s is gone: this node's relay of station %s ends", source, board_id
             )
             sfu.relay_source_gone(board_id, source)
+
+    async def sweep_relays(self, sfu: Sfu) -> None:
+        """Every presence TTL, end the relays whose station's node is gone — also those of a
+        station that went offline before its node died, which no presence change reports."""
+        if not isinstance(self._presence, ClusterPresence):
+            return
+        for _ in range(10**9):  # until cancelled with the server
+            await asyncio.sleep(self._presence.ttl_s)
+            for room in sfu.relay_rooms():
+                await self._relay_source_check(sfu, room.board_id, room.source)
 
     # the edge node's side
 

@@ -530,3 +530,33 @@ async def test_a_dead_nodes_relays_end_within_its_presence_ttl(
         if listener is not None:
             await listener.close()
         stop_process(agent, timeout_s=5)
+
+
+async def test_a_relay_of_a_station_gone_before_its_node_ends_when_the_node_dies(
+    seeded: Cluster, rig: Rigctld
+) -> None:
+    """The station's agent stops (the relay stays: it may come back), then its node dies: no
+    presence change reports that, yet node 2's listener is told to join again within about two
+    presence TTLs (node 2 checks its relays' nodes every TTL)."""
+    cluster = seeded
+    one, two = cluster.start_node("node-1"), cluster.start_node("node-2")
+    (account,) = await listen_only_accounts(cluster, 1)
+    agent = start_agent(one.url, cluster.board_id, cluster.board_secret, rig.port)
+    listener: Operator | None = None
+    try:
+        token = await sign_in(two, account)
+        listener = await listening_operator(two, token, cluster.board_id, seconds=30)
+        stop_process(agent, timeout_s=5)
+        assert await wait_for_async(lambda: equals(online_on(two, token, cluster.board_id), False))
+        await asyncio.sleep(PRESENCE_TTL_S)
+        assert not told_to_join_again(listener), "the relay ended while its node lived"
+        one.process.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        assert await wait_for(lambda: told_to_join_again(listener), PRESENCE_TTL_S * 4), (
+            listener.events
+        )
+        print(f"told to join again {time.monotonic() - killed:.1f} s after node 1 died")
+    finally:
+        if listener is not None:
+            await listener.close()
+        stop_process(agent, timeout_s=5)
