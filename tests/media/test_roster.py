@@ -118,6 +118,8 @@ async def test_a_request_can_be_withdrawn_and_goes_when_the_requester_leaves(
     b = await station.operator("b")
     c = await station.operator("c")
     b.send(ASK)
+    # b's request in before c's: two connections' messages may arrive in either order
+    assert await wait_for(lambda: room_of(station).waiting() == ("b",))
     c.send(ASK)
     everyone = ("A", False, False), ("B", False, True), ("C", False, True)
     assert await wait_for(lambda: shows(a, *everyone))
