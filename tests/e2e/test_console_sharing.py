@@ -13,7 +13,7 @@ a real rigctld, and browser contexts) serves every test here.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -187,12 +187,18 @@ def test_public_stations_by_grid_and_band_and_booking_a_slot(report: dict[str, A
     assert local.minute % 15 == 0, "the default start is a quarter of an hour"
 
     shown = booking["start_default"].replace("T", " ")
-    assert booking["booked"].startswith(f"Booked: “{board_name}”, {shown}\u2013")
+    # the 30 minutes as the console writes them: the end's date too when they cross midnight
+    end = local + timedelta(minutes=30)
+    if end.date() == local.date():
+        window = f"{shown}\u2013{end:%H:%M}"
+    else:
+        window = f"{shown} \u2013 {end:%Y-%m-%d %H:%M}"
+    assert booking["booked"].startswith(f"Booked: “{board_name}”, {window} (your time)")
     assert booking["booked"].endswith("(your time), free. See “My bookings”.")
     assert booking["conflict"].startswith(f"Already booked: “{board_name}” is booked")
     assert booking["result_after_conflict"] == ""
 
-    assert booking["listed"].startswith(f"{board_name}\n{shown}\u2013")
+    assert booking["listed"].startswith(f"{board_name}\n{window}")
     assert booking["after_cancel"] == f"Cancelled: {board_name}. No bookings left."
     assert booking["listed_after_cancel"] == 0
 
