@@ -306,9 +306,8 @@ def _signaling(sio: socketio.AsyncServer) -> CleanupContext:
         sources.operators, sources.agents = operators, agents
         tracker.connect(operators.announce)
         on_access_ended = operators.access_ended
-        between = _BetweenNodes(presence, link, operators)
+        between = _BetweenNodes(presence, stations.links, operators)
         app[keys.NODE_EVENTS] = between.event
-        app[_BETWEEN] = between
         if isinstance(presence, ClusterPresence) and link is not None:
             # a station whose agent reconnected to another node: its stale connection here goes
             presence.on_taken = lambda board_id: agents.disconnect_boards({board_id})
@@ -348,11 +347,14 @@ class _BetweenNodes:
     edge node, those events reach the operator's connection."""
 
     def __init__(
-        self, presence: Presence, link: NodeLink | None, operators: OperatorNamespace
+        self,
+        presence: Presence,
+        links: Callable[[], list[NodeLink]],
+        operators: OperatorNamespace,
     ) -> None:
+        """`links`: where operators are passed on now (other nodes, this node's workers)."""
         self._presence = presence
-        #: The links operators were passed on through: to other nodes, to this node's workers.
-        self.links = [link] if link is not None else []
+        self._links = links
         self._operators = operators
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -387,17 +389,19 @@ class _BetweenNodes:
             sfu.station_moved(board_id, self._presence.home(board_id))
             source = sfu.relay_source(board_id)
             if not online and source is not None and isinstance(self._presence, ClusterPresence):
-                self._spawn(self._relay_source_check(sfu, board_id, source))
+                self._spawn(self._relay_source_check(sfu, source, [board_id]))
 
         return changed
 
-    async def _relay_source_check(self, sfu: Sfu, board_id: str, source: str) -> None:
+    async def _relay_source_check(self, sfu: Sfu, source: str, board_ids: list[str]) -> None:
+        """End this node's relays of `board_ids` from node `source` if that node is gone."""
         assert isinstance(self._presence, ClusterPresence)
         if await self._presence.node_alive(source) is False:
-            logger.warning(
-                "node %s is gone: this node's relay of station %s ends", source, board_id
-            )
-            sfu.relay_source_gone(board_id, source)
+            for board_id in board_ids:
+                logger.warning(
+                    "node %s is gone: this node's relay of station %s ends", source, board_id
+                )
+                sfu.relay_source_gone(board_id, source)
 
     async def sweep_relays(self, sfu: Sfu) -> None:
         """Every presence TTL, end the relays whose station's node is gone — also those of a
@@ -406,8 +410,11 @@ class _BetweenNodes:
             return
         for _ in range(10**9):  # until cancelled with the server
             await asyncio.sleep(self._presence.ttl_s)
+            by_source: dict[str, list[str]] = {}
             for room in sfu.relay_rooms():
-                await self._relay_source_check(sfu, room.board_id, room.source)
+                by_source.setdefault(room.source, []).append(room.board_id)
+            for source, board_ids in by_source.items():  # one look per node
+                await self._relay_source_check(sfu, source, board_ids)
 
     # the edge node's side
 
@@ -415,7 +422,7 @@ class _BetweenNodes:
         board_id, connection_id = event.get("board_id"), event.get("connection_id")
         if not (isinstance(board_id, str) and isinstance(connection_id, str)):
             return
-        for link in self.links:  # that peer connection ends
+        for link in self._links():  # that peer connection ends
             link.forwarded.pop((connection_id, board_id), None)
         if event.get("kind") == "media_failed":
             message = str(event.get("message", ""))
@@ -426,10 +433,6 @@ class _BetweenNodes:
         elif event.get("kind") == "access_ended":
             message = str(event.get("message", ""))
             self._spawn(self._operators.access_ended(board_id, connection_id, message))
-
-
-#: The node's `_BetweenNodes` (its workers' link joins it when they start).
-_BETWEEN = web.AppKey("between_nodes", _BetweenNodes)
 
 
 async def start_workers(app: web.Application, main_url: str) -> WorkerPool | None:
@@ -448,8 +451,7 @@ async def start_workers(app: web.Application, main_url: str) -> WorkerPool | Non
     except BaseException:
         await pool.close()
         raise
-    app[keys.STATIONS].workers = pool
-    app[_BETWEEN].links.append(pool.link)
+    app[keys.STATIONS].workers = pool  # its link is one of the stations' links from now on
     return pool
 
 

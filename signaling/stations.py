@@ -213,13 +213,14 @@ class StationService:
             return await self.node_link.offer(home, forwarded, offer.sdp)
         workers = self.workers
         if workers is not None and not (access.may_transmit or access.is_owner):
-            worker = workers.place(self._sfu.listeners())
+            here = self._sfu.listeners()
+            worker = workers.place(here)
             logger.info(
                 "listener %s of board %s placed on %s (listeners: here %d, workers %s)",
                 operator.callsign,
                 board.id,
                 worker or "this process",
-                self._sfu.listeners(),
+                here,
                 workers.load(),
                 extra={"board_id": board.id, "operator_id": operator.user_id},
             )
@@ -243,13 +244,13 @@ class StationService:
         )
         return await self._sfu.connect_operator(board.id, identity, offer.sdp)
 
-    def _links(self) -> list[NodeLink]:
+    def links(self) -> list[NodeLink]:
         """Where this node passes operators on: other nodes, its workers."""
         links = [self.node_link] if self.node_link is not None else []
         return links + ([self.workers.link] if self.workers is not None else [])
 
     async def operator_candidate(self, connection_id: str, msg: protocol.OperatorCandidate) -> bool:
-        for link in self._links():
+        for link in self.links():
             if await link.candidate(
                 msg.board_id, connection_id, msg.candidate, msg.sdpMid, msg.sdpMLineIndex
             ):
@@ -259,7 +260,7 @@ class StationService:
         )
 
     async def leave(self, connection_id: str, board_id: str) -> None:
-        for link in self._links():
+        for link in self.links():
             if await link.leave(board_id, connection_id):
                 return
         await self._sfu.disconnect(board_id, connection_id)

@@ -176,6 +176,18 @@ async def watching(node: Node, token: str) -> AsyncIterator[Watcher]:
         await watcher.sio.disconnect()
 
 
+async def withdraw_grant(url: str, owner_token: str, board_id: str, user_id: str) -> None:
+    """The owner takes `user_id`'s grant on the board away (`DELETE …/grants/{user}`)."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.delete(
+            f"{url}api/boards/{board_id}/grants/{user_id}",
+            headers={"Authorization": f"Bearer {owner_token}"},
+        ) as reply,
+    ):
+        assert reply.status == 204, await reply.text()
+
+
 async def participants(node: Node) -> int:
     """Participants in the SFU of `node` (its loopback-only counters)."""
     async with aiohttp.ClientSession() as http, http.get(f"{node.url}api/internal/sfu") as reply:
@@ -255,14 +267,7 @@ async def test_three_nodes_share_presence_and_a_dead_nodes_station_moves(
             guest = await listening_operator(three, guest_token, board, seconds=10)
             operators.append(guest)
             assert cluster.guest.user_id
-            async with (
-                aiohttp.ClientSession() as http,
-                http.delete(
-                    f"{two.url}api/boards/{board}/grants/{cluster.guest.user_id}",
-                    headers={"Authorization": f"Bearer {token}"},
-                ) as reply,
-            ):
-                assert reply.status == 204, await reply.text()
+            await withdraw_grant(two.url, token, board, cluster.guest.user_id)
 
             def told_access_ended() -> bool:
                 return any(

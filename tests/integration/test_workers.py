@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import psutil
 import pytest
 
@@ -31,6 +30,7 @@ from tests.integration.test_nodes import (
     refused_to_key,
     sign_in,
     told_to_join_again,
+    withdraw_grant,
 )
 from tests.support.waiting import wait_for
 
@@ -151,14 +151,7 @@ async def test_listeners_are_spread_over_the_worker_and_hear_the_station_unchang
         # the owner withdraws the grant of a listener on the worker: the worker ends it, the
         # main process tells it
         revoked = served.listeners[1]
-        async with (
-            aiohttp.ClientSession() as http,
-            http.delete(
-                f"{served.url}api/boards/{served.board_id}/grants/{revoked.user_id}",
-                headers={"Authorization": f"Bearer {owner_token}"},
-            ) as reply,
-        ):
-            assert reply.status == 204, await reply.text()
+        await withdraw_grant(served.url, owner_token, served.board_id, revoked.user_id)
         assert await wait_for(lambda: told_access_ended(placed[1]), 10), placed[1].events
 
         # the worker dies (once it has lived long enough to be started again): its listener is
