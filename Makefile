@@ -15,6 +15,9 @@ DEMO_ARGS ?= --host 127.0.0.1 --port 8080 --data-dir .demo
 BENCH_ARGS ?= --listeners 100 --seconds 20 --json
 
 VENV_STAMP = $(VENV)/.stamp
+# the compiled forwarding lane (media/_lane.c; media/lane.py has the pure-Python fallback)
+# (named by the interpreter the venv is made with: the venv may not exist yet)
+LANE_EXT = media/_lane$(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null)
 NODE_STAMP = node_modules/.stamp
 WEB_BUNDLE = web/dist/console.js
 # Everything under web/ except the build output: a change rebuilds the bundle.
@@ -31,7 +34,7 @@ help:
 	@echo "make test             system packages, venv, web bundle, ruff, mypy, pytest"
 	@echo "make venv | web | system-packages | lint | typecheck | bench | clean"
 
-venv: $(VENV_STAMP)
+venv: $(VENV_STAMP) $(LANE_EXT)
 
 $(VENV_STAMP): setup.cfg pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then \
@@ -43,6 +46,12 @@ $(VENV_STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install -e '.[server,agent,test]'
 	@touch $@
+
+# pip builds it too; this rebuilds it in place when the C source changes (and fails loudly if it
+# cannot: make test requires the compiled lane, tests/media/test_lane.py)
+$(LANE_EXT): media/_lane.c setup.py $(VENV_STAMP)
+	$(PY) setup.py --quiet build_ext --inplace
+	@test -f $@ || { echo "error: the compiled lane $@ was not built" >&2; exit 1; }
 
 web: $(WEB_BUNDLE)
 
@@ -80,4 +89,5 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) node_modules web/dist build *.egg-info .mypy_cache .ruff_cache .pytest_cache .demo
+	rm -f media/_lane*.so
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

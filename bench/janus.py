@@ -86,7 +86,8 @@ def run_janus(
     return result
 
 
-def _median(values: list[float | None]) -> float | None:
+def median(values: list[float | None]) -> float | None:
+    """The median of the values present, rounded to 0.01 (None: none present)."""
     present = [v for v in values if v is not None]
     return round(statistics.median(present), 2) if present else None
 
@@ -100,15 +101,15 @@ def comparison(
 ) -> dict[str, Any]:
     """Both sides' runs and their medians, and RadioCore ÷ Janus for each figure (below 1:
     RadioCore spends less)."""
-    cpu = _median([r["server_cpu_us_per_forwarded_packet"] for r in ours])
-    janus_cpu = _median([r["server_cpu_us_per_forwarded_packet"] for r in janus])
-    marginal = _median([r["server_marginal_cpu_us_per_forwarded_packet"] for r in ours])
-    janus_marginal = _median([r["server_cpu_us_per_forwarded_packet_minus_idle"] for r in janus])
-    idle = _median([r["server_idle_cpu_pct"] for r in ours])
-    janus_idle = _median([r["server_idle_cpu_pct"] for r in janus])
-    rss = _median([r["server_rss_mb"] for r in ours])
-    janus_rss = _median([r["server_rss_mb"] for r in janus])
-    per_listener = _median([r.get("server_rss_kb_per_listener") for r in ours])
+    cpu = median([r["server_cpu_us_per_forwarded_packet"] for r in ours])
+    janus_cpu = median([r["server_cpu_us_per_forwarded_packet"] for r in janus])
+    marginal = median([r["server_marginal_cpu_us_per_forwarded_packet"] for r in ours])
+    janus_marginal = median([r["server_cpu_us_per_forwarded_packet_minus_idle"] for r in janus])
+    idle = median([r["server_idle_cpu_pct"] for r in ours])
+    janus_idle = median([r["server_idle_cpu_pct"] for r in janus])
+    rss = median([r["server_rss_mb"] for r in ours])
+    janus_rss = median([r["server_rss_mb"] for r in janus])
+    per_listener = median([r.get("server_rss_kb_per_listener") for r in ours])
     return {
         "listeners": ours[0]["listeners"],
         "seconds": ours[0]["seconds"],
@@ -137,8 +138,8 @@ def comparison(
         "added_latency_ms_p99": {
             # not the same measurement: RadioCore's is its own ingress -> egress, Janus's the
             # listener's arrival time (its Python listener stack included)
-            "radiocore_server": _median([r["added_latency_ms_p99"] for r in ours]),
-            "janus_listener_side": _median([r["added_latency_ms_p99"] for r in janus]),
+            "radiocore_server": median([r["added_latency_ms_p99"] for r in ours]),
+            "janus_listener_side": median([r["added_latency_ms_p99"] for r in janus]),
         },
         "radiocore_runs": ours,
         "janus_runs": janus,

@@ -382,7 +382,15 @@ def run_sfu_bench(args: argparse.Namespace) -> int:
         print("bench sfu --control: --status-hz must be above 0", file=sys.stderr)
         return 2
     if args.compare_janus:
+        if args.lane == "both":
+            print("bench sfu --compare-janus: not with --lane both", file=sys.stderr)
+            return 2
         return _compare_janus(args)
+    if args.lane == "both":
+        if args.relay:
+            print("bench sfu --lane both: not with --relay", file=sys.stderr)
+            return 2
+        return _compare_lanes(args)
     direct = _run_phase(args, relay=False)
     if not args.relay:
         result = {k: v for k, v in direct.items() if k not in RELAY_RUN_FIELDS}
@@ -408,6 +416,46 @@ def run_sfu_bench(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         print(json.dumps(result, indent=2))
+    return 0
+
+
+def _compare_lanes(args: argparse.Namespace) -> int:
+    """The compiled and the pure-Python forwarding lane, back to back (ABBA with --rounds 2):
+    each side's runs, their medians and compiled ÷ python (below 1: the compiled spends less)."""
+    from bench.janus import median
+
+    runs: dict[str, list[dict[str, Any]]] = {"compiled": [], "python": []}
+    for round_index in range(args.rounds):
+        sides = ("compiled", "python") if round_index % 2 == 0 else ("python", "compiled")
+        for side in sides:
+            run = _run_phase(argparse.Namespace(**{**vars(args), "lane": side}), relay=False)
+            runs[side].append({k: v for k, v in run.items() if k not in RELAY_RUN_FIELDS})
+    figures = (
+        "server_cpu_us_per_forwarded_packet",
+        "server_marginal_cpu_us_per_forwarded_packet",
+        "server_idle_cpu_pct",
+        "added_latency_ms_p99",
+        "server_rss_kb_per_listener",
+    )
+    medians = {
+        side: {f: median([r[f] for r in side_runs]) for f in figures}
+        for side, side_runs in runs.items()
+    }
+    result = {
+        "listeners": args.listeners,
+        "seconds": args.seconds,
+        "compiled": medians["compiled"],
+        "python": medians["python"],
+        "ratio_compiled_to_python": {
+            f: _ratio(medians["compiled"][f], medians["python"][f]) for f in figures
+        },
+        "packets_received_min_pct": min(
+            r["packets_received_min_pct"] for side in runs.values() for r in side
+        ),
+        "payload_identical": all(r["payload_identical"] for side in runs.values() for r in side),
+        "runs": runs,
+    }
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
     return 0
 
 
@@ -459,6 +507,7 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
             asyncio.run(seed_listener(data_dir, board_id))
         config = (
             f"workers = {workers}\nmedia_latency_sample_every = 1\n"
+            f'forwarding_lane = "{args.lane}"\n'
             '[ice]\nhost_addresses = ["127.0.0.1"]\n'
             # every listener signs in with one account: its connection limit must not cap them
             f"[limits]\nmax_connections_per_user = {min(1000, listeners + 1)}\n"
@@ -630,6 +679,7 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
         else None,
         "packets_dropped": _summed(stats_after, "packets_dropped"),
         "workers": workers,
+        "lane": args.lane,
         "worker_added_latency_ms_p99": [
             _round(w["latency_ms_p99"]) for w in stats_after.get("workers", [])
         ],

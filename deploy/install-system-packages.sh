@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that RadioCore's test suite starts for real (Chromium, Firefox ESR,
 # coturn, Redis, Hamlib's rigctld, PostgreSQL 15, nginx, GStreamer's webrtcbin, iproute2/unshare/
-# nftables for network namespaces, Node.js for the web console), and nothing else.
+# nftables for network namespaces, Node.js for the web console, a C compiler and Python's headers
+# for the compiled forwarding lane), and nothing else.
 #
 # Only packages that are missing are named to apt-get: naming an installed package would
 # upgrade it. `apt-get update` runs once, and only when something is missing.
@@ -60,6 +61,19 @@ fi
 if ! command -v npm >/dev/null 2>&1; then
     is_installed nodejs || missing+=(nodejs)
     missing+=(npm)
+fi
+
+# A C compiler and Python's headers build the compiled forwarding lane (media/_lane.c); without
+# them RadioCore falls back to the pure-Python lane, but `make test` requires the compiled one.
+command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+python_headers="$(command -v "$PYTHON" >/dev/null 2>&1 && "$PYTHON" -c \
+    'import os, sysconfig; print(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' \
+    2>/dev/null || true)"
+if [[ -n "$python_headers" && ! -f "$python_headers" ]]; then
+    case "$(readlink -f "$(command -v "$PYTHON")")" in
+        /usr/bin/*) missing+=("$(basename "$(readlink -f "$(command -v "$PYTHON")")")-dev") ;;
+        *) echo "warning: $python_headers is missing; the compiled lane will not build" >&2 ;;
+    esac
 fi
 
 # Debian's python3 has no ensurepip (so no `python -m venv`) without python3-venv.

@@ -43,6 +43,8 @@ class SfuConfig:
     max_early_candidates: int = 32
     #: Record server ingress -> egress latency of every Nth forwarded packet (0: off).
     latency_sample_every: int = 0
+    #: The forwarding lane (`media.lane`): auto (compiled when built), compiled, python.
+    lane: str = "auto"
     #: Seconds without a keep-alive from the floor holder before PTT is released (dead-man).
     deadman_s: float = 1.0
     #: Longest continuous transmission, seconds; then PTT is released.

@@ -21,9 +21,8 @@ import collections
 import itertools
 import logging
 import random
-import struct
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,12 +30,10 @@ from aiortc import RTCRtpTransceiver
 from aiortc.clock import current_ntp_time
 from aiortc.rtp import RtpPacket
 
-from media.rtp_munger import RtpMunger
+from media.lane import Lane, LaneFactory
 from radiocore import aiortc_hooks
 
 logger = logging.getLogger(__name__)
-
-_HEAD = struct.Struct("!BBHI")
 
 
 @dataclass
@@ -96,10 +93,16 @@ class ListenerQueue:
 
 
 class ForwardTarget:
-    """One listener's outbound stream on the direct path (see module docstring)."""
+    """One listener's outbound stream (see module docstring); its per-packet work is its lane's
+    (`media.lane`: compiled, or the pure-Python fallback)."""
 
     def __init__(
-        self, transceiver: RTCRtpTransceiver, queue_packets: int, clock_rate: int, name: str
+        self,
+        transceiver: RTCRtpTransceiver,
+        queue_packets: int,
+        clock_rate: int,
+        name: str,
+        lane: LaneFactory | None = None,
     ) -> None:
         self._transceiver = transceiver
         self._queue_packets = queue_packets
@@ -107,23 +110,22 @@ class ForwardTarget:
         self._sender = transceiver.sender
         # random first numbers (RFC 3550); a sequence number below 2**15 keeps SRTP's rollover
         # counter unambiguous at the start
-        self._munger = RtpMunger(clock_rate, random.getrandbits(15), random.getrandbits(32))
-        self._wiring: aiortc_hooks.SenderWiring | None = None
-        self._protect: Callable[[bytes], bytes] | None = None
+        self._lane = (lane or Lane)(clock_rate, random.getrandbits(15), random.getrandbits(32))
         self._nominated: Mapping[int, Any] = {}
         self._pair: Any = None
-        self._socket: Any = None  # asyncio DatagramTransport on the fast path
-        self._remote_addr: tuple[str, int] = ("", 0)
         self._queue: ListenerQueue | None = None
-        self._first_byte = 0x80
-        self._payload_type = 0
-        self._tail = b""
-        self.packets_sent = 0
-        #: Packets not sent because they came late or twice (`RtpMunger`).
-        self.late = 0
         #: Packets a relay queue dropped before the one in use (ICE moved to another pair).
         self._dropped_before = 0
         self.closed = False
+
+    @property
+    def packets_sent(self) -> int:
+        return self._lane.packets
+
+    @property
+    def late(self) -> int:
+        """Packets not sent because they came late or twice (`RtpMunger`)."""
+        return self._lane.late
 
     @property
     def dropped(self) -> int:
@@ -132,28 +134,35 @@ class ForwardTarget:
 
     @property
     def bytes_sent(self) -> int:
-        """RTP payload bytes sent: the sender's RTCP octet count, which `send` keeps."""
-        return aiortc_hooks.octets_sent(self._sender)
+        """RTP payload bytes sent (the sender's RTCP octet count counts the same)."""
+        return self._lane.octets
 
     def totals(self) -> ForwardTotals:
         return ForwardTotals(self.packets_sent, self.bytes_sent, self.dropped, self.late)
 
-    def _prepare(self) -> Callable[[bytes], bytes] | None:
-        """Wire the direct path once the listener is connected; its SRTP protect, or None."""
+    def _prepare(self) -> bool:
+        """Wire the lane once the listener is connected; True when it is."""
         wiring = aiortc_hooks.sender_wiring(self._transceiver)
         if wiring is None:
-            return None
+            return False
         pair = aiortc_hooks.nominated_pair(wiring.dtls)
         if pair is None:
-            return None
-        self._wiring = wiring
-        self._protect = aiortc_hooks.srtp_protect(wiring.dtls)
+            return False
+        session = aiortc_hooks.srtp_session(wiring.dtls)
+        context, protect = aiortc_hooks.srtp_addresses(session)
+        self._lane.wire(
+            0x90 if wiring.has_extension else 0x80,
+            wiring.payload_type,
+            wiring.header_tail,
+            session,
+            context,
+            protect,
+            self._sender,
+            wiring.dtls,
+        )
         self._nominated = aiortc_hooks.nominated_pairs(wiring.dtls)
         self._use(pair)
-        self._first_byte = 0x90 if wiring.has_extension else 0x80
-        self._payload_type = wiring.payload_type
-        self._tail = wiring.header_tail
-        return self._protect
+        return True
 
     def _use(self, pair: Any) -> None:
         """Send on `pair`: its socket when plain UDP, else through a bounded queue (TURN)."""
@@ -161,12 +170,12 @@ class ForwardTarget:
             self._dropped_before += self._queue.dropped
             self._queue.close()
         self._pair = pair
-        self._remote_addr = pair.remote_addr
-        if aiortc_hooks.pair_is_plain_udp(pair):
-            self._socket = pair.protocol.transport
+        direct = aiortc_hooks.pair_socket(pair) if aiortc_hooks.pair_is_plain_udp(pair) else None
+        if direct is not None:
+            self._lane.use_socket(*direct)
             self._queue = None
         else:
-            self._socket = None
+            self._lane.use_socket(None)
             self._queue = ListenerQueue(pair, self._queue_packets)
 
     def _follow(self, pair: Any) -> bool:
@@ -182,40 +191,19 @@ class ForwardTarget:
         self, generation: int, seq: int, ts: int, marker: int, payload: bytes, ntp: int
     ) -> None:
         """Forward one packet; a no-op until the listener's transport is connected."""
-        protect = self._protect
-        if protect is None:
-            if self.closed:
-                return
-            protect = self._prepare()
-            if protect is None:
-                return
+        if self._pair is None and (self.closed or not self._prepare()):
+            return
         pair = self._nominated.get(1)
         if pair is not self._pair and not self._follow(pair):
             return
-        munged = self._munger.munge(generation, seq, ts, ntp)
-        if munged is None:
-            self.late += 1  # a late or duplicated packet
-            return
-        out_seq, out_ts = munged
-        data = protect(
-            _HEAD.pack(self._first_byte, self._payload_type | marker, out_seq, out_ts)
-            + self._tail
-            + payload
-        )
-        if self._socket is not None:
-            self._socket.sendto(data, self._remote_addr)
-        elif self._queue is not None:
+        data = self._lane.send(generation, seq, ts, marker, payload, ntp)
+        if data is not None and self._queue is not None:
             self._queue.push(data)
-        self.packets_sent += 1
-        aiortc_hooks.add_sent(self._sender, ntp, out_ts, len(payload))
-        wiring = self._wiring
-        if wiring is not None:
-            aiortc_hooks.add_transport_sent(wiring.dtls, len(data))
 
     def close(self) -> None:
         self.closed = True
-        self._protect = None
-        self._socket = None
+        self._lane.use_socket(None)
+        self._nominated = {}
         if self._queue is not None:
             self._dropped_before += self._queue.dropped
             self._queue.close()

@@ -17,7 +17,6 @@ from aiortc import (
     RTCDtlsTransport,
     RTCIceCandidate,
     RTCIceServer,
-    RTCPeerConnection,
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
@@ -28,6 +27,7 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 from media.config import IceServerSpec, SfuConfig
 from media.errors import BadCandidateError, BadSdpError
 from media.forwarder import ForwardTarget
+from media.lane import lane_named
 from media.ratelimit import RateLimiter
 from radiocore import aiortc_hooks
 from radiocore_protocol import CONTROL_CHANNEL_LABEL, MediaFailureReason
@@ -200,7 +200,7 @@ class Participant:
         self._on_message = on_message
         self._on_channel_open = on_channel_open
         self._on_gone = on_gone
-        self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
+        self.pc = aiortc_hooks.server_peer_connection(rtc_configuration(ice_servers))
         self.channel: RTCDataChannel | None = None
         self.target: ForwardTarget | None = None
         self._opus_payload_type = -1
@@ -256,7 +256,11 @@ class Participant:
         if ours in ("sendrecv", "sendonly"):
             self.pc.addTrack(SilentTrack())
             self.target = ForwardTarget(
-                transceiver, self._config.listener_queue_packets, opus.clockRate, self.key
+                transceiver,
+                self._config.listener_queue_packets,
+                opus.clockRate,
+                self.key,
+                lane_named(self._config.lane),
             )
         # the SFU's host candidates: in the media port range, announcing the public address
         aiortc_hooks.set_host_candidate_policy(self.pc, host_candidate_policy(self._config))

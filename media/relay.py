@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCDataChannel, RTCSessionDescription
 from aiortc.rtp import RtpPacket
 
 import radiocore_protocol as protocol
@@ -75,7 +75,7 @@ class RelayUplink:
         self._on_packet = on_packet
         self._on_message = on_message
         self._on_lost = on_lost
-        self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
+        self.pc = aiortc_hooks.server_peer_connection(rtc_configuration(ice_servers))
         self._opus_payload_type = -1
         self._channel: RTCDataChannel | None = None
         self._open = asyncio.Event()

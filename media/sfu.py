@@ -13,6 +13,7 @@ from media.config import IceServerSpec, SfuConfig
 from media.errors import StationOfflineError
 from media.floor import FloorObserver
 from media.forwarder import ForwardTotals, LatencyRecorder
+from media.lane import PyLane, lane_named
 from media.participant import AGENT_KEY, MediaFailure, Participant, ParticipantIdentity, Role
 from media.relay import OpenUpstream, RelayRoom
 from media.room import Room
@@ -116,6 +117,11 @@ class Sfu:
             f", announced as {config.ice_announced_address}"
             if config.ice_announced_address
             else "",
+        )
+        lane = lane_named(config.lane)  # ValueError: `compiled` asked for and not built
+        logger.info(
+            "SFU forwarding lane: %s",
+            "compiled (media._lane)" if lane is not PyLane else "pure Python (media.lane.PyLane)",
         )
 
     def on_media_failed(self, listener: MediaFailureListener) -> None:

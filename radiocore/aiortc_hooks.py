@@ -40,6 +40,7 @@ import inspect
 import logging
 import random
 import socket
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,8 +50,10 @@ import aioice.candidate
 import aioice.ice
 import aioice.turn
 from aiortc import (
+    RTCConfiguration,
     RTCDataChannel,
     RTCIceTransport,
+    RTCPeerConnection,
     RTCRtpReceiver,
     RTCRtpSender,
     RTCRtpTransceiver,
@@ -192,6 +195,58 @@ def pair_is_plain_udp(pair: Any) -> bool:
     return type(pair.protocol) is aioice.ice.StunProtocol
 
 
+def pair_socket(pair: Any) -> tuple[socket.socket, int, str, int, int] | None:
+    """A plain-UDP pair's socket and its remote address as (socket, family, host, port,
+    scope id), for a lane to send on directly; None when the pair's transport has none."""
+    transport = pair.protocol.transport
+    sock = getattr(transport, "_sock", None) if transport is not None else None
+    if not isinstance(sock, socket.socket):
+        return None
+    host, port = pair.remote_addr[0], pair.remote_addr[1]
+    scope_id = 0
+    if sock.family == socket.AF_INET6 and "%" in host:
+        host, _, scope = host.partition("%")
+        scope_id = int(scope) if scope.isdigit() else socket.if_nametoindex(scope)
+    return sock, sock.family, host, port, scope_id
+
+
+def srtp_addresses(session: Any) -> tuple[int, int]:
+    """A pylibsrtp `Session`'s libsrtp context and that library's `srtp_protect`, as addresses
+    for the compiled lane (media/_lane.c), which calls the same copy of libsrtp."""
+    from pylibsrtp._binding import ffi, lib
+
+    context = int(ffi.cast("uintptr_t", session._srtp[0]))
+    protect = int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect")))
+    return context, protect
+
+
+def _missing_lane_hooks() -> list[str]:
+    """What the compiled lane needs of pylibsrtp and asyncio (`srtp_addresses`, `pair_socket`)."""
+    import asyncio.selector_events
+
+    import pylibsrtp
+    from pylibsrtp._binding import ffi, lib
+
+    missing: list[str] = []
+    if "RTCCertificate.generateCertificate()" not in inspect.getsource(RTCPeerConnection.__init__):
+        missing.append("RTCPeerConnection.__init__ makes its certificate")
+    if "self._srtp = " not in inspect.getsource(pylibsrtp.Session.__init__):
+        missing.append("pylibsrtp.Session._srtp")
+    if str(ffi.typeof(lib.srtp_protect)) != (
+        "<ctype 'srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)'>"
+    ):
+        missing.append("pylibsrtp's srtp_protect(srtp_t, void *, int *)")
+    transport_class = asyncio.selector_events._SelectorTransport  # type: ignore[attr-defined]
+    if "self._sock = sock" not in inspect.getsource(transport_class):
+        missing.append("asyncio's _SelectorTransport._sock")
+    return missing
+
+
+def srtp_session(dtls: RTCDtlsTransport) -> Any:
+    """The pylibsrtp `Session` a connected DTLS transport protects outgoing RTP with."""
+    return dtls._tx_srtp
+
+
 def add_sent(sender: Any, ntp_timestamp: int, rtp_timestamp: int, octets: int) -> None:
     """Account one forwarded packet in the sender's RTCP sender-report counters."""
     sender._RTCRtpSender__ntp_timestamp = ntp_timestamp
@@ -311,6 +366,7 @@ def check_hooks() -> None:
     if not hasattr(aioice.turn, "UDP_SOCKET_BUFFER_SIZE"):
         missing.append("aioice.turn.UDP_SOCKET_BUFFER_SIZE")
     missing += _missing_dtls_hooks()
+    missing += _missing_lane_hooks()
     if missing:
         raise HookError("aiortc/aioice internals changed; missing: " + ", ".join(missing))
 
@@ -484,19 +540,74 @@ _DTLS_ERRORS: weakref.WeakKeyDictionary[RTCDtlsTransport, str] = weakref.WeakKey
 
 def setup_dtls(*, accept_rsa_certificates: bool = True) -> None:
     """Process-wide: DTLS offers `DTLS_CIPHERS` (False: aiortc's ECDSA-only list, as before),
-    and every handshake keeps the reason it failed for `dtls_failure`. Idempotent."""
-    if accept_rsa_certificates:
-        cipher_list = ":".join(DTLS_CIPHERS).encode()
+    and every handshake keeps the reason it failed for `dtls_failure`. A certificate's OpenSSL
+    context is made once and shared by its connections (the server's peer connections share
+    one certificate: `server_peer_connection`). Idempotent."""
+    cipher_list = ":".join(DTLS_CIPHERS).encode() if accept_rsa_certificates else b""
 
-        def create_ssl_context(self: RTCCertificate, srtp_profiles: list[Any]) -> Any:
-            context = _AIORTC_SSL_CONTEXT(self, srtp_profiles)
+    def create_ssl_context(self: RTCCertificate, srtp_profiles: list[Any]) -> Any:
+        key = (cipher_list, *(p.openssl_profile for p in srtp_profiles))
+        cached = _SSL_CONTEXTS.get(self)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        context = _AIORTC_SSL_CONTEXT(self, srtp_profiles)
+        if cipher_list:
             context.set_cipher_list(cipher_list)
-            return context
+        _SSL_CONTEXTS[self] = (key, context)
+        return context
 
-        setattr(RTCCertificate, "_create_ssl_context", create_ssl_context)  # noqa: B010
-    else:
-        setattr(RTCCertificate, "_create_ssl_context", _AIORTC_SSL_CONTEXT)  # noqa: B010
+    setattr(RTCCertificate, "_create_ssl_context", create_ssl_context)  # noqa: B010
+    _SSL_CONTEXTS.clear()
     setattr(RTCDtlsTransport, "_do_handshake", _do_handshake_keeping_errors)  # noqa: B010
+
+
+# ---------------------------------------------------------------------------------------------
+# 7b. One DTLS certificate for the server's peer connections.
+#
+# aiortc makes an ECDSA key, a certificate and an OpenSSL context for every peer connection:
+# about 1.3 ms of CPU and 63 KB that live as long as the connection. A server's connections
+# share one (as Janus's, mediasoup's and LiveKit's do): browsers check the fingerprint in the
+# SDP, not who else it is shown to. It is replaced after `SHARED_CERTIFICATE_MAX_AGE_S` (aiortc
+# makes it valid for 30 days); connections keep the one they started with.
+
+#: Seconds a shared server certificate is handed to new peer connections.
+SHARED_CERTIFICATE_MAX_AGE_S = 86_400.0
+
+#: Each certificate's OpenSSL context, made once: (cipher list and SRTP profiles, context).
+_SSL_CONTEXTS: weakref.WeakKeyDictionary[RTCCertificate, tuple[tuple[bytes, ...], Any]] = (
+    weakref.WeakKeyDictionary()
+)
+_AIORTC_GENERATE_CERTIFICATE = RTCCertificate.generateCertificate
+_shared_certificate: tuple[RTCCertificate, float] | None = None
+_sharing_certificate = False
+
+
+def shared_certificate() -> RTCCertificate:
+    """The process's server certificate (made, or replaced when too old, here)."""
+    global _shared_certificate
+    now = time.monotonic()
+    if _shared_certificate is None or now - _shared_certificate[1] > SHARED_CERTIFICATE_MAX_AGE_S:
+        _shared_certificate = (_AIORTC_GENERATE_CERTIFICATE(), now)
+    return _shared_certificate[0]
+
+
+def _generate_certificate(cls: type[RTCCertificate]) -> RTCCertificate:
+    if _sharing_certificate:
+        return shared_certificate()
+    return _AIORTC_GENERATE_CERTIFICATE()
+
+
+def server_peer_connection(configuration: RTCConfiguration) -> RTCPeerConnection:
+    """A peer connection of the server's: its DTLS certificate is the shared one."""
+    global _sharing_certificate
+    _sharing_certificate = True
+    try:
+        return RTCPeerConnection(configuration)
+    finally:
+        _sharing_certificate = False
+
+
+RTCCertificate.generateCertificate = classmethod(_generate_certificate)  # type: ignore[method-assign,assignment]
 
 
 async def _do_handshake_keeping_errors(self: RTCDtlsTransport) -> None:

@@ -265,6 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--status-hz", type=float, default=5.0, help="status messages per second (--control)"
     )
     sfu.add_argument(
+        "--lane",
+        choices=["auto", "compiled", "python", "both"],
+        default="auto",
+        help="the server's forwarding_lane; both: the compiled and the pure-Python lane in one "
+        "invocation (--rounds runs each, in ABBA order) and their ratio",
+    )
+    sfu.add_argument(
         "--compare-janus",
         action="store_true",
         help="run Janus's harness (../shared/anchors/janus; /usr/bin/janus) with the same "
@@ -285,8 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--rounds",
         type=int,
         default=1,
-        help="--compare-janus: runs per side, in ABBA order (2: RadioCore, Janus, Janus, "
-        "RadioCore); each side's median",
+        help="--compare-janus and --lane both: runs per side, in ABBA order (2: RadioCore, "
+        "Janus, Janus, RadioCore); each side's median",
     )
     sfu.add_argument("--json", action="store_true", help="print only the JSON result")
     control = bench_commands.add_parser(

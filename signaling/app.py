@@ -72,6 +72,7 @@ def sfu_config(config: ServerConfig) -> SfuConfig:
         max_data_message_bytes=limits.max_data_message_bytes,
         max_early_candidates=limits.max_early_candidates,
         latency_sample_every=config.media_latency_sample_every,
+        lane=config.forwarding_lane,
         deadman_s=config.floor.deadman_s,
         tx_timeout_s=config.floor.tx_timeout_s,
         tx_warning_s=config.floor.tx_warning_s,

@@ -53,6 +53,9 @@ from turn.coturn_config import (
 from turn.credentials import MAX_TTL_S, MIN_TTL_S, TurnCredentialError, TurnCredentialIssuer
 from turn.urls import parse_ice_url
 
+#: `forwarding_lane`'s choices (media.lane.lane_named).
+_LANES: Final = ("auto", "compiled", "python")
+
 logger = logging.getLogger(__name__)
 
 ENV_PREFIX: Final = "RADIOCORE_"
@@ -549,6 +552,11 @@ class ServerConfig:
     media_latency_sample_every: int = setting(
         0, "record the SFU's ingress → egress latency of every Nth forwarded packet (0: off)"
     )
+    forwarding_lane: str = setting(
+        "auto",
+        "the code that forwards audio to each listener: auto (the compiled lane when it is "
+        "built, else pure Python), compiled (refuse to start without it), python",
+    )
     web_root: Path | None = setting(
         None, "directory the operator console is served from; unset: the installed web package"
     )
@@ -607,6 +615,7 @@ class ServerConfig:
             f"log_level={self.log_level}",
             f"log_format={self.log_format}",
             f"media_latency_sample_every={self.media_latency_sample_every}",
+            f"forwarding_lane={self.forwarding_lane}",
             f"web_root={self.web_root or '(installed web package)'}",
             f"tls_cert_file={self.tls_cert_file or '-'}",
             f"tls_key_file={self.tls_key_file or '-'}",
@@ -688,6 +697,15 @@ def validate(config: ServerConfig) -> ServerConfig:
         )
     if config.refresh_ttl_s <= 0:
         raise ConfigError(f"refresh_ttl_s must be positive, not {config.refresh_ttl_s}")
+    if config.forwarding_lane not in _LANES:
+        raise ConfigError(
+            f"forwarding_lane must be one of {', '.join(_LANES)}, not {config.forwarding_lane!r}"
+        )
+    if config.forwarding_lane == "compiled" and importlib.util.find_spec("media._lane") is None:
+        raise ConfigError(
+            "forwarding_lane = compiled, but the compiled lane (media._lane) is not built: "
+            "install a C compiler and Python's headers, then reinstall RadioCore"
+        )
     if config.media_latency_sample_every < 0:
         raise ConfigError(
             "media_latency_sample_every must be 0 (off) or more, "

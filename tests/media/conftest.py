@@ -9,6 +9,7 @@ import pytest
 from media.config import SfuConfig
 from media.sfu import Sfu
 from radiocore import aiortc_hooks
+from tests.media.lanes import KINDS, MungerType, munger_of
 
 
 @pytest.fixture
@@ -17,3 +18,9 @@ async def sfu() -> AsyncIterator[Sfu]:
     yield server
     await server.close()
     aiortc_hooks.set_host_addresses(())
+
+
+@pytest.fixture(params=KINDS)
+def munger_type(request: pytest.FixtureRequest) -> MungerType:
+    """RtpMunger, and the compiled lane's munger: the same rules, the same tests."""
+    return munger_of(request.param)

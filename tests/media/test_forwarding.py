@@ -1,4 +1,5 @@
-"""The SFU forwards the publisher's Opus packets unchanged to every listener, and back."""
+"""The SFU forwards the publisher's Opus packets unchanged to every listener, and back — on the
+pure-Python forwarding lane and on the compiled one (media/lane.py)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,19 @@ from media.config import SfuConfig
 from media.participant import ParticipantIdentity, Role
 from media.sfu import Sfu
 from radiocore import aiortc_hooks
+from tests.media.lanes import KINDS, lane_of
 from tests.media.peers import TonePacketTrack, apply_answer, offer_sdp, peer
 from tests.support.waiting import wait_for
 
 BOARD = "0e8f5b8a-1b0c-4c3e-9d7e-2f1a3b4c5d6e"
+
+
+@pytest.fixture(autouse=True, params=KINDS)
+def lane_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs on the pure-Python lane and on the compiled one."""
+    kind: str = request.param
+    monkeypatch.setattr("media.forwarder.Lane", lane_of(kind))
+    return kind
 
 
 def operator(key: str, can_transmit: bool = False) -> ParticipantIdentity:

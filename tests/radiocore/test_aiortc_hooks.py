@@ -194,3 +194,41 @@ def test_failures_without_an_openssl_error_are_told_apart() -> None:
     """No handshake at all (nothing kept): said so, not a guess."""
     transport = RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [rsa_certificate()])
     assert aiortc_hooks.dtls_failure(transport) == "the handshake did not complete"
+
+
+def _fingerprint(pc: RTCPeerConnection) -> str:
+    return next(
+        line for line in pc.localDescription.sdp.splitlines() if line.startswith("a=fingerprint")
+    )
+
+
+async def test_the_servers_peer_connections_share_one_certificate_and_context(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two server connections (`server_peer_connection`) connect to two clients with one
+    certificate and one OpenSSL context between them; other connections keep their own; an old
+    shared certificate is replaced for new connections."""
+    aiortc_hooks.set_host_addresses(["127.0.0.1"])
+    aiortc_hooks.setup_dtls()
+    config = RTCConfiguration(iceServers=[])
+    servers = [aiortc_hooks.server_peer_connection(config) for _ in range(2)]
+    clients = [RTCPeerConnection(config) for _ in range(2)]
+    try:
+        for client, server in zip(clients, servers, strict=True):
+            await _connect(client, server)
+            assert (client.connectionState, server.connectionState) == ("connected",) * 2
+        assert _fingerprint(servers[0]) == _fingerprint(servers[1])
+        assert len({_fingerprint(p) for p in [servers[0], *clients]}) == 3
+        contexts = [p.sctp.transport._ssl.get_context() for p in [*servers, *clients]]
+        assert contexts[0] is contexts[1]
+        assert len({id(c) for c in contexts}) == 3
+        monkeypatch.setattr(aiortc_hooks, "SHARED_CERTIFICATE_MAX_AGE_S", -1.0)
+        newer = aiortc_hooks.server_peer_connection(config)
+        newer.createDataChannel("control")
+        await newer.setLocalDescription(await newer.createOffer())
+        assert _fingerprint(newer) != _fingerprint(servers[0])
+        await newer.close()
+    finally:
+        for pc in [*servers, *clients]:
+            await pc.close()
+        aiortc_hooks.set_host_addresses([])

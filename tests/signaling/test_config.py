@@ -276,6 +276,7 @@ def test_secrets_never_shown() -> None:
         ({"jwt_leeway_s": -1.0}, "jwt_leeway_s"),
         ({"jwt_audience": ""}, "jwt_audience"),
         ({"media_latency_sample_every": -1}, "media_latency_sample_every"),
+        ({"forwarding_lane": "fast"}, "forwarding_lane must be one of auto, compiled, python"),
         ({"host": ""}, "host"),
         ({"ice.servers": "http://stun.example.org"}, "ice.servers: 'http://stun.example.org'"),
         ({"ice.servers": "turn:turn.example.org"}, "put it in [turn] urls"),

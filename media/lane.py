@@ -1,0 +1,214 @@
+"""One listener's outbound stream on the hot path: a *lane*, compiled or pure Python.
+
+A lane does, per forwarded packet, everything that is per listener: rewrite the sequence number
+and timestamp (`RtpMunger`'s rules), build the RTP header (the listener's payload type, SSRC and
+header extensions), protect it with the listener's SRTP session, hand it to the listener's UDP
+socket (or return it, for a relayed pair's queue) and keep the aiortc sender's RTCP
+sender-report counters and the DTLS transport's byte counts.
+
+`media/_lane.c` (built by setup.py when a C compiler and Python's headers are there) does it in
+one C call; `PyLane` below is the pure-Python fallback and the reference: both pass the same
+tests (tests/media/test_lane.py, and the forwarding tests run on both). `Lane` is the compiled
+one when it is built; the server's `forwarding_lane` setting picks one (`lane_named`).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from media.rtp_munger import RtpMunger
+from radiocore import aiortc_hooks
+
+#: The same limit as pylibsrtp's session buffer: 1500 bytes less SRTP's largest trailer.
+_MAX_PACKET = 1500 - 144
+
+
+class LaneLike(Protocol):
+    """What `ForwardTarget` uses of a lane (both kinds)."""
+
+    @property
+    def packets(self) -> int: ...
+    @property
+    def octets(self) -> int: ...
+    @property
+    def late(self) -> int: ...
+    @property
+    def send_errors(self) -> int: ...
+    @property
+    def wired(self) -> bool: ...
+
+    def munge(self, source: int, seq: int, ts: int, ntp: int) -> tuple[int, int] | None: ...
+
+    def wire(
+        self,
+        first_byte: int,
+        payload_type: int,
+        tail: bytes,
+        session: Any,
+        srtp: int,
+        protect: int,
+        sender: Any,
+        dtls: Any,
+    ) -> None: ...
+
+    def use_socket(
+        self,
+        sock: socket.socket | None,
+        family: int = 0,
+        host: str = "",
+        port: int = 0,
+        scope_id: int = 0,
+    ) -> None: ...
+
+    def send(
+        self, source: int, seq: int, ts: int, marker: int, payload: bytes, ntp: int
+    ) -> bytes | None: ...
+
+
+class PyLane:
+    """The pure-Python lane (see the module docstring); `media._lane.Lane` does the same."""
+
+    def __init__(self, clock_rate: int, first_seq: int, first_ts: int) -> None:
+        if clock_rate <= 0:
+            raise ValueError("clock_rate must be above 0")
+        self._munger = RtpMunger(clock_rate, first_seq, first_ts)
+        self._head = b""
+        self._payload_type = 0
+        self._first_byte = 0x80
+        self._tail = b""
+        self._protect: Callable[[bytes], bytes] | None = None
+        self._sender: Any = None
+        self._dtls: Any = None
+        self._sock: socket.socket | None = None
+        self._addr: tuple[Any, ...] = ()
+        self.packets = 0
+        self.octets = 0
+        self.late = 0
+        self.send_errors = 0
+
+    @property
+    def wired(self) -> bool:
+        return self._protect is not None
+
+    def munge(self, source: int, seq: int, ts: int, ntp: int) -> tuple[int, int] | None:
+        return self._munger.munge(source, seq, ts, ntp)
+
+    def wire(
+        self,
+        first_byte: int,
+        payload_type: int,
+        tail: bytes,
+        session: Any,
+        srtp: int,
+        protect: int,
+        sender: Any,
+        dtls: Any,
+    ) -> None:
+        del srtp, protect  # the compiled lane's view of `session`
+        self._first_byte = first_byte
+        self._payload_type = payload_type
+        self._tail = bytes(tail)
+        self._protect = session.protect
+        self._sender = sender
+        self._dtls = dtls
+
+    def use_socket(
+        self,
+        sock: socket.socket | None,
+        family: int = 0,
+        host: str = "",
+        port: int = 0,
+        scope_id: int = 0,
+    ) -> None:
+        if sock is None:
+            self._sock = None
+            return
+        if not 0 < port <= 65535 or family not in (socket.AF_INET, socket.AF_INET6):
+            raise ValueError("use_socket needs a family, an address and a port")
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            raise ValueError(f"not a numeric address of family {family}: {host}") from None
+        self._addr = (host, port) if family == socket.AF_INET else (host, port, 0, scope_id)
+        self._sock = sock
+
+    def send(
+        self, source: int, seq: int, ts: int, marker: int, payload: bytes, ntp: int
+    ) -> bytes | None:
+        protect = self._protect
+        if protect is None:
+            raise RuntimeError("the lane is not wired")
+        if not isinstance(payload, bytes):
+            raise TypeError("payload must be bytes")
+        if 8 + len(self._tail) + len(payload) > _MAX_PACKET:
+            raise ValueError("packet is too long")
+        munged = self._munger.munge(source, seq, ts, ntp)
+        if munged is None:
+            self.late += 1
+            return None
+        out_seq, out_ts = munged
+        data = protect(
+            bytes(
+                (
+                    self._first_byte,
+                    self._payload_type | (0x80 if marker else 0),
+                    out_seq >> 8,
+                    out_seq & 0xFF,
+                )
+            )
+            + out_ts.to_bytes(4, "big")
+            + self._tail
+            + payload
+        )
+        result: bytes | None = None
+        sock = self._sock
+        if sock is not None:
+            if sock.fileno() < 0:  # closed: nothing to send on
+                self.send_errors += 1
+                return None
+            try:
+                sock.sendto(data, socket.MSG_DONTWAIT, self._addr)
+            except OSError:
+                self.send_errors += 1  # a full socket buffer loses the packet, as UDP does
+        else:
+            result = data
+        self.packets += 1
+        self.octets += len(payload)
+        aiortc_hooks.add_sent(self._sender, ntp, out_ts, len(payload))
+        aiortc_hooks.add_transport_sent(self._dtls, len(data))
+        return result
+
+
+#: What makes a lane: `(clock_rate, first_seq, first_ts)` -> a lane.
+LaneFactory = Callable[[int, int, int], LaneLike]
+
+
+def _compiled() -> LaneFactory | None:
+    try:
+        from media._lane import Lane as CompiledLane  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    lane: LaneFactory = CompiledLane
+    return lane
+
+
+#: The compiled lane when it is built, else None (tests run both kinds through this).
+CompiledLane: LaneFactory | None = _compiled()
+#: The lane forwarding uses by default: the compiled one when it is built.
+Lane: LaneFactory = CompiledLane if CompiledLane is not None else PyLane
+
+
+def lane_named(name: str) -> LaneFactory:
+    """The lane of a `forwarding_lane` setting: auto (the compiled when built), compiled (which
+    must be built: ValueError if not), python."""
+    if name == "python":
+        return PyLane
+    if name == "compiled":
+        if CompiledLane is None:
+            raise ValueError("the compiled forwarding lane (media._lane) is not built")
+        return CompiledLane
+    if name == "auto":
+        return Lane
+    raise ValueError(f"no forwarding lane {name!r} (auto, compiled, python)")
