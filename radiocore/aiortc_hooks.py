@@ -63,7 +63,15 @@ from aiortc import rtcsctptransport as sctp
 from aiortc.rtcdtlstransport import SSL as OPENSSL  # type: ignore[attr-defined]  # as aiortc has it
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
-from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from aiortc.rtp import (
+    HeaderExtensionsMap,
+    RtcpByePacket,
+    RtcpSdesPacket,
+    RtcpSenderInfo,
+    RtcpSourceInfo,
+    RtcpSrPacket,
+    RtpPacket,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -228,6 +236,19 @@ def _missing_lane_hooks() -> list[str]:
     from pylibsrtp._binding import ffi, lib
 
     missing: list[str] = []
+    run_rtcp = inspect.getsource(RTCRtpSender._run_rtcp)
+    for needle in (
+        "self.__rtcp_started.set()",
+        "await asyncio.sleep(0.5 + random.random())",
+        "self.__lsr = ((self.__ntp_timestamp) >> 16) & 0xFFFFFFFF",
+        "self.__lsr_time = time.time()",
+        "RtcpByePacket(sources=[self._ssrc])",
+        "self.__rtcp_exited.set()",
+    ):
+        if needle not in run_rtcp:
+            missing.append(f"RTCRtpSender._run_rtcp: {needle}")
+    if "asyncio.ensure_future(self._run_rtcp())" not in inspect.getsource(RTCRtpSender.send):
+        missing.append("RTCRtpSender.send starts self._run_rtcp()")
     if "RTCCertificate.generateCertificate()" not in inspect.getsource(RTCPeerConnection.__init__):
         missing.append("RTCPeerConnection.__init__ makes its certificate")
     if "self._srtp = " not in inspect.getsource(pylibsrtp.Session.__init__):
@@ -253,6 +274,55 @@ def add_sent(sender: Any, ntp_timestamp: int, rtp_timestamp: int, octets: int) -
     sender._RTCRtpSender__rtp_timestamp = rtp_timestamp
     sender._RTCRtpSender__octet_count += octets
     sender._RTCRtpSender__packet_count += 1
+
+
+#: Mean seconds between a forwarding sender's RTCP sender reports: libwebrtc's for audio
+#: (aiortc sends one every 0.5-1.5 s, five times as often, each a timer, an SRTCP protect and
+#: a send per listener).
+FORWARDED_REPORT_INTERVAL_S = 5.0
+
+
+def report_every(sender: RTCRtpSender, interval_s: float) -> None:
+    """The sender's RTCP sender reports every `interval_s` on average (randomized over 0.5-1.5
+    times it, RFC 3550 6.3.1) instead of aiortc's 1 s; the same reports (SR with the last packet's
+    NTP/RTP time pair and the counts, SDES CNAME; BYE at the end, then the exit `stop()` waits
+    for). Before the sender starts."""
+
+    s: Any = sender  # aiortc's private (name-mangled) state, as `add_sent` uses it
+
+    async def run_rtcp() -> None:
+        s._RTCRtpSender__rtcp_started.set()
+        try:
+            while True:
+                await asyncio.sleep(interval_s * (0.5 + random.random()))
+                ntp: int = s._RTCRtpSender__ntp_timestamp
+                packets: list[Any] = [
+                    RtcpSrPacket(
+                        ssrc=s._ssrc,
+                        sender_info=RtcpSenderInfo(
+                            ntp_timestamp=ntp,
+                            rtp_timestamp=s._RTCRtpSender__rtp_timestamp,
+                            packet_count=s._RTCRtpSender__packet_count & 0xFFFFFFFF,
+                            octet_count=s._RTCRtpSender__octet_count & 0xFFFFFFFF,
+                        ),
+                    )
+                ]
+                s._RTCRtpSender__lsr = (ntp >> 16) & 0xFFFFFFFF
+                s._RTCRtpSender__lsr_time = time.time()
+                cname: str | None = s._RTCRtpSender__cname
+                if cname is not None:
+                    packets.append(
+                        RtcpSdesPacket(
+                            chunks=[RtcpSourceInfo(ssrc=s._ssrc, items=[(1, cname.encode())])]
+                        )
+                    )
+                await s._send_rtcp(packets)
+        except asyncio.CancelledError:
+            pass
+        await s._send_rtcp([RtcpByePacket(sources=[s._ssrc])])
+        s._RTCRtpSender__rtcp_exited.set()  # `stop()` waits for it
+
+    s._run_rtcp = run_rtcp
 
 
 def octets_sent(sender: Any) -> int:

@@ -33,9 +33,9 @@ JOIN_FIELDS = (
 )
 #: The server with every listener connected and no audio, and forwarding's own cost.
 IDLE_FIELDS = ("server_idle_cpu_pct", "server_marginal_cpu_us_per_forwarded_packet")
-#: Every run has them: the server's workers setting, each worker's added latency p99 (its own
-#: samples), and the listeners each process serves (the main process first).
-WORKER_FIELDS = ("workers", "worker_added_latency_ms_p99", "listeners_per_process")
+#: Every run has them: the server's workers and forwarding_lane settings, each worker's added
+#: latency p99 (its own samples), and the listeners each process serves (the main process first).
+WORKER_FIELDS = ("workers", "lane", "worker_added_latency_ms_p99", "listeners_per_process")
 #: `--control` (every run has them, None when not measured): the status fan-out to listeners
 #: over their control data channels, and its cost from a second idle window without status.
 CONTROL_FIELDS = (
@@ -133,3 +133,23 @@ def test_bench_sfu_with_two_workers_spreads_the_listeners_and_loses_nothing() ->
     assert len(figures["worker_added_latency_ms_p99"]) == 1
     # what a listener on the worker waits includes the relay hop: measured end to end
     assert isinstance(figures["delivery_ms_p99"], float)
+
+
+def test_bench_sfu_lane_both_runs_the_compiled_and_the_python_lane_and_loses_nothing() -> None:
+    figures = bench_sfu(
+        "--lane", "both", "--listeners", "3", "--seconds", "3", "--idle-seconds", "0"
+    )
+    assert [run["lane"] for side in ("compiled", "python") for run in figures["runs"][side]] == [
+        "compiled",
+        "python",
+    ]
+    for side in ("compiled", "python"):
+        assert_every_listener_heard_everything(figures["runs"][side][0], 3)
+        assert figures[side]["server_cpu_us_per_forwarded_packet"] > 0
+    ratio = figures["ratio_compiled_to_python"]["server_cpu_us_per_forwarded_packet"]
+    assert ratio == round(
+        figures["compiled"]["server_cpu_us_per_forwarded_packet"]
+        / figures["python"]["server_cpu_us_per_forwarded_packet"],
+        3,
+    )
+    assert figures["payload_identical"] is True

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from typing import Any
 
 import numpy as np
 import pytest
 from aiortc import RTCPeerConnection
-from aiortc.rtp import RtpPacket
+from aiortc.clock import current_ntp_time
+from aiortc.rtp import RtcpSrPacket, RtpPacket
 
 import radiocore_protocol as protocol
 from media.config import SfuConfig
@@ -238,3 +240,35 @@ async def test_a_reordered_packet_before_a_source_change_duplicates_no_sequence_
     assert len(seqs) == len(set(seqs)), f"duplicate sequence numbers: {seqs[-8:]}"
     await listener.close()
     await agent.close()
+
+
+async def test_sender_reports_count_what_the_listener_received(
+    sfu: Sfu, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each RTCP sender report a listener gets states the packets and payload bytes sent to it so
+    far and the RTP timestamp of the last of them (on loopback nothing is lost or reordered, so
+    they are exactly what it had received when the report came), with a current NTP time."""
+    monkeypatch.setattr(aiortc_hooks, "FORWARDED_REPORT_INTERVAL_S", 0.3)
+    agent = await connect_station(sfu, TonePacketTrack())
+    listener, packets = await connect_listener(sfu, "op")
+    receiver = listener.getTransceivers()[0].receiver
+    reports: list[tuple[RtcpSrPacket, int, int, int]] = []
+    handle = receiver._handle_rtcp_packet
+
+    async def on_rtcp(packet: Any) -> None:
+        if isinstance(packet, RtcpSrPacket) and packets:
+            received = len(packets)
+            octets = sum(len(p.payload) for p in packets)
+            reports.append((packet, received, octets, packets[-1].timestamp))
+        await handle(packet)
+
+    receiver._handle_rtcp_packet = on_rtcp
+    assert await wait_for(lambda: len(reports) >= 3, seconds=15)
+    for report, received, octets, last_timestamp in reports:
+        info = report.sender_info
+        assert (info.packet_count, info.octet_count) == (received, octets)
+        assert info.rtp_timestamp == last_timestamp
+        assert abs(info.ntp_timestamp / 2**32 - current_ntp_time() / 2**32) < 30
+    assert reports[-1][1] > reports[0][1]  # counting on, not a stale copy
+    for pc in (agent, listener):
+        await pc.close()
