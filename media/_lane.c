@@ -5,8 +5,9 @@
  * lane is the fallback and the reference: both pass the same tests, tests/media/test_lane.py):
  * rewrite the sequence number and timestamp (the `RtpMunger` rules of media/rtp_munger.py, bit for
  * bit), build the RTP header (the listener's payload type, SSRC and header extensions), protect
- * the packet with the listener's libsrtp session, hand it to the listener's UDP socket, and keep
- * the RTCP sender-report counters of the aiortc sender (and the DTLS transport's byte counts).
+ * the packet with the listener's libsrtp session, hand it to the listener's UDP socket, and count
+ * what the RTCP sender reports state; `sync()` writes those counts into the aiortc sender (and
+ * the DTLS transport's byte counts) before each report, not on every packet.
  *
  * libsrtp is the one pylibsrtp carries: the session pointer and `srtp_protect`'s address come
  * from pylibsrtp's cffi binding (radiocore.aiortc_hooks.srtp_addresses), so the context is used
@@ -74,6 +75,8 @@ typedef struct {
     unsigned long long send_errors;
     unsigned long long tx_bytes;
     unsigned long long tx_packets;
+    uint64_t last_ntp;  /* the NTP and RTP times of the last packet sent (the SR's pair) */
+    uint32_t last_rtp_ts;
     /* the sender's and transport's counters before this lane added to them */
     unsigned long long base_packets;
     unsigned long long base_octets;
@@ -425,23 +428,35 @@ static PyObject *Lane_send(Lane *self, PyObject *const *args, Py_ssize_t nargs)
     self->octets += (unsigned long long)payload_len;
     self->tx_packets++;
     self->tx_bytes += (unsigned long long)len;
-    /* the RTCP sender report's counters, and the pair of times it states */
-    PyObject *v_ntp = PyLong_FromUnsignedLongLong(ntp);
-    PyObject *v_ts = PyLong_FromUnsignedLong(out_ts);
-    int failed = v_ntp == NULL || v_ts == NULL || PyObject_SetAttr(self->sender, s_ntp, v_ntp) ||
-                 PyObject_SetAttr(self->sender, s_rtp_ts, v_ts) ||
-                 set_count(self->sender, s_octets, self->base_octets + self->octets) ||
-                 set_count(self->sender, s_packets, self->base_packets + self->packets) ||
-                 set_count(self->dtls, s_tx_bytes, self->base_tx_bytes + self->tx_bytes) ||
-                 set_count(self->dtls, s_tx_packets, self->base_tx_packets + self->tx_packets);
-    Py_XDECREF(v_ntp);
-    Py_XDECREF(v_ts);
-    if (failed) {
-        Py_XDECREF(result);
-        return NULL;
-    }
+    self->last_ntp = ntp;
+    self->last_rtp_ts = out_ts;
     if (result != NULL)
         return result;
+    Py_RETURN_NONE;
+}
+
+/* sync(): the sender's RTCP sender-report counters and time pair, and the DTLS transport's
+ * counts, as this lane has them (called before each sender report) */
+static PyObject *Lane_sync(Lane *self, PyObject *unused)
+{
+    if (self->sender == NULL || self->dtls == NULL)
+        Py_RETURN_NONE; /* not wired: nothing sent, nothing to state */
+    if (self->packets) {
+        PyObject *v_ntp = PyLong_FromUnsignedLongLong(self->last_ntp);
+        PyObject *v_ts = PyLong_FromUnsignedLong(self->last_rtp_ts);
+        int failed = v_ntp == NULL || v_ts == NULL ||
+                     PyObject_SetAttr(self->sender, s_ntp, v_ntp) ||
+                     PyObject_SetAttr(self->sender, s_rtp_ts, v_ts);
+        Py_XDECREF(v_ntp);
+        Py_XDECREF(v_ts);
+        if (failed)
+            return NULL;
+    }
+    if (set_count(self->sender, s_octets, self->base_octets + self->octets) ||
+        set_count(self->sender, s_packets, self->base_packets + self->packets) ||
+        set_count(self->dtls, s_tx_bytes, self->base_tx_bytes + self->tx_bytes) ||
+        set_count(self->dtls, s_tx_packets, self->base_tx_packets + self->tx_packets))
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -472,6 +487,8 @@ static PyMethodDef Lane_methods[] = {
      "use_socket(sock, family, host, port, scope_id) or use_socket(None)"},
     {"send", (PyCFunction)(void (*)(void))Lane_send, METH_FASTCALL,
      "send(source, seq, ts, marker, payload, ntp) -> None or the protected packet"},
+    {"sync", (PyCFunction)Lane_sync, METH_NOARGS,
+     "sync(): write the counts into the sender and transport (before a sender report)"},
     {NULL},
 };
 

@@ -108,10 +108,13 @@ class ForwardTarget:
         self._queue_packets = queue_packets
         self._name = name
         self._sender = transceiver.sender
-        aiortc_hooks.report_every(self._sender, aiortc_hooks.FORWARDED_REPORT_INTERVAL_S)
         # random first numbers (RFC 3550); a sequence number below 2**15 keeps SRTP's rollover
         # counter unambiguous at the start
         self._lane = (lane or Lane)(clock_rate, random.getrandbits(15), random.getrandbits(32))
+        # the lane counts; the sender's reports take its counts when they go (every ~5 s)
+        aiortc_hooks.report_every(
+            self._sender, aiortc_hooks.FORWARDED_REPORT_INTERVAL_S, self._lane.sync
+        )
         self._nominated: Mapping[int, Any] = {}
         self._pair: Any = None
         self._queue: ListenerQueue | None = None

@@ -3,8 +3,9 @@
 A lane does, per forwarded packet, everything that is per listener: rewrite the sequence number
 and timestamp (`RtpMunger`'s rules), build the RTP header (the listener's payload type, SSRC and
 header extensions), protect it with the listener's SRTP session, hand it to the listener's UDP
-socket (or return it, for a relayed pair's queue) and keep the aiortc sender's RTCP
-sender-report counters and the DTLS transport's byte counts.
+socket (or return it, for a relayed pair's queue) and count what the RTCP sender reports state.
+`sync()` writes those counts into the aiortc sender (and the DTLS transport's byte counts); the
+forwarding sender calls it before each report (`aiortc_hooks.report_every`), not per packet.
 
 `media/_lane.c` (built by setup.py when a C compiler and Python's headers are there) does it in
 one C call; `PyLane` below is the pure-Python fallback and the reference: both pass the same
@@ -66,6 +67,8 @@ class LaneLike(Protocol):
         self, source: int, seq: int, ts: int, marker: int, payload: bytes, ntp: int
     ) -> bytes | None: ...
 
+    def sync(self) -> None: ...
+
 
 class PyLane:
     """The pure-Python lane (see the module docstring); `media._lane.Lane` does the same."""
@@ -87,6 +90,11 @@ class PyLane:
         self.octets = 0
         self.late = 0
         self.send_errors = 0
+        self._tx_bytes = 0
+        self._last_ntp = 0
+        self._last_rtp_ts = 0
+        # the sender's and transport's counts before this lane added to them
+        self._base = (0, 0, 0, 0)
 
     @property
     def wired(self) -> bool:
@@ -113,6 +121,12 @@ class PyLane:
         self._protect = session.protect
         self._sender = sender
         self._dtls = dtls
+        self._base = (
+            sender._RTCRtpSender__packet_count - self.packets,
+            sender._RTCRtpSender__octet_count - self.octets,
+            dtls._RTCDtlsTransport__tx_packets - self.packets,
+            dtls._RTCDtlsTransport__tx_bytes - self._tx_bytes,
+        )
 
     def use_socket(
         self,
@@ -176,9 +190,25 @@ class PyLane:
             result = data
         self.packets += 1
         self.octets += len(payload)
-        aiortc_hooks.add_sent(self._sender, ntp, out_ts, len(payload))
-        aiortc_hooks.add_transport_sent(self._dtls, len(data))
+        self._tx_bytes += len(data)
+        self._last_ntp = ntp
+        self._last_rtp_ts = out_ts
         return result
+
+    def sync(self) -> None:
+        if self._sender is None:
+            return  # not wired: nothing sent, nothing to state
+        packets, octets, tx_packets, tx_bytes = self._base
+        aiortc_hooks.set_sent(
+            self._sender,
+            self._last_ntp if self.packets else None,
+            self._last_rtp_ts,
+            packets + self.packets,
+            octets + self.octets,
+        )
+        aiortc_hooks.set_transport_sent(
+            self._dtls, tx_packets + self.packets, tx_bytes + self._tx_bytes
+        )
 
 
 #: What makes a lane: `(clock_rate, first_seq, first_ts)` -> a lane.

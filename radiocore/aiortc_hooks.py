@@ -268,25 +268,20 @@ def srtp_session(dtls: RTCDtlsTransport) -> Any:
     return dtls._tx_srtp
 
 
-def add_sent(sender: Any, ntp_timestamp: int, rtp_timestamp: int, octets: int) -> None:
-    """Account one forwarded packet in the sender's RTCP sender-report counters."""
-    sender._RTCRtpSender__ntp_timestamp = ntp_timestamp
-    sender._RTCRtpSender__rtp_timestamp = rtp_timestamp
-    sender._RTCRtpSender__octet_count += octets
-    sender._RTCRtpSender__packet_count += 1
-
-
 #: Mean seconds between a forwarding sender's RTCP sender reports: libwebrtc's for audio
 #: (aiortc sends one every 0.5-1.5 s, five times as often, each a timer, an SRTCP protect and
 #: a send per listener).
 FORWARDED_REPORT_INTERVAL_S = 5.0
 
 
-def report_every(sender: RTCRtpSender, interval_s: float) -> None:
+def report_every(
+    sender: RTCRtpSender, interval_s: float, before_report: Callable[[], None] | None = None
+) -> None:
     """The sender's RTCP sender reports every `interval_s` on average (randomized over 0.5-1.5
     times it, RFC 3550 6.3.1) instead of aiortc's 1 s; the same reports (SR with the last packet's
     NTP/RTP time pair and the counts, SDES CNAME; BYE at the end, then the exit `stop()` waits
-    for). Before the sender starts."""
+    for). `before_report` brings the counts up to date first (a forwarding lane's `sync`).
+    Before the sender starts."""
 
     s: Any = sender  # aiortc's private (name-mangled) state, as `add_sent` uses it
 
@@ -295,6 +290,8 @@ def report_every(sender: RTCRtpSender, interval_s: float) -> None:
         try:
             while True:
                 await asyncio.sleep(interval_s * (0.5 + random.random()))
+                if before_report is not None:
+                    before_report()
                 ntp: int = s._RTCRtpSender__ntp_timestamp
                 packets: list[Any] = [
                     RtcpSrPacket(
@@ -325,14 +322,22 @@ def report_every(sender: RTCRtpSender, interval_s: float) -> None:
     s._run_rtcp = run_rtcp
 
 
-def octets_sent(sender: Any) -> int:
-    """The payload bytes the sender's RTCP sender reports count (`add_sent` keeps them)."""
-    return int(sender._RTCRtpSender__octet_count)
+def set_sent(
+    sender: Any, ntp_timestamp: int | None, rtp_timestamp: int, packets: int, octets: int
+) -> None:
+    """Set the sender's RTCP sender-report counters (and, unless None, the last packet's NTP
+    and RTP time pair) to a forwarding lane's."""
+    if ntp_timestamp is not None:
+        sender._RTCRtpSender__ntp_timestamp = ntp_timestamp
+        sender._RTCRtpSender__rtp_timestamp = rtp_timestamp
+    sender._RTCRtpSender__octet_count = octets
+    sender._RTCRtpSender__packet_count = packets
 
 
-def add_transport_sent(dtls: Any, size: int) -> None:
-    dtls._RTCDtlsTransport__tx_bytes += size
-    dtls._RTCDtlsTransport__tx_packets += 1
+def set_transport_sent(dtls: Any, packets: int, size: int) -> None:
+    """Set the DTLS transport's sent counts (its `getStats`) to a forwarding lane's."""
+    dtls._RTCDtlsTransport__tx_packets = packets
+    dtls._RTCDtlsTransport__tx_bytes = size
 
 
 def send_ahead(channel: RTCDataChannel, text: str, behind: str) -> None:

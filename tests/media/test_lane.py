@@ -1,6 +1,6 @@
 """The forwarding lane, compiled (media/_lane.c) and pure Python (media.lane.PyLane), side by side:
 the same packets on the wire, byte for byte, that a listener's SRTP session accepts; the same
-RTCP sender-report counters; the same refusals of bad input; and the compiled one is built under
+RTCP sender-report counters (written into the sender by `sync()`, before each report); the same refusals of bad input; and the compiled one is built under
 `make test` (a missing compiler fails here, it does not fall back silently)."""
 
 from __future__ import annotations
@@ -106,6 +106,8 @@ def test_a_lane_sends_what_the_listener_decrypts_with_its_numbers(
         assert int.from_bytes(plain[4:8], "big") == 5000 + 960 * n
         assert plain[8:20] == TAIL and plain[20:] == payload
     assert (made.packets, made.octets, made.late, made.send_errors) == (5, 110, 0, 0)
+    assert sender._RTCRtpSender__packet_count == 0  # written before a report, not per packet
+    made.sync()
     assert sender._RTCRtpSender__packet_count == 5
     assert sender._RTCRtpSender__octet_count == 110
     assert sender._RTCRtpSender__rtp_timestamp == 5000 + 960 * 4
@@ -142,6 +144,7 @@ def test_both_lanes_put_the_same_bytes_on_the_wire(receiver: socket.socket) -> N
             for event in events:
                 made.send(*event)
             received[name] = [receiver.recv(2048) for _ in range(made.packets)]
+        made.sync()
         counters[name] = (
             made.packets,
             made.octets,
@@ -171,6 +174,7 @@ def test_without_a_socket_the_lane_returns_the_protected_packet(name: str) -> No
     plain = session(pylibsrtp.Policy.SSRC_ANY_INBOUND).unprotect(data)
     assert plain[20:] == b"opus" and int.from_bytes(plain[2:4], "big") == 100
     assert made.send(3, 10, 20, 0, b"opus", NTP0) is None  # sent before: dropped, counted late
+    made.sync()
     assert (made.packets, made.late, sender._RTCRtpSender__packet_count) == (1, 1, 1)
 
 
@@ -206,6 +210,9 @@ def test_bad_input_is_refused_and_changes_nothing(name: str) -> None:
         made.send(1, 1, 1, 0, bytes(1400), NTP0)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, pytest.raises(ValueError):
         made.use_socket(sock, socket.AF_INET, "x", 9)
+    made.sync()
     assert (made.packets, made.late, sender._RTCRtpSender__packet_count) == (0, 0, 0)
+    assert sender._RTCRtpSender__ntp_timestamp == 0  # no packet: no time pair stated
+    unwired.sync()  # nothing to write to: nothing happens
     made.use_socket(None)
     assert made.send(1, 1, 1, 0, bytes(1200), NTP0) is not None  # the largest sizes pass
