@@ -1,7 +1,8 @@
-"""The forwarding lane, compiled (media/_lane.c) and pure Python (media.lane.PyLane), side by side:
-the same packets on the wire, byte for byte, that a listener's SRTP session accepts; the same
-RTCP sender-report counters (written into the sender by `sync()`, before each report); the same refusals of bad input; and the compiled one is built under
-`make test` (a missing compiler fails here, it does not fall back silently)."""
+"""The forwarding lane, compiled (media/_lane.c) and pure Python (media.lane.PyLane), side by
+side: the same packets on the wire, byte for byte, that a listener's SRTP session accepts; the
+same RTCP sender-report counters (written into the sender by `sync()`, before each report); the
+same refusals of bad input; and the compiled one is built under `make test` (a missing compiler
+fails here, it does not fall back silently)."""
 
 from __future__ import annotations
 
