@@ -119,6 +119,8 @@ class Sfu:
             else "",
         )
         lane = lane_named(config.lane)  # ValueError: `compiled` asked for and not built
+        #: True when listeners are served by the compiled forwarding lane (`media.lane`).
+        self.lane_compiled = lane is not PyLane
         logger.info(
             "SFU forwarding lane: %s",
             "compiled (media._lane)" if lane is not PyLane else "pure Python (media.lane.PyLane)",

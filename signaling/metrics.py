@@ -205,6 +205,12 @@ class ServerMetrics:
             "Stations of other nodes whose listeners here hear them through this node's relay",
             len(relayed),
         )
+        if sfu is not None:
+            yield _gauge(
+                "radiocore_forwarding_lane_compiled",
+                "1: listeners are served by the compiled forwarding lane; 0: the pure-Python one",
+                int(sfu.lane_compiled),
+            )
         active = sum(room.floor.holder is not None for room in rooms)
         yield _gauge("radiocore_ptt_active", "Transmissions going on now", active)
 

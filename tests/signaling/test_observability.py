@@ -45,6 +45,7 @@ METRIC_NAMES = (
     "radiocore_operators",
     "radiocore_listeners",
     "radiocore_relayed_rooms",
+    "radiocore_forwarding_lane_compiled",
     "radiocore_packets_forwarded_total",
     "radiocore_bytes_forwarded_total",
     "radiocore_packets_dropped_total",
@@ -215,6 +216,7 @@ async def test_metrics_from_loopback_parse_and_name_every_metric(tmp_path: Path)
         names = {key.split("{", 1)[0] for key in samples}
         assert set(METRIC_NAMES) <= names, set(METRIC_NAMES) - names
         assert samples["radiocore_rooms"] == 0
+        assert samples["radiocore_forwarding_lane_compiled"] == 1  # make test requires it built
         assert samples["radiocore_asyncio_tasks"] >= 1
         assert samples["process_resident_memory_bytes"] > 10_000_000
         assert samples["process_open_fds"] > 3
