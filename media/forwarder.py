@@ -1,9 +1,10 @@
 """The hot path: forward one source's Opus RTP packets to many listeners, never decoding.
 
 `RtpFanout.forward()` runs inside the source receiver's RTP handler (after SRTP decryption).
-For each listener a `ForwardTarget` rewrites the header (its own SSRC, payload type, sequence
-and timestamp offsets, header extensions), protects the packet with the listener's SRTP context
-and hands it straight to the listener's UDP socket: no sender coroutine, no queue, no encode.
+For each listener a `ForwardTarget`'s lane (`media.lane`: compiled, or pure Python) rewrites the
+header (its own SSRC, payload type, sequence and timestamp offsets, header extensions), protects
+the packet with the listener's SRTP session and hands it straight to the listener's UDP socket:
+no sender coroutine, no queue, no encode.
 Only a listener whose ICE pair goes through a TURN relay (aioice's relay protocols are
 coroutines) gets a bounded `ListenerQueue` that drops its oldest packet when full.
 

@@ -77,7 +77,6 @@ class PyLane:
         if clock_rate <= 0:
             raise ValueError("clock_rate must be above 0")
         self._munger = RtpMunger(clock_rate, first_seq, first_ts)
-        self._head = b""
         self._payload_type = 0
         self._first_byte = 0x80
         self._tail = b""
@@ -121,11 +120,12 @@ class PyLane:
         self._protect = session.protect
         self._sender = sender
         self._dtls = dtls
+        packets, octets, tx_packets, tx_bytes = aiortc_hooks.sent_counts(sender, dtls)
         self._base = (
-            sender._RTCRtpSender__packet_count - self.packets,
-            sender._RTCRtpSender__octet_count - self.octets,
-            dtls._RTCDtlsTransport__tx_packets - self.packets,
-            dtls._RTCDtlsTransport__tx_bytes - self._tx_bytes,
+            packets - self.packets,
+            octets - self.octets,
+            tx_packets - self.packets,
+            tx_bytes - self._tx_bytes,
         )
 
     def use_socket(

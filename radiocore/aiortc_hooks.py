@@ -11,9 +11,14 @@ setup.cfg:
    decryption) so packets are forwarded first, then handed to the original so RTCP receiver
    reports keep flowing; replace the receiver's jitter buffer with one that keeps nothing, so
    the idle decoder never sees a frame and nothing piles up.
-2. Send side ("direct path"): the forwarder writes each listener's RTP header itself, protects
-   it with that listener's SRTP context and sends it on the listener's ICE socket, with no
-   sender coroutine per listener. It keeps the sender's RTCP sender-report counters correct.
+2. Send side ("direct path"): the forwarder's lane (media/lane.py, media/_lane.c) writes each
+   listener's RTP header itself, protects it with that listener's SRTP session (`srtp_session`,
+   and `srtp_addresses` for the compiled lane: pylibsrtp's libsrtp context and `srtp_protect`)
+   and sends it on the listener's ICE socket (`pair_socket`), with no sender coroutine per
+   listener. The sender's RTCP reports go every ~5 s (`report_every`, libwebrtc's audio
+   interval) and take the lane's counts just before (`set_sent`), so they stay correct. The one
+   touch outside this module: the compiled lane's `sync` sets the same sender counters and
+   DTLS transport counts by name (`_SENDER_COUNTERS`, `_DTLS_COUNTERS`, checked here).
 3. ICE host addresses: aioice gathers on every interface and skips 127.0.0.1; the SFU and the
    agent need a setting for which local addresses to announce (process-wide: aioice has no
    per-connection option).
@@ -26,7 +31,9 @@ setup.cfg:
 6. Host candidates of the SFU's connections in a UDP port range and with an announced address
    (1:1 NAT): `set_host_candidate_policy` and a wrapper of aioice's candidate gathering.
 7. DTLS (process-wide, `setup_dtls`): cipher suites for peers with RSA certificates beside
-   aiortc's ECDSA ones, and the reason a handshake failed kept per transport (`dtls_failure`).
+   aiortc's ECDSA ones, the reason a handshake failed kept per transport (`dtls_failure`), one
+   OpenSSL context per certificate; the server's peer connections share one certificate
+   (`server_peer_connection`).
 
 `check_hooks()` verifies every attribute used here still exists (the SFU and the agent call it
 at start); `tests/radiocore/test_aiortc_hooks.py` calls it and fails loudly when an aiortc
@@ -149,12 +156,6 @@ def sender_wiring(transceiver: RTCRtpTransceiver) -> SenderWiring | None:
         has_extension=bool(header[0] & 0x10),
         dtls=dtls,
     )
-
-
-def srtp_protect(dtls: RTCDtlsTransport) -> Callable[[bytes], bytes]:
-    """The bound SRTP `protect` of a connected DTLS transport."""
-    protect: Callable[[bytes], bytes] = dtls._tx_srtp.protect
-    return protect
 
 
 def nominated_pair(dtls: RTCDtlsTransport) -> Any | None:
@@ -320,6 +321,17 @@ def report_every(
         s._RTCRtpSender__rtcp_exited.set()  # `stop()` waits for it
 
     s._run_rtcp = run_rtcp
+
+
+def sent_counts(sender: Any, dtls: Any) -> tuple[int, int, int, int]:
+    """The sender's RTCP packet and octet counts and the DTLS transport's sent packets and
+    bytes, as `set_sent` and `set_transport_sent` set them."""
+    return (
+        sender._RTCRtpSender__packet_count,
+        sender._RTCRtpSender__octet_count,
+        dtls._RTCDtlsTransport__tx_packets,
+        dtls._RTCDtlsTransport__tx_bytes,
+    )
 
 
 def set_sent(
