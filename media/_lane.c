@@ -467,14 +467,12 @@ static PyObject *get_send_errors(Lane *self, void *c)
 {
     return PyLong_FromUnsignedLongLong(self->send_errors);
 }
-static PyObject *get_wired(Lane *self, void *c) { return PyBool_FromLong(self->protect != NULL); }
 
 static PyGetSetDef Lane_getset[] = {
     {"packets", (getter)get_packets, NULL, "packets handed to the socket (or returned)", NULL},
     {"octets", (getter)get_octets, NULL, "RTP payload bytes of those packets", NULL},
     {"late", (getter)get_late, NULL, "packets dropped as late or sent before", NULL},
     {"send_errors", (getter)get_send_errors, NULL, "sends the socket refused", NULL},
-    {"wired", (getter)get_wired, NULL, "wire() was called", NULL},
     {NULL},
 };
 

@@ -37,8 +37,6 @@ class LaneLike(Protocol):
     def late(self) -> int: ...
     @property
     def send_errors(self) -> int: ...
-    @property
-    def wired(self) -> bool: ...
 
     def munge(self, source: int, seq: int, ts: int, ntp: int) -> tuple[int, int] | None: ...
 
@@ -94,10 +92,6 @@ class PyLane:
         self._last_rtp_ts = 0
         # the sender's and transport's counts before this lane added to them
         self._base = (0, 0, 0, 0)
-
-    @property
-    def wired(self) -> bool:
-        return self._protect is not None
 
     def munge(self, source: int, seq: int, ts: int, ntp: int) -> tuple[int, int] | None:
         return self._munger.munge(source, seq, ts, ntp)

@@ -229,8 +229,10 @@ def srtp_addresses(session: Any) -> tuple[int, int]:
     return context, protect
 
 
-def _missing_lane_hooks() -> list[str]:
-    """What the compiled lane needs of pylibsrtp and asyncio (`srtp_addresses`, `pair_socket`)."""
+def _missing_send_side_hooks() -> list[str]:
+    """What the send side needs of aiortc, pylibsrtp and asyncio: the sender's report loop
+    (`report_every`), the peer connection's certificate (`server_peer_connection`), pylibsrtp's
+    session and `srtp_protect` (`srtp_addresses`) and asyncio's socket (`pair_socket`)."""
     import asyncio.selector_events
 
     import pylibsrtp
@@ -284,7 +286,7 @@ def report_every(
     for). `before_report` brings the counts up to date first (a forwarding lane's `sync`).
     Before the sender starts."""
 
-    s: Any = sender  # aiortc's private (name-mangled) state, as `add_sent` uses it
+    s: Any = sender  # aiortc's private (name-mangled) state, as `set_sent` uses it
 
     async def run_rtcp() -> None:
         s._RTCRtpSender__rtcp_started.set()
@@ -453,7 +455,7 @@ def check_hooks() -> None:
     if not hasattr(aioice.turn, "UDP_SOCKET_BUFFER_SIZE"):
         missing.append("aioice.turn.UDP_SOCKET_BUFFER_SIZE")
     missing += _missing_dtls_hooks()
-    missing += _missing_lane_hooks()
+    missing += _missing_send_side_hooks()
     if missing:
         raise HookError("aiortc/aioice internals changed; missing: " + ", ".join(missing))
 

@@ -18,7 +18,7 @@ from media import lane
 from media.lane import LaneFactory, LaneLike, PyLane
 from media.rtp_munger import RtpMunger
 from radiocore import aiortc_hooks
-from tests.media.lanes import compiled_lane
+from tests.media.lanes import KINDS, compiled_lane, lane_of
 
 KEY = bytes(range(30))  # AES-128 key + 112-bit salt
 SSRC = 0x1234ABCD
@@ -73,13 +73,6 @@ def wired(kind: LaneFactory, first_seq: int = 100, first_ts: int = 5000) -> tupl
     return made, (sender, dtls, tx)
 
 
-KINDS = ("python", "compiled")
-
-
-def kind_of(name: str) -> LaneFactory:
-    return compiled_lane() if name == "compiled" else PyLane
-
-
 def test_the_compiled_lane_is_built_and_used_by_default() -> None:
     assert lane.Lane is compiled_lane()
     assert lane.lane_named("auto") is lane.lane_named("compiled") is lane.CompiledLane
@@ -92,7 +85,7 @@ def test_the_compiled_lane_is_built_and_used_by_default() -> None:
 def test_a_lane_sends_what_the_listener_decrypts_with_its_numbers(
     name: str, receiver: socket.socket, sender_socket: socket.socket
 ) -> None:
-    made, (sender, dtls, _) = wired(kind_of(name))
+    made, (sender, dtls, _) = wired(lane_of(name))
     made.use_socket(sender_socket, socket.AF_INET, *receiver.getsockname())
     rx = session(pylibsrtp.Policy.SSRC_ANY_INBOUND)
     payloads = [bytes([n]) * (20 + n) for n in range(5)]
@@ -138,7 +131,7 @@ def test_both_lanes_put_the_same_bytes_on_the_wire(receiver: socket.socket) -> N
     received: dict[str, list[bytes]] = {}
     counters: dict[str, tuple[int, ...]] = {}
     for name in KINDS:
-        made, (sender, dtls, _) = wired(kind_of(name), first_seq=65_530, first_ts=2**32 - 100)
+        made, (sender, dtls, _) = wired(lane_of(name), first_seq=65_530, first_ts=2**32 - 100)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out:
             out.bind(("127.0.0.1", 0))
             made.use_socket(out, socket.AF_INET, *receiver.getsockname())
@@ -168,7 +161,7 @@ def test_both_lanes_put_the_same_bytes_on_the_wire(receiver: socket.socket) -> N
 
 @pytest.mark.parametrize("name", KINDS)
 def test_without_a_socket_the_lane_returns_the_protected_packet(name: str) -> None:
-    made, (sender, _, _) = wired(kind_of(name))
+    made, (sender, _, _) = wired(lane_of(name))
     made.use_socket(None)
     data = made.send(3, 10, 20, 0, b"opus", NTP0)
     assert data is not None
@@ -183,7 +176,7 @@ def test_without_a_socket_the_lane_returns_the_protected_packet(name: str) -> No
 def test_a_closed_socket_is_never_written_to(name: str, receiver: socket.socket) -> None:
     """A socket closed under the lane (its listener left): nothing is sent on its old number,
     which the kernel may have given to another socket already."""
-    made, _ = wired(kind_of(name))
+    made, _ = wired(lane_of(name))
     out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     made.use_socket(out, socket.AF_INET, *receiver.getsockname())
     out.close()
@@ -198,7 +191,7 @@ def test_a_closed_socket_is_never_written_to(name: str, receiver: socket.socket)
 
 @pytest.mark.parametrize("name", KINDS)
 def test_bad_input_is_refused_and_changes_nothing(name: str) -> None:
-    kind = kind_of(name)
+    kind = lane_of(name)
     with pytest.raises(ValueError):
         kind(0, 1, 1)
     unwired = kind(48000, 1, 1)
