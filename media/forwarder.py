@@ -17,9 +17,9 @@ sent twice. When ICE nominates another pair for a listener, its target follows i
 
 from __future__ import annotations
 
+import array
 import asyncio
 import collections
-import itertools
 import logging
 import random
 import time
@@ -116,6 +116,8 @@ class ForwardTarget:
         aiortc_hooks.report_every(
             self._sender, aiortc_hooks.FORWARDED_REPORT_INTERVAL_S, self._lane.sync
         )
+        # nothing here reads the listener's receiver reports on this stream
+        aiortc_hooks.skip_receiver_reports(transceiver.sender.transport)
         self._nominated: Mapping[int, Any] = {}
         self._pair: Any = None
         self._queue: ListenerQueue | None = None
@@ -216,24 +218,56 @@ class ForwardTarget:
 
 
 class LatencyRecorder:
-    """Server ingress -> egress time of sampled packets, per listener send, in seconds."""
+    """Server ingress -> egress time of sampled packets, per listener send, in seconds.
+
+    The newest `capacity` samples are kept in one preallocated array of doubles (8 bytes each,
+    allocated once: the recorder's memory does not grow with the samples, nor with listeners)."""
 
     def __init__(self, every: int, capacity: int = 200_000) -> None:
         self.every = every
-        self.samples: collections.deque[float] = collections.deque(maxlen=capacity)
+        self.capacity = capacity
+        self._ring = array.array("d", bytes(8 * capacity))
         #: Samples recorded since start (`clear()` keeps it): the newest `recorded - mark` of
-        #: `samples` came after a reader's `mark` (as many as the deque still holds).
+        #: the held samples came after a reader's `mark` (as many as are still held).
         self.recorded = 0
+        self._cleared_at = 0
+
+    def extend(self, samples: list[float]) -> None:
+        """Record `samples` (oldest first)."""
+        capacity = self.capacity
+        if len(samples) > capacity:  # only the newest `capacity` are kept
+            self.recorded += len(samples) - capacity
+            samples = samples[-capacity:]
+        start = self.recorded % capacity
+        first = samples[: capacity - start]
+        self._ring[start : start + len(first)] = array.array("d", first)
+        rest = samples[len(first) :]
+        self._ring[: len(rest)] = array.array("d", rest)
+        self.recorded += len(samples)
+
+    @property
+    def held(self) -> int:
+        return min(self.recorded - self._cleared_at, self.capacity)
 
     def since(self, mark: int) -> list[float]:
-        """The samples recorded after `mark` (an earlier `recorded`) that are still held."""
-        count = min(self.recorded - mark, len(self.samples))
+        """The samples recorded after `mark` (an earlier `recorded`) that are still held,
+        newest first."""
+        count = min(self.recorded - mark, self.held)
         if count <= 0:
             return []
-        return list(itertools.islice(reversed(self.samples), count))
+        end = self.recorded % self.capacity
+        newest = self._ring[max(0, end - count) : end].tolist()
+        if len(newest) < count:  # wrapped: the rest is at the end of the ring
+            newest = self._ring[self.capacity - (count - len(newest)) :].tolist() + newest
+        newest.reverse()
+        return newest
+
+    def samples(self) -> list[float]:
+        """Every sample still held, newest first."""
+        return self.since(self.recorded - self.held)
 
     def clear(self) -> None:
-        self.samples.clear()
+        self._cleared_at = self.recorded
 
 
 class RtpFanout:
@@ -289,11 +323,12 @@ class RtpFanout:
         latency = self._latency
         if latency is not None and self.packets_in % latency.every == 0:
             started = time.perf_counter()
-            record = latency.samples.append
+            samples: list[float] = []
+            record = samples.append
             for target in self._targets:
                 target.send(generation, seq, ts, marker, payload, ntp)
                 record(time.perf_counter() - started)
-            latency.recorded += len(self._targets)
+            latency.extend(samples)
             return
         for target in self._targets:
             target.send(generation, seq, ts, marker, payload, ntp)

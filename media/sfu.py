@@ -395,7 +395,7 @@ class Sfu:
             for target in fanout.targets:
                 forwarded += target.packets_sent
                 dropped += target.dropped
-        samples = sorted(self._latency.samples) if self._latency else []
+        samples = sorted(self._latency.samples()) if self._latency else []
         p50 = p99 = None
         if len(samples) >= 2:
             cuts = statistics.quantiles(samples, n=100, method="inclusive")

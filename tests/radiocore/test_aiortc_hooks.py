@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import aioice.ice
 import aiortc
@@ -231,4 +232,100 @@ async def test_the_servers_peer_connections_share_one_certificate_and_context(
     finally:
         for pc in [*servers, *clients]:
             await pc.close()
+        aiortc_hooks.set_host_addresses([])
+
+
+async def test_dtls_connections_release_their_buffers_and_still_carry_every_message() -> None:
+    """`setup_dtls` contexts release the record buffers between records (the memory a
+    listener's connection keeps); messages of every size up to what a station sends still
+    arrive whole and in order both ways."""
+    aiortc_hooks.set_host_addresses(["127.0.0.1"])
+    aiortc_hooks.setup_dtls()
+    config = RTCConfiguration(iceServers=[])
+    server = aiortc_hooks.server_peer_connection(config)
+    client = RTCPeerConnection(config)
+    received: dict[str, list[str]] = {"server": [], "client": []}
+    channels: dict[str, Any] = {}
+
+    @server.on("datachannel")
+    def on_datachannel(channel: Any) -> None:
+        if channel.label == "bulk":
+            channels["server"] = channel
+            channel.on("message", received["server"].append)
+
+    channels["client"] = client.createDataChannel("bulk")
+    channels["client"].on("message", received["client"].append)
+    try:
+        await _connect(client, server)
+        assert (client.connectionState, server.connectionState) == ("connected",) * 2
+        for pc in (server, client):
+            # SSL_set_mode ORs in its argument and returns the mode: 0 reads it
+            mode = SSL._lib.SSL_set_mode(pc.sctp.transport._ssl._ssl, 0)
+            assert mode & SSL.MODE_RELEASE_BUFFERS
+        for _ in range(100):  # bounded: 5 s
+            if "server" in channels and channels["server"].readyState == "open":
+                break
+            await asyncio.sleep(0.05)
+        sizes = [1, 100, 1200, 4000, 16_000, 60_000, 3, 9000]
+        sent = [f"{n}:" + "x" * n for n in sizes]
+        for message in sent:
+            channels["client"].send(message)
+            channels["server"].send(message[::-1])
+        for _ in range(200):  # bounded: 10 s
+            if len(received["server"]) == len(received["client"]) == len(sent):
+                break
+            await asyncio.sleep(0.05)
+        assert received["server"] == sent
+        assert received["client"] == [m[::-1] for m in sent]
+    finally:
+        await server.close()
+        await client.close()
+        aiortc_hooks.set_host_addresses([])
+
+
+def _has_stats(pc: RTCPeerConnection, kind: str) -> Any:
+    async def check() -> bool:
+        report = await pc.getStats()
+        return any(stat.type == kind for stat in report.values())
+
+    return check
+
+
+async def test_receiver_reports_are_dropped_and_sender_reports_still_read() -> None:
+    """With `skip_receiver_reports` on the server's transport, the client's receiver reports on
+    the server's audio never reach aiortc (no remote-inbound-rtp stats), while the client's
+    sender reports on its own audio still do (remote-outbound-rtp); without it both arrive."""
+    from aiortc.mediastreams import AudioStreamTrack
+
+    aiortc_hooks.set_host_addresses(["127.0.0.1"])
+    config = RTCConfiguration(iceServers=[])
+    try:
+        for skipping in (True, False):
+            server, client = RTCPeerConnection(config), RTCPeerConnection(config)
+            try:
+                client.addTrack(AudioStreamTrack())
+                await client.setLocalDescription(await client.createOffer())
+                await server.setRemoteDescription(client.localDescription)
+                server.getTransceivers()[0].sender.replaceTrack(AudioStreamTrack())
+                server.getTransceivers()[0].direction = "sendrecv"
+                if skipping:
+                    aiortc_hooks.skip_receiver_reports(server.getTransceivers()[0].sender.transport)
+                await server.setLocalDescription(await server.createAnswer())
+                await client.setRemoteDescription(server.localDescription)
+                sender_reports = _has_stats(server, "remote-outbound-rtp")
+                receiver_reports = _has_stats(server, "remote-inbound-rtp")
+                for _ in range(100):  # bounded: 10 s; aiortc reports every 0.5-1.5 s
+                    if await sender_reports() and (skipping or await receiver_reports()):
+                        break
+                    await asyncio.sleep(0.1)
+                assert await sender_reports()
+                if skipping:
+                    await asyncio.sleep(3.0)  # two receiver reports or more have gone
+                    assert not await receiver_reports()
+                else:
+                    assert await receiver_reports()
+            finally:
+                await server.close()
+                await client.close()
+    finally:
         aiortc_hooks.set_host_addresses([])
