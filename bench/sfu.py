@@ -585,9 +585,11 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
             window_end = time.time()
             cpu_after = server_proc.cpu_times()
             coturn_after = coturn_proc.cpu_times() if coturn_proc is not None else None
-            stats_after = _sfu_stats(url)
+            # before the stats request: sorting its latency samples (hundreds of thousands of
+            # them, a bench-only setting) takes memory the allocator may keep for a while
             rss_mb = server_proc.memory_info().rss / 2**20
             coturn_rss_mb = coturn_proc.memory_info().rss / 2**20 if coturn_proc else None
+            stats_after = _sfu_stats(url)
             # a packet heard after this may have been sent after the publisher's record of
             # what it sent (it answers "stop" with it): such packets are not judged
             stopped_at = time.time()
