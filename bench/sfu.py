@@ -665,6 +665,11 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
         if forwarded
         else None,
         "server_cpu_pct": round(100.0 * cpu_s / seconds, 1),
+        # the kernel's part of it: sendto and, on loopback, delivering each datagram to (and
+        # waking) the listener's process, which a real network interface does not cost
+        "server_kernel_cpu_share": round((cpu_after.system - cpu_before.system) / cpu_s, 3)
+        if cpu_s > 0
+        else None,
         "server_idle_cpu_pct": _round(idle_cpu_pct),
         # what forwarding itself costs: the window's CPU less the idle rate over it
         "server_marginal_cpu_us_per_forwarded_packet": (

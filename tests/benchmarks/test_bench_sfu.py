@@ -33,6 +33,8 @@ JOIN_FIELDS = (
 )
 #: The server with every listener connected and no audio, and forwarding's own cost.
 IDLE_FIELDS = ("server_idle_cpu_pct", "server_marginal_cpu_us_per_forwarded_packet")
+#: The kernel's share of the server's CPU in the window (system time over user + system).
+KERNEL_FIELDS = ("server_kernel_cpu_share",)
 #: Every run has them: the server's workers and forwarding_lane settings, each worker's added
 #: latency p99 (its own samples), and the listeners each process serves (the main process first).
 WORKER_FIELDS = ("workers", "lane", "worker_added_latency_ms_p99", "listeners_per_process")
@@ -72,7 +74,7 @@ def test_bench_sfu_reports_every_field_and_loses_nothing() -> None:
     figures = bench_sfu("--control", "--listeners", "4", "--seconds", "3", "--idle-seconds", "1")
     assert set(figures) == {
         *PLAIN_FIELDS, *JOIN_FIELDS, *IDLE_FIELDS, *CONTROL_FIELDS, *WORKER_FIELDS,
-        "join_to_first_audio_count", "server_rss_kb_per_listener", "delivery_ms_p50",
+        *KERNEL_FIELDS, "join_to_first_audio_count", "server_rss_kb_per_listener", "delivery_ms_p50",
         "delivery_ms_p99",
     }  # fmt: skip
     assert figures["workers"] == 1 and figures["listeners_per_process"] == [4]
@@ -80,6 +82,7 @@ def test_bench_sfu_reports_every_field_and_loses_nothing() -> None:
     assert isinstance(figures["server_rss_kb_per_listener"], float)
     assert_every_listener_heard_everything(figures, 4)  # audio came back after the idle time
     assert isinstance(figures["server_cpu_us_per_forwarded_packet"], float)
+    assert 0.0 <= figures["server_kernel_cpu_share"] <= 1.0
     for field in IDLE_FIELDS:
         assert isinstance(figures[field], float), field
     # every listener's control channel carried the station's status, at about 5 Hz (the default)
