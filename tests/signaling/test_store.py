@@ -1297,3 +1297,48 @@ async def test_radiocore_migrate_keeps_passwords_off_the_command_line(
     assert "must not carry a password" in err and "pw-Secret9" not in err
     assert await asyncio.to_thread(main, [*argv, "mysql://db/rc"]) == 2
     assert "not supported" in capsys.readouterr().err
+
+
+async def test_a_sqlite_read_the_file_is_too_busy_for_is_made_on_the_writers_thread(
+    tmp_path: Path,
+) -> None:
+    """Reads run in the event loop on a connection that never waits. Should SQLite answer it
+    "busy" (a WAL recovery under way: the one case a WAL reader waits for; not reproducible on
+    demand, so the reader's answer is replaced here by the error SQLite gives), the read is
+    made on aiosqlite's thread, which waits up to the busy timeout, and answers all the same."""
+    path = tmp_path / "rc.sqlite3"
+    async with SqliteStore(path) as store:
+        user = await store.create_user("busy@example.org", "scrypt$b", "DL1BSY")
+        reader = store._reader
+        assert reader is not None
+        asked: list[str] = []
+
+        class BusyReader:
+            def execute(self, sql: str, params: tuple[Any, ...]) -> Any:
+                asked.append(sql)
+                busy = sqlite3.OperationalError("database is locked")
+                busy.sqlite_errorcode = sqlite3.SQLITE_BUSY | (1 << 8)  # SQLITE_BUSY_RECOVERY
+                raise busy
+
+        store._reader = BusyReader()  # type: ignore[assignment]
+        try:
+            got = await store.get_user(user.id)
+        finally:
+            store._reader = reader
+        assert len(asked) == 1 and "FROM users" in asked[0]
+        assert got is not None and got.callsign == "DL1BSY"
+
+        # another error is not retried: it is the caller's
+        class BrokenReader:
+            def execute(self, sql: str, params: tuple[Any, ...]) -> Any:
+                raise sqlite3.OperationalError("no such table: users")
+
+        store._reader = BrokenReader()  # type: ignore[assignment]
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="no such table"):
+                await store.get_user(user.id)
+        finally:
+            store._reader = reader
+        # the reader reads what the writer's connection committed, at once
+        await store.delete_user(user.id)
+        assert await store.get_user(user.id) is None
