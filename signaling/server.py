@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -69,6 +70,16 @@ async def shutdown_gracefully(app: web.Application) -> None:
     await sio.shutdown()
 
 
+def freeze_startup_objects() -> None:
+    """Move what exists once the server listens (modules, the app, aiortc's and the store's
+    tables: most of the process's objects, and all of them for its whole life) out of the
+    garbage collector's sight: its full collections then walk only what came later. One such
+    collection took 95 ms in the middle of 50 operators joining at once, the event loop (and
+    the audio it forwards) waiting meanwhile."""
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(
     config: ServerConfig,
     *,
@@ -110,6 +121,7 @@ async def serve(
         url = f"{'https' if tls else 'http'}://{public_host}:{port}/"
         logger.info("listening on %s", url)
         workers = await start_workers(app, url)
+        freeze_startup_objects()
         if on_ready is not None:
             await on_ready(app, url)
         await stop.wait()

@@ -348,6 +348,9 @@ async def run_worker(config: ServerConfig, name: str, main_node: str, main_url: 
     await site.start()
     port = runner.addresses[0][1]
     watch.start()
+    from signaling.server import freeze_startup_objects  # (signaling.server imports this module)
+
+    freeze_startup_objects()
     logger.info("media worker %s of %s listening on 127.0.0.1:%d", name, main_node, port)
     sys.stdout.write(f"{PORT_LINE}{port}\n")
     sys.stdout.flush()
