@@ -35,7 +35,8 @@ setup.cfg:
 7. DTLS (process-wide, `setup_dtls`): cipher suites for peers with RSA certificates beside
    aiortc's ECDSA ones, the reason a handshake failed kept per transport (`dtls_failure`), one
    OpenSSL context per certificate whose connections release their record buffers between
-   records; the server's peer connections share one certificate (`server_peer_connection`).
+   records, its fingerprints computed once; the server's peer connections share one
+   certificate (`server_peer_connection`).
 
 `check_hooks()` verifies every attribute used here still exists (the SFU and the agent call it
 at start); `tests/radiocore/test_aiortc_hooks.py` calls it and fails loudly when an aiortc
@@ -733,6 +734,24 @@ def server_peer_connection(configuration: RTCConfiguration) -> RTCPeerConnection
 
 
 RTCCertificate.generateCertificate = classmethod(_generate_certificate)  # type: ignore[method-assign,assignment]
+
+#: Each certificate's fingerprints, computed once: aiortc hashes the certificate with three
+#: algorithms every time a transport's parameters are asked for (four times per connection,
+#: ≈ 0.25 ms each, measured), and the shared certificate never changes.
+_FINGERPRINTS: weakref.WeakKeyDictionary[RTCCertificate, tuple[Any, ...]] = (
+    weakref.WeakKeyDictionary()
+)
+_AIORTC_GET_FINGERPRINTS = RTCCertificate.getFingerprints
+
+
+def _get_fingerprints(self: RTCCertificate) -> list[Any]:
+    fingerprints = _FINGERPRINTS.get(self)
+    if fingerprints is None:
+        fingerprints = _FINGERPRINTS[self] = tuple(_AIORTC_GET_FINGERPRINTS(self))
+    return list(fingerprints)
+
+
+RTCCertificate.getFingerprints = _get_fingerprints  # type: ignore[method-assign]
 
 
 async def _do_handshake_keeping_errors(self: RTCDtlsTransport) -> None:

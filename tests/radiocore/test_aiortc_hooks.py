@@ -329,3 +329,21 @@ async def test_receiver_reports_are_dropped_and_sender_reports_still_read() -> N
                 await client.close()
     finally:
         aiortc_hooks.set_host_addresses([])
+
+
+def test_a_certificates_fingerprints_are_computed_once_and_are_aiortcs() -> None:
+    """The cached fingerprints are what aiortc computes, per certificate, and a caller that
+    changes the list it got changes nothing kept."""
+    from aiortc.rtcdtlstransport import certificate_digest
+
+    first, second = RTCCertificate.generateCertificate(), RTCCertificate.generateCertificate()
+    for certificate in (first, second):
+        fingerprints = certificate.getFingerprints()
+        assert [(f.algorithm, f.value) for f in fingerprints] == [
+            (f.algorithm, certificate_digest(certificate._cert, f.algorithm)) for f in fingerprints
+        ]
+        assert {f.algorithm for f in fingerprints} >= {"sha-256"}
+        fingerprints.clear()
+        assert tuple(certificate.getFingerprints()) == aiortc_hooks._FINGERPRINTS[certificate]
+        assert len(certificate.getFingerprints()) == 3
+    assert first.getFingerprints()[0].value != second.getFingerprints()[0].value
