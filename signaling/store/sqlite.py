@@ -1,7 +1,10 @@
 """`SqliteStore`: the store in one SQLite file (aiosqlite, WAL), the embedded default.
 
-One connection per store. An `asyncio.Lock` keeps the store's own tasks from interleaving
-statements inside another task's transaction on that connection; several processes (or stores)
+Two connections per store. Writes and transactions go through aiosqlite's thread on one; an
+`asyncio.Lock` keeps the store's own tasks from interleaving statements inside another task's
+transaction there. Reads run in the event loop on the other, read-only one (WAL: they see the
+last commit and never wait for a writer; on the rare "busy" they go to aiosqlite's thread and
+wait there), so a read does not wait for turns of a busy loop. Several processes (or stores)
 on one file are serialised by SQLite itself: every write that checks something first runs in a
 `BEGIN IMMEDIATE` transaction (the write lock is taken before the first read), and the overlap
 of bookings is refused by a trigger inside the insert (`signaling.store.migrations`).
@@ -216,7 +219,7 @@ class SqliteStore(Store):
             raise SignalingError("the store is not open")
         return self._db
 
-    # -- statement helpers: every use of the connection holds the lock ----------------------
+    # -- statement helpers: reads on the reader; writes hold the lock on aiosqlite's thread --
 
     async def _one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
         rows = await self._all(sql, params)
