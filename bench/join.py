@@ -12,7 +12,10 @@ offer's answer, its first RTP packet.
 Prints one JSON object: join -> first audio p50/p95/p99/max over the operators that heard audio,
 its parts (join answered, offer answered, answer -> first packet), refusals by error code,
 errors. The operators' own cost is inside the figure (aiortc's ICE and DTLS handshakes on cores
-the server shares): it bounds from above what the server adds. Exit 0 when the run completed.
+the server shares): it bounds from above what the server adds. With `--prepared` each operator
+makes its peer connection and offer (a key pair, a certificate, the SDP) before the start, as
+browsers would each on their own machine; the handshakes stay in the figure. Exit 0 when the
+run completed.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench.faults import Station
-from bench.soak import Ear, RefusedError, _wait_online, connect_ear, join_board
+from bench.soak import Ear, RefusedError, _wait_online, connect_ear, join_board, prepare_offer
 from bench.tools import LISTENER_EMAIL, login, percentile_ms, seed_listener, wait_workers
 
 #: The issue's target: join -> first audio p99 for 50 operators joining at once.
@@ -43,19 +46,26 @@ HEAR_WITHIN_S: Final = 30.0
 START_MARGIN_S: Final = 0.5
 
 
-def _operators(url: str, token: str, board_id: str, count: int, pipe: Connection) -> None:
-    asyncio.run(_run_operators(url, token, board_id, count, pipe))
+def _operators(
+    url: str, token: str, board_id: str, count: int, prepared: bool, pipe: Connection
+) -> None:
+    asyncio.run(_run_operators(url, token, board_id, count, prepared, pipe))
 
 
-async def _run_operators(url: str, token: str, board_id: str, count: int, pipe: Connection) -> None:
-    """Connect `count` operators, say "connected", wait for ("start", at), join them all at
-    `at`, then send ("done", rows) once each heard audio or failed (bounded)."""
+async def _run_operators(
+    url: str, token: str, board_id: str, count: int, prepared: bool, pipe: Connection
+) -> None:
+    """Connect `count` operators (with `prepared`, each with its peer connection and offer
+    made), say "connected", wait for ("start", at), join them all at `at`, then send ("done",
+    rows) once each heard audio or failed (bounded)."""
     from bench.tools import use_loopback_ice
 
     use_loopback_ice()
     ears = [Ear(keep_arrivals=False) for _ in range(count)]
     try:
         await asyncio.gather(*(connect_ear(url, token, ear) for ear in ears))
+        if prepared:
+            await asyncio.gather(*(prepare_offer(ear) for ear in ears))
     except Exception as exc:
         pipe.send(("error", f"connecting: {exc!r}"))
         return
@@ -145,15 +155,18 @@ def run_join_bench(args: argparse.Namespace) -> int:
                 asyncio.run(seed_listener(Path(tmp), station.board_id))
                 token = login(station.url, LISTENER_EMAIL)
                 wait_workers(station.url, args.workers - 1)
-            result = _run(station, args.operators, args.processes, token)
+            result = _run(station, args.operators, args.processes, token, args.prepared)
             result["workers"] = args.workers
+            result["prepared"] = args.prepared
         finally:
             station.close()
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
 
 
-def _run(station: Station, operators: int, processes: int, token: str) -> dict[str, Any]:
+def _run(
+    station: Station, operators: int, processes: int, token: str, prepared: bool
+) -> dict[str, Any]:
     if not _wait_online(station, station.token, True, 30):
         return {"ok": False, "failure": "the station did not come online"}
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no server state
@@ -164,7 +177,7 @@ def _run(station: Station, operators: int, processes: int, token: str) -> dict[s
         ours, theirs = context.Pipe()
         child = context.Process(
             target=_operators,
-            args=(station.url, token, station.board_id, share, theirs),
+            args=(station.url, token, station.board_id, share, prepared, theirs),
             daemon=True,
         )
         child.start()

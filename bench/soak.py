@@ -165,12 +165,30 @@ async def connect_ear(url: str, token: str, ear: Ear) -> None:
     )
 
 
-async def join_board(board_id: str, ear: Ear) -> None:
-    """What the console does when a station is chosen: `join`, then an offer with a receiving
-    audio m-line and the control data channel; `ear.packet` tapped from the first packet on."""
+def _ear_connection(ear: Ear) -> Any:
+    """`ear`'s peer connection as the console makes it: a receiving audio m-line and the
+    control data channel."""
     from aiortc import RTCConfiguration, RTCPeerConnection
 
     import radiocore_protocol as protocol
+
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # explicit: no public STUN
+    ear.pc = pc
+    pc.addTransceiver("audio", direction="recvonly")
+    pc.createDataChannel(protocol.CONTROL_CHANNEL_LABEL).on("message", ear.message)
+    return pc
+
+
+async def prepare_offer(ear: Ear) -> None:
+    """Make `ear`'s peer connection and its offer now (`join_board` then sends that offer)."""
+    pc = _ear_connection(ear)
+    await pc.setLocalDescription(await pc.createOffer())
+
+
+async def join_board(board_id: str, ear: Ear) -> None:
+    """What the console does when a station is chosen: `join`, then an offer with a receiving
+    audio m-line and the control data channel (the one `prepare_offer` made, if it ran);
+    `ear.packet` tapped from the first packet on."""
     from radiocore.aiortc_hooks import tap_receiver
 
     sio = ear.sio
@@ -178,10 +196,7 @@ async def join_board(board_id: str, ear: Ear) -> None:
     if not joined.get("ok"):
         raise RefusedError(str(joined.get("error", {}).get("code")))
     ear.joined_at = time.time()
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # explicit: no public STUN
-    ear.pc = pc
-    pc.addTransceiver("audio", direction="recvonly")
-    pc.createDataChannel(protocol.CONTROL_CHANNEL_LABEL).on("message", ear.message)
+    pc = ear.pc if ear.pc is not None else _ear_connection(ear)
     reply = await operator_offer(sio, pc, board_id)
     if not reply.get("ok"):
         raise RefusedError(str(reply.get("error", {}).get("code")))

@@ -176,11 +176,13 @@ def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> N
 
 async def operator_offer(sio: Any, pc: Any, board_id: str) -> dict[str, Any]:
     """An operator's half of the media negotiation, as the console does it: `pc`'s offer to
-    the joined board over `/operator`; with an `ok` reply, its answer applied (no await after
-    that: ICE has not connected, no packet is missed). The reply, for the caller to judge."""
+    the joined board over `/operator` (made here unless `pc` has one already); with an `ok`
+    reply, its answer applied (no await after that: ICE has not connected, no packet is
+    missed). The reply, for the caller to judge."""
     from aiortc import RTCSessionDescription
 
-    await pc.setLocalDescription(await pc.createOffer())
+    if pc.localDescription is None:
+        await pc.setLocalDescription(await pc.createOffer())
     reply: dict[str, Any] = await sio.call(
         "offer",
         {"board_id": board_id, "type": "offer", "sdp": pc.localDescription.sdp},

@@ -388,6 +388,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the server's workers setting; above 1 the operators may only listen, so their "
         "offers are answered by the least loaded process",
     )
+    join.add_argument(
+        "--prepared",
+        action="store_true",
+        help="each operator makes its peer connection and offer before the start instant, as "
+        "browsers each on their own machine would: the figure is then the server's and the "
+        "handshakes', without the co-located clients' own set-up",
+    )
     join.add_argument("--json", action="store_true", help="print only the JSON result")
     fuzz = bench_commands.add_parser(
         "fuzz",

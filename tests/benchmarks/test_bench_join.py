@@ -15,20 +15,24 @@ from bench.join import summarize
 from tests.support.rigctld import require_rigctld
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_bench_join_small_run_every_operator_hears_the_station(workers: int) -> None:
-    """With 2 workers the operators may only listen (each placed on the least loaded process)."""
+@pytest.mark.parametrize(("workers", "prepared"), [(1, False), (2, False), (1, True)])
+def test_bench_join_small_run_every_operator_hears_the_station(
+    workers: int, prepared: bool
+) -> None:
+    """With 2 workers the operators may only listen (each placed on the least loaded process);
+    `--prepared` operators send the offer they made before the start."""
     require_rigctld()
     result = subprocess.run(
         [sys.executable, "-m", "radiocore", "bench", "join", "--operators", "4",
-         "--processes", "2", "--workers", str(workers), "--json"],
+         "--processes", "2", "--workers", str(workers), "--json",
+         *(["--prepared"] if prepared else [])],
         capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
     assert report["ok"] is True, report
     assert report["operators"] == 4 and report["processes"] == 2
-    assert report["workers"] == workers
+    assert report["workers"] == workers and report["prepared"] is prepared
     assert report["heard_audio"] == 4, report
     assert report["refused_or_failed"] == {} and report["heard_nothing"] == 0
     joined = report["join_answered_ms_p99"]
