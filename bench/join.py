@@ -62,12 +62,14 @@ async def _run_operators(
 
     use_loopback_ice()
     ears = [Ear(keep_arrivals=False) for _ in range(count)]
+    step = "connecting"
     try:
         await asyncio.gather(*(connect_ear(url, token, ear) for ear in ears))
         if prepared:
+            step = "preparing the offers"
             await asyncio.gather(*(prepare_offer(ear) for ear in ears))
     except Exception as exc:
-        pipe.send(("error", f"connecting: {exc!r}"))
+        pipe.send(("error", f"{step}: {exc!r}"))
         return
     pipe.send(("connected", count))
     command, start_at = await asyncio.to_thread(pipe.recv)
