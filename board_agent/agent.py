@@ -33,7 +33,7 @@ from .audio_sink import AudioSink
 from .audio_source import AudioSource, AudioState, ResilientSource
 from .backoff import Backoff
 from .config import AgentConfig, AudioSpec
-from .errors import AudioError, SessionError
+from .errors import AudioError, PlacedElsewhereError, SessionError
 from .hamlib_station import HamlibStation
 from .health import AgentHealth, HealthServer, HealthServerError
 from .opus_track import OpusPacketTrack
@@ -88,8 +88,13 @@ class BoardAgent:
         self._turn_choice = 0
         #: Which server node the next session connects to (kept while it works).
         self._server_choice = 0
+        #: The last attempt was placed on another node: the next one goes there at once and
+        #: names no other nodes (so it is not placed again).
+        self._placed = False
         #: Sessions that reached the connected state.
         self.sessions_connected = 0
+        #: Connections the server answered by placing the station on another node.
+        self.placements = 0
         #: Connection attempts made (the first included).
         self.connection_attempts = 0
         self._ended_sessions_underruns = 0
@@ -180,6 +185,9 @@ class BoardAgent:
                 self.connection_attempts += 1
                 try:
                     await self._until_stopped(self._run_session())
+                except PlacedElsewhereError as exc:
+                    self._follow(exc)
+                    continue  # at once: nothing failed
                 except (SessionError, AudioError) as exc:
                     logger.warning("%s", exc)
                 except Exception:
@@ -224,6 +232,9 @@ class BoardAgent:
             task.result()  # re-raise what ended the session
 
     async def _run_session(self) -> None:
+        server_url = self._server_url()
+        others = () if self._placed else self._other_servers(server_url)
+        self._placed = False
         session = Session(
             self.config,
             self.control,
@@ -232,7 +243,8 @@ class BoardAgent:
             on_connected=self._session_connected,
             on_disconnected=self._connected.clear,
             turn_choice=self._turn_choice,
-            server_url=self._server_url(),
+            server_url=server_url,
+            other_servers=others,
         )
         self._session = session
         try:
@@ -246,9 +258,23 @@ class BoardAgent:
                 self._server_choice += 1  # that node could not be reached: the next one
                 logger.info("the next attempt goes to the server node %s", self._server_url())
 
+    def _server_urls(self) -> tuple[str, ...]:
+        return (self.config.server_url, *self.config.other_server_urls)
+
     def _server_url(self) -> str:
-        urls = (self.config.server_url, *self.config.other_server_urls)
+        urls = self._server_urls()
         return urls[self._server_choice % len(urls)]
+
+    def _other_servers(self, current: str) -> tuple[str, ...]:
+        """The nodes the server may place this station on: every configured one but `current`."""
+        return tuple(dict.fromkeys(url for url in self._server_urls() if url != current))
+
+    def _follow(self, placed: PlacedElsewhereError) -> None:
+        """The next attempt goes to the node the server placed the station on."""
+        self._server_choice = self._server_urls().index(placed.server)
+        self._placed = True
+        self.placements += 1
+        logger.info("%s; connecting there", placed)
 
     def _session_connected(self) -> None:
         self._reached_connected = True

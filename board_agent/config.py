@@ -187,7 +187,8 @@ class AgentConfig:
     other_server_urls: tuple[str, ...] = setting(
         (),
         "other nodes of the same RadioCore server (sharing its database and Redis), tried in "
-        "turn after an attempt to reach the current one failed",
+        "turn after an attempt to reach the current one failed; the node connected to may "
+        "place the station on the least loaded of them (the agent then connects there)",
         flag="--other-server",
         metavar="URL",
     )

@@ -47,3 +47,12 @@ class RigctldProcessError(StationError):
 
 class SessionError(AgentError):
     """A connection to the server could not be established or was refused."""
+
+
+class PlacedElsewhereError(SessionError):
+    """A node of a server of several refused the connection with `placed_elsewhere`: the
+    station goes on the node at `server`, one of the agent's `other_server_urls`."""
+
+    def __init__(self, message: str, server: str) -> None:
+        super().__init__(message)
+        self.server = server

@@ -21,6 +21,7 @@ from radiocore_protocol import (
     ErrorBody,
     ErrorCode,
     MediaFailed,
+    PlacedElsewhere,
     ProtocolError,
     Shutdown,
     decode_payload,
@@ -29,7 +30,7 @@ from radiocore_protocol import (
 
 from .config import AgentConfig
 from .connection_loss import ConnectionLoss
-from .errors import ConfigError, SessionError
+from .errors import ConfigError, PlacedElsewhereError, SessionError
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +43,19 @@ MAX_REFUSAL_CHARS: Final = 1024
 class ServerLink:
     """One Socket.IO client connected to the `/agent` namespace; `close()` ends it."""
 
-    def __init__(self, config: AgentConfig, loss: ConnectionLoss, url: str) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        loss: ConnectionLoss,
+        url: str,
+        other_servers: tuple[str, ...] = (),
+    ) -> None:
+        """`other_servers`: the other nodes this agent can reach, told to the server so that it
+        may place the station on one of them (`placed_elsewhere`); empty: not placed."""
         self._config = config
         self._loss = loss
         self.url = url
+        self._other_servers = other_servers
         self._refusals: list[object] = []
         # handle_sigint=False: otherwise engineio installs a SIGINT handler on connect that
         # cancels every task in the loop, bypassing the agent's clean shutdown
@@ -84,7 +94,11 @@ class ServerLink:
             secret = config.board_secret()
         except ConfigError as exc:
             raise SessionError(f"{exc}; it is read again before the next attempt") from None
-        auth = to_builtins(AgentAuth(board_id=config.board_id, secret=secret))
+        auth = to_builtins(
+            AgentAuth(
+                board_id=config.board_id, secret=secret, other_servers=list(self._other_servers)
+            )
+        )
         try:
             await self._sio.connect(
                 self.url,
@@ -94,7 +108,16 @@ class ServerLink:
                 wait_timeout=config.connect_timeout_s,
             )
         except socketio.exceptions.ConnectionError as exc:
-            refusal = connect_refusal(self._refusals[-1]) if self._refusals else None
+            last = self._refusals[-1] if self._refusals else None
+            placed = placed_elsewhere(last)
+            if placed is not None:
+                if placed.server in self._other_servers:
+                    raise PlacedElsewhereError(placed.message, placed.server) from None
+                raise SessionError(
+                    f"the server at {self.url} placed this station on {placed.server!r}, which "
+                    "is not one of this agent's other_server_urls: not followed"
+                ) from None
+            refusal = connect_refusal(last) if last is not None else None
             if refusal is None:
                 raise SessionError(f"cannot connect to {self.url}: {exc}") from None
             code, message = refusal
@@ -147,6 +170,17 @@ def decode_ack(event: str, reply: object, reply_type: type[T]) -> T:
         return decode_payload(reply_type, {k: v for k, v in reply.items() if k != "ok"})
     except ProtocolError as exc:
         raise SessionError(f"the server's {event!r} reply is invalid: {exc.message}") from None
+
+
+def placed_elsewhere(value: object) -> PlacedElsewhere | None:
+    """The body of a `connect_error` with code `placed_elsewhere`, if `value` is one
+    (`{"message": text, "data": body}`, as python-socketio sends a refusal)."""
+    data = value.get("data") if isinstance(value, dict) else None
+    try:
+        body = decode_payload(PlacedElsewhere, data)
+    except ProtocolError:
+        return None
+    return body if body.code is ErrorCode.PLACED_ELSEWHERE else None
 
 
 def error_body(value: object) -> ErrorBody | None:

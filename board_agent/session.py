@@ -82,12 +82,15 @@ class Session:
         on_disconnected: Callable[[], None],
         turn_choice: int = 0,
         server_url: str | None = None,
+        other_servers: tuple[str, ...] = (),
     ) -> None:
         """`turn_choice`: which of the TURN URLs to put first (aiortc uses only the first and
         never falls back from UDP to TCP: the agent tries the next one after a failed attempt);
-        `server_url`: the server node to connect to (default: the config's `server_url`)."""
+        `server_url`: the server node to connect to (default: the config's `server_url`);
+        `other_servers`: the other nodes it may place the station on (`ServerLink`)."""
         self._config = config
         self.server_url = server_url or config.server_url
+        self._other_servers = other_servers
         self._control = control
         self._rx_source_factory = rx_source_factory
         self._tx_audio = tx_audio
@@ -114,7 +117,7 @@ class Session:
         """Connect, then serve until the connection is lost. Always ends with `SessionError`
         (or `CancelledError`); the teardown completes either way."""
         config = self._config
-        link = ServerLink(config, self._loss, self.server_url)
+        link = ServerLink(config, self._loss, self.server_url, self._other_servers)
         pc: RTCPeerConnection | None = None
         try:
             try:

@@ -123,7 +123,7 @@ class Sfu:
         self.lane_compiled = lane is not PyLane
         logger.info(
             "SFU forwarding lane: %s",
-            "compiled (media._lane)" if lane is not PyLane else "pure Python (media.lane.PyLane)",
+            "compiled (media._lane)" if self.lane_compiled else "pure Python (media.lane.PyLane)",
         )
 
     def on_media_failed(self, listener: MediaFailureListener) -> None:
@@ -385,11 +385,16 @@ class Sfu:
         if self._latency is not None:
             self._latency.clear()
 
+    def participant_count(self) -> int:
+        """Peer connections this SFU serves: agents, operators, relays (a node's load)."""
+        rooms, relayed = self._rooms.values(), self._relayed.values()
+        participants = sum(len(r.operators) + len(r.relays) + (r.agent is not None) for r in rooms)
+        return participants + sum(len(r.operators) for r in relayed)
+
     def stats(self) -> SfuStats:
         rooms = list(self._rooms.values())
         relayed = list(self._relayed.values())
-        participants = sum(len(r.operators) + len(r.relays) + (r.agent is not None) for r in rooms)
-        participants += sum(len(r.operators) for r in relayed)
+        participants = self.participant_count()
         forwarded = dropped = 0
         for fanout in [*(r.rx for r in rooms), *(r.tx for r in rooms), *(r.rx for r in relayed)]:
             for target in fanout.targets:

@@ -14,6 +14,10 @@ MAX_CANDIDATE_CHARS: Final = 1024
 MIN_SECRET_CHARS: Final = 16
 MAX_SECRET_CHARS: Final = 256
 MAX_TOKEN_CHARS: Final = 4096
+#: Most other server nodes a board agent may name in its `AgentAuth.other_servers`.
+MAX_OTHER_SERVERS: Final = 16
+#: Longest server URL in `AgentAuth.other_servers` and `PlacedElsewhere.server`.
+MAX_SERVER_URL_CHARS: Final = 2048
 #: Largest Socket.IO frame a server accepts; a longer one closes the connection (Engine.IO).
 MAX_SOCKETIO_FRAME_BYTES: Final = 1_000_000
 #: Most Socket.IO events, and separately most data-channel messages, one connection may send

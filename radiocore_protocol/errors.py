@@ -24,6 +24,7 @@ class ErrorCode(enum.Enum):
     MEDIA_FAILED = "media_failed"  # a peer connection's media failed (ICE or DTLS): `reason`
     CONFLICT = "conflict"  # clashes with what is stored (email taken, booking overlaps)
     UNAVAILABLE = "unavailable"  # a service the server needs (its database) is down: try again
+    PLACED_ELSEWHERE = "placed_elsewhere"  # an agent's station goes on the node in `server`
     INTERNAL = "internal"  # the server failed; nothing was changed
 
 

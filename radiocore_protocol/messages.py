@@ -15,10 +15,12 @@ from radiocore_protocol.constants import (
     MAX_CANDIDATE_CHARS,
     MAX_DATA_MESSAGE_BYTES,
     MAX_FREQUENCY_HZ,
+    MAX_OTHER_SERVERS,
     MAX_ROSTER_LISTENERS,
     MAX_SDP_CHARS,
     MAX_SDP_MLINE_INDEX,
     MAX_SECRET_CHARS,
+    MAX_SERVER_URL_CHARS,
     MAX_TOKEN_CHARS,
     MIN_FREQUENCY_HZ,
     MIN_SECRET_CHARS,
@@ -221,11 +223,22 @@ class RelayListeners(_Msg, frozen=True, tag="relay_listeners"):
 # Socket.IO payloads (JSON objects, no `type` tag)
 
 
-class AgentAuth(_Payload, frozen=True):
-    """`auth` of a board agent's connection to the `/agent` namespace."""
+ServerUrl: TypeAlias = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=MAX_SERVER_URL_CHARS, pattern="^https?://")
+]
+
+
+class AgentAuth(_Payload, frozen=True, omit_defaults=True):
+    """`auth` of a board agent's connection to the `/agent` namespace.
+
+    `other_servers`: the other nodes of the same server this agent can connect to, as it
+    would write their URLs; a node of several may then refuse the connection with
+    `placed_elsewhere` naming one of them, less loaded (`PlacedElsewhere`). Empty: the
+    station goes on the node connected to."""
 
     board_id: BoardId
     secret: Annotated[str, msgspec.Meta(min_length=MIN_SECRET_CHARS, max_length=MAX_SECRET_CHARS)]
+    other_servers: Annotated[list[ServerUrl], msgspec.Meta(max_length=MAX_OTHER_SERVERS)] = []
 
 
 class OperatorAuth(_Payload, frozen=True):
@@ -344,6 +357,17 @@ class AgentWelcome(_Payload, frozen=True):
 class ErrorBody(_Payload, frozen=True):
     code: ErrorCode
     message: str
+
+
+class PlacedElsewhere(_Payload, frozen=True):
+    """The body of a board agent's `connect_error` with code `placed_elsewhere`: the station
+    goes on another node, less loaded; `server` is that node's URL exactly as the agent wrote
+    it in `AgentAuth.other_servers`. The agent connects there next, naming no other servers
+    (so it is not placed again)."""
+
+    code: ErrorCode  # placed_elsewhere
+    message: str
+    server: ServerUrl
 
 
 #: Which part of a peer connection failed: `ice` (no network path between the peers) or `dtls`

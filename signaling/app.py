@@ -223,7 +223,12 @@ async def _presence(app: web.Application) -> AsyncIterator[None]:
     if config.redis_url:
         node = config.cluster.node_name or default_node_name()
         presence = ClusterPresence(
-            config.redis_url, node, config.cluster.presence_ttl_s, node_url=_node_url(config)
+            config.redis_url,
+            node,
+            config.cluster.presence_ttl_s,
+            node_url=_node_url(config),
+            public_url=config.cluster.public_url,
+            placement_margin=config.cluster.placement_margin,
         )
     tracker = PresenceTracker(presence)
     app[keys.PRESENCE] = tracker
@@ -310,6 +315,7 @@ def _signaling(sio: socketio.AsyncServer) -> CleanupContext:
         between = _BetweenNodes(presence, stations.links, operators)
         app[keys.NODE_EVENTS] = between.event
         if isinstance(presence, ClusterPresence) and link is not None:
+            presence.load_of = lambda: sfu.participant_count() + stations.worker_listeners()
             # a station whose agent reconnected to another node: its stale connection here goes
             presence.on_taken = lambda board_id: agents.disconnect_boards({board_id})
             presence.on_event = between.event

@@ -4,7 +4,8 @@ one-node default and passes the same contract tests).
 
 Keys, all under `radiocore:` and each written by the node it names:
 
-- `node:{node}`: the node is alive (JSON: its name, when it started); expires `ttl` after its
+- `node:{node}`: the node is alive (JSON: its name, its URLs for the other nodes and for board
+  agents, when it started, its load: the peer connections it serves); expires `ttl` after its
   last heartbeat;
 - `station:{board_id}`: the node the station's agent is online on; the same expiry.
 
@@ -19,6 +20,14 @@ connection) is the station's agent there from then on: the newest connection win
 node. The old node hears it and drops its stale connection (`on_taken`); its heartbeat never
 writes over another node's claim.
 
+Placement by load: an agent that names other nodes it can reach (`AgentAuth.other_servers`) is
+sent, when it connects, to the least loaded of them that is alive and advertises that URL
+(`public_url`), if this node serves more peer connections than that one by more than
+`placement_margin` (`place`; logged by the agent namespace). The loads are those of the last
+heartbeat (every third of the ttl); a node counts each agent it sent to another node as one
+more connection there until its next heartbeat, so that a crowd of agents reconnecting at once is
+spread rather than all sent to the same node.
+
 Every node keeps the whole map in memory: `is_online` and `home` never wait for Redis. During a
 Redis outage each node serves what it has (its own stations stay online; the others' stay as
 last known) and writes its keys again once Redis answers.
@@ -28,13 +37,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import redis.asyncio
 import redis.exceptions
@@ -85,6 +97,64 @@ _LISTEN_S: Final = 0.5
 _MAX_PENDING_WRITES: Final = 10_000
 
 
+@dataclass(frozen=True)
+class NodeLoad:
+    """What a node's presence entry says of it, for placing stations."""
+
+    node: str
+    #: Where board agents reach it (normalised by `url_key`; empty: it takes none placed).
+    public_url: str
+    #: Peer connections it serves (agents, operators, relays; its workers' included).
+    load: int
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A station sent to another node: `server` is the agent's own spelling of its URL."""
+
+    node: str
+    server: str
+    load: int
+    here: int
+
+
+def url_key(url: str) -> str:
+    """`url` in the form two spellings of one server share: scheme and host in lower case, the
+    scheme's default port written out, no trailing slash, query or fragment; "" if not an
+    http(s) URL."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return ""
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return ""
+    host = parts.hostname.lower()
+    host = f"[{host}]" if ":" in host else host
+    if port is None:
+        port = 443 if scheme == "https" else 80
+    return f"{scheme}://{host}:{port}{parts.path.rstrip('/')}"
+
+
+def choose_node(
+    here: int, nodes: Iterable[NodeLoad], other_servers: Iterable[str], margin: int
+) -> Placement | None:
+    """Where a station goes whose agent can reach `other_servers`: the least loaded of `nodes`
+    that advertises one of them, when this node's `here` connections exceed its load by more
+    than `margin`; None: it stays here (`margin` < 0: always here)."""
+    if margin < 0:
+        return None
+    by_url = {url_key(n.public_url): n for n in nodes if url_key(n.public_url)}
+    offered = [(by_url[key], url) for url in other_servers if (key := url_key(url)) in by_url]
+    if not offered:
+        return None
+    best, server = min(offered, key=lambda pair: (pair[0].load, pair[0].node))
+    if here - best.load <= margin:
+        return None
+    return Placement(best.node, server, best.load, here)
+
+
 def default_node_name() -> str:
     """The host's name and a random suffix: unique per process, readable in logs."""
     return f"{socket.gethostname()[:40]}-{secrets.token_hex(3)}"
@@ -104,11 +174,21 @@ class ClusterPresence(Presence):
         ttl_s: float,
         *,
         node_url: str = "",
+        public_url: str = "",
+        placement_margin: int = -1,
         client: redis.asyncio.Redis | None = None,
     ) -> None:
+        """`public_url`: where board agents reach this node (empty: `node_url`);
+        `placement_margin`: see `choose_node` (negative: no agent is placed elsewhere)."""
         self.node = node
         #: Where the other nodes reach this one (`signaling.nodelink`); empty: they cannot.
         self.node_url = node_url
+        self.public_url = public_url or node_url
+        self.placement_margin = placement_margin
+        #: This node's load now (set by the app: its peer connections, its workers' included).
+        self.load_of: Callable[[], int] = lambda: 0
+        #: The other live nodes as their last heartbeat said, by name.
+        self._nodes: dict[str, NodeLoad] = {}
         self.ttl_s = ttl_s
         self._url = url
         # commands: short timeouts (a Redis that does not answer must not hold anything up)
@@ -240,6 +320,28 @@ class ClusterPresence(Presence):
         """The message on `CHANNEL` that this node's station went on- or offline."""
         return json.dumps({"board_id": board_id, "node": self.node, "online": online})
 
+    # -- placement ---------------------------------------------------------------------------
+
+    def place(self, board_id: str, other_servers: Iterable[str]) -> Placement | None:
+        """Where the station `board_id`, whose agent is connecting here and can reach
+        `other_servers`, goes instead of here (`choose_node`); None: here. A station online
+        here already stays."""
+        if self._local.is_online(board_id):
+            return None
+        placement = choose_node(
+            self.load_of(), self._nodes.values(), other_servers, self.placement_margin
+        )
+        if placement is not None:  # counted there until its next heartbeat says
+            seen = self._nodes[placement.node]
+            self._nodes[placement.node] = dataclasses.replace(seen, load=seen.load + 1)
+        return placement
+
+    def node_loads(self) -> dict[str, int]:
+        """Each live node's load as last read, this one's as it is now."""
+        loads = {name: seen.load for name, seen in self._nodes.items()}
+        loads[self.node] = self.load_of()
+        return loads
+
     # -- between nodes -----------------------------------------------------------------------
 
     async def node_url_of(self, node: str) -> str | None:
@@ -287,7 +389,15 @@ class ClusterPresence(Presence):
     async def _heartbeat_once(self) -> None:
         """Refresh this node's keys, then reread every station's."""
         mine = self._local.online_boards()
-        node = json.dumps({"node": self.node, "url": self.node_url, "started_at": self._started_at})
+        node = json.dumps(
+            {
+                "node": self.node,
+                "url": self.node_url,
+                "public_url": self.public_url,
+                "started_at": self._started_at,
+                "load": self.load_of(),
+            }
+        )
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.set(NODE_PREFIX + self.node, node, px=self._ttl_ms)
             for board_id in mine:
@@ -297,6 +407,7 @@ class ClusterPresence(Presence):
             if _text(holder) != self.node:
                 self._taken(board_id, _text(holder))
         await self._resync()
+        await self._read_nodes()
         self.heartbeats += 1
         self._redis_ok()
 
@@ -317,6 +428,25 @@ class ClusterPresence(Presence):
                 self._taken(board_id, node)
             remote[board_id] = node
         self._replace_remote(remote, began)
+
+    async def _read_nodes(self) -> None:
+        """The other live nodes' entries (their URLs and loads), from Redis."""
+        keys = [key async for key in self._client.scan_iter(NODE_PREFIX + "*", count=1000)]
+        values = await self._client.mget(keys) if keys else []
+        nodes: dict[str, NodeLoad] = {}
+        for key, value in zip(keys, values, strict=True):
+            name = _text(key)[len(NODE_PREFIX) :]
+            if value is None or name == self.node:
+                continue
+            try:
+                entry = json.loads(_text(value))
+                public_url = entry.get("public_url") or entry.get("url") or ""
+                load = entry.get("load", 0)
+            except (ValueError, AttributeError):
+                continue  # not a node entry this version wrote
+            if isinstance(public_url, str) and isinstance(load, int):
+                nodes[name] = NodeLoad(name, public_url, load)
+        self._nodes = nodes
 
     def _replace_remote(self, remote: dict[str, str], began: float) -> None:
         # what was heard while the reread ran is newer than what it read

@@ -447,6 +447,18 @@ class ClusterConfig:
         "the nodes) to pass on the requests of operators connected to them for this node's "
         "stations; empty: http://HOST:PORT/ from host and port when host is one address",
     )
+    public_url: str = setting(
+        "",
+        "where board agents reach this node directly, as their --server/--other-server names it "
+        "(https://node2.radio.example.org/); an agent connecting to another node may be placed "
+        "on this one under that URL; empty: node_url",
+    )
+    placement_margin: int = setting(
+        20,
+        "with redis_url: a board agent connecting to this node that names other nodes it can "
+        "reach is sent to the least loaded of them when this node serves more peer connections "
+        "than it by more than this (its station is then on that node); -1: never",
+    )
     presence_ttl_s: float = setting(
         9.0,
         "with redis_url: a node's presence entries (itself, its stations) expire this long after "
@@ -465,6 +477,12 @@ class ClusterConfig:
     def __post_init__(self) -> None:
         if self.node_url and urlsplit(self.node_url).scheme not in ("http", "https"):
             raise ConfigError(f"cluster.node_url {self.node_url!r} must be http:// or https://")
+        if self.public_url and urlsplit(self.public_url).scheme not in ("http", "https"):
+            raise ConfigError(f"cluster.public_url {self.public_url!r} must be http:// or https://")
+        if self.placement_margin < -1:
+            raise ConfigError(
+                f"cluster.placement_margin must be -1 (never) or more, not {self.placement_margin}"
+            )
         if not 1.5 <= self.presence_ttl_s <= 120:
             raise ConfigError(
                 f"cluster.presence_ttl_s must be 1.5 … 120 s, not {self.presence_ttl_s}"

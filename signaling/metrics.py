@@ -272,6 +272,13 @@ class ServerMetrics:
             failures.add_metric([entry], refused.get(entry, 0))
         yield failures
 
+        placed = CounterMetricFamily(
+            "radiocore_agents_placed_elsewhere_total",
+            "Board agents sent to a less loaded node when they connected (cluster placement)",
+        )
+        placed.add_metric([], sources.agents.placed if sources.agents is not None else 0)
+        yield placed
+
         limited = CounterMetricFamily(
             "radiocore_rate_limited_total", "Requests refused for their rate, by limit",
             labels=["limit"],

@@ -100,6 +100,16 @@ def refuse(code: ErrorCode, message: str) -> socketio.exceptions.ConnectionRefus
     return socketio.exceptions.ConnectionRefusedError(message, body)
 
 
+def placed_elsewhere(server: str, node: str) -> socketio.exceptions.ConnectionRefusedError:
+    """A board agent's refusal with `placed_elsewhere`: its station goes on node `node`, which
+    it reaches at `server` (its own spelling, from `AgentAuth.other_servers`)."""
+    message = f"this station is placed on the less loaded node {node}: connect to {server}"
+    body = protocol.to_builtins(
+        protocol.PlacedElsewhere(code=ErrorCode.PLACED_ELSEWHERE, message=message, server=server)
+    )
+    return socketio.exceptions.ConnectionRefusedError(message, body)
+
+
 class Empty(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Payload of events that take no fields."""
 
@@ -111,6 +121,8 @@ class AgentNamespace(StrictNamespace):
         super().__init__(protocol.AGENT_NAMESPACE, max_events_per_second)
         self._service = service
         self._sessions: dict[str, AgentSession] = {}
+        #: Agents sent to a less loaded node at connect, since start (`GET /metrics`).
+        self.placed = 0
         self.events = {
             "hello": (protocol.AgentHello, self._hello),
             "offer": (protocol.AgentOffer, self._offer),
@@ -131,6 +143,20 @@ class AgentNamespace(StrictNamespace):
             # not its credentials: the agent retries with its backoff
             logger.warning("board agent not admitted now: the database did not answer")
             raise refuse(ErrorCode.UNAVAILABLE, UnavailableError.default_message) from None
+        placement = self._service.placement(session, credentials)
+        if placement is not None:
+            self.placed += 1
+            logger.info(
+                "board %s placed on node %s (%d peer connections) rather than here (%d): its "
+                "agent is sent to %s",
+                session.board_id,
+                placement.node,
+                placement.load,
+                placement.here,
+                placement.server,
+                extra={"board_id": session.board_id},
+            )
+            raise placed_elsewhere(placement.server, placement.node)
         self._sessions[sid] = session
         replaced = await self._service.agent_connected(session, sid)
         board = {"board_id": session.board_id}

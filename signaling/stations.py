@@ -17,6 +17,7 @@ from media.participant import AGENT_KEY, ParticipantIdentity, Role
 from media.sfu import Sfu
 from signaling.access import Access, access_to
 from signaling.auth import JwtAuthority, OperatorIdentity, check_board_secret
+from signaling.cluster import ClusterPresence, Placement
 from signaling.errors import AuthError, ForbiddenError, NotFoundError
 from signaling.ice import IcePlan
 from signaling.nodelink import ForwardedOperator, NodeLink
@@ -82,6 +83,18 @@ class StationService:
         if board is None or not check_board_secret(auth.secret, board.secret_hash):
             raise AuthError("unknown board or wrong secret")
         return AgentSession(board_id=board.id, owner_id=board.owner_id, name=board.name)
+
+    def placement(self, session: AgentSession, auth: protocol.AgentAuth) -> Placement | None:
+        """The node the station of `session` goes on instead of this one, with several nodes
+        and an agent that names others it can reach (`ClusterPresence.place`); None: here."""
+        presence = self._presence
+        if not auth.other_servers or not isinstance(presence, ClusterPresence):
+            return None
+        return presence.place(session.board_id, auth.other_servers)
+
+    def worker_listeners(self) -> int:
+        """Listeners this node placed on its media workers (0 without workers)."""
+        return 0 if self.workers is None else sum(self.workers.load().values())
 
     async def agent_connected(self, session: AgentSession, connection_id: str) -> str | None:
         """Record the agent's signaling connection; returns the connection it replaces, if any.

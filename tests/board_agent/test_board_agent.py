@@ -1,8 +1,9 @@
 """BoardAgent without a server, on the simulated station: reconnect loop, clean stop, control →
 station, status/capabilities/heartbeat, TX time-out, dead-man release, TX audio gating, the
-server's refusals. (The same safety against a real rigctld: test_station_control.py; a flood
-of control messages: test_control_flood.py; whole sessions against a stand-in server:
-test_session.py; against the real server: tests/integration.)"""
+server's refusals and its placing of the station on another node. (The same safety against a
+real rigctld: test_station_control.py; a flood of control messages: test_control_flood.py;
+whole sessions against a stand-in server: test_session.py; against the real server:
+tests/integration.)"""
 
 from __future__ import annotations
 
@@ -11,26 +12,32 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import av
 import msgspec
 import numpy as np
 import pytest
+import socketio
+from aiohttp import web
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+from bench.tools import free_port
 from board_agent.agent import BoardAgent, create_station
 from board_agent.audio_sink import RawFileSink
 from board_agent.errors import RigOfflineError
 from board_agent.hamlib_station import HamlibStation
 from board_agent.server_link import connect_refusal
+from board_agent.server_link import placed_elsewhere as placed_elsewhere_body
 from board_agent.session import heartbeat_loop
 from board_agent.station import SimulatedStation
 from board_agent.station_control import StationControl
 from board_agent.tx_audio import TxAudioPlayer
 from radiocore_protocol import (
+    AGENT_NAMESPACE,
     Capabilities,
     Error,
     ErrorCode,
@@ -44,9 +51,10 @@ from radiocore_protocol import (
     decode_station_message,
     encode,
 )
+from signaling.namespaces import placed_elsewhere, refuse
 from tests.support.waiting import wait_for
 
-from .configs import SECRET, make_config
+from .configs import BOARD, SECRET, make_config
 
 
 class Outbox:
@@ -399,3 +407,98 @@ def test_connect_refusal_shapes(data: object, expected: tuple[str | None, str] |
         assert refusal is not None
         code, message = refusal
         assert (code.value if code else None, message) == expected
+
+
+@contextlib.asynccontextmanager
+async def refusing_node(
+    refusal: Callable[[], Exception],
+) -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
+    """A Socket.IO server on loopback whose `/agent` namespace refuses every connection with
+    `refusal()`; (its URL, the `auth` of each attempt)."""
+    sio = socketio.AsyncServer(async_mode="aiohttp", logger=False, engineio_logger=False)
+    app = web.Application()
+    sio.attach(app)
+    auths: list[dict[str, Any]] = []
+
+    class Refusing(socketio.AsyncNamespace):  # type: ignore[misc]
+        async def on_connect(self, sid: str, environ: object, auth: Any = None) -> None:
+            auths.append(auth)
+            raise refusal()
+
+    sio.register_namespace(Refusing(AGENT_NAMESPACE))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}/", auths
+    finally:
+        await runner.cleanup()
+
+
+def unauthorized() -> Exception:
+    return refuse(ErrorCode.UNAUTHORIZED, "unknown board or wrong secret")
+
+
+@pytest.mark.parametrize("named_known", [True, False])
+async def test_a_placed_agent_goes_to_the_node_named_at_once_and_only_if_it_knows_it(
+    named_known: bool,
+) -> None:
+    """Node A places the station on node B (`placed_elsewhere`, as the server words it): the
+    agent told A it could reach B, and connects to B next naming no other node. A node it
+    does not know is not followed: the agent goes on to its next node as after any refusal."""
+    async with refusing_node(unauthorized) as (b_url, b_auths):
+        target = b_url if named_known else "http://elsewhere.example.org/"
+        async with refusing_node(lambda: placed_elsewhere(target, "node-b")) as (a_url, a_auths):
+            config = make_config(server_url=a_url, other_server_urls=(b_url,))
+            agent = BoardAgent(config, rng=random.Random(1))
+            runner = asyncio.create_task(agent.run())
+            try:
+                assert await wait_for(lambda: len(b_auths) >= 1, seconds=10)
+            finally:
+                agent.stop()
+                await asyncio.wait_for(runner, 5)
+    assert a_auths[0]["other_servers"] == [b_url]
+    assert a_auths[0]["board_id"] == BOARD
+    if named_known:
+        # B refuses (unauthorized): the agent moves on to A, which places it on B again
+        assert agent.placements >= 1
+        assert all("other_servers" not in auth for auth in b_auths), "placed twice in a row"
+    else:
+        assert agent.placements == 0
+        assert b_auths[0]["other_servers"] == [a_url]  # an ordinary next attempt
+
+
+@pytest.mark.parametrize(
+    ("data", "server"),
+    [
+        (
+            {
+                "message": "m",
+                "data": {
+                    "code": "placed_elsewhere",
+                    "message": "m",
+                    "server": "https://n2.example.org/",
+                },
+            },
+            "https://n2.example.org/",
+        ),
+        ({"message": "m", "data": {"code": "unauthorized", "message": "m"}}, None),
+        ({"message": "m", "data": {"code": "placed_elsewhere", "message": "m"}}, None),
+        (
+            {
+                "message": "m",
+                "data": {
+                    "code": "placed_elsewhere",
+                    "message": "m",
+                    "server": "file:///etc/passwd",
+                },
+            },
+            None,
+        ),
+        ("Connection error", None),
+    ],
+)
+def test_placed_elsewhere_shapes(data: object, server: str | None) -> None:
+    placed = placed_elsewhere_body(data)
+    assert (placed.server if placed is not None else None) == server

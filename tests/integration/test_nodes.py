@@ -31,7 +31,7 @@ import socketio
 from bench.postgres import PostgresServer
 from bench.rig_reader import RigReader
 from bench.tools import free_ports, start_agent, stop_process, wait_http
-from signaling.accounts import create_account
+from signaling.accounts import create_account, register_board
 from signaling.nodelink import NodeKey
 from signaling.store import create_store
 from tests.integration.harness import Account, Operator, Rigctld, seed
@@ -67,8 +67,9 @@ class Cluster:
     secret: str = field(default_factory=lambda: os.urandom(32).hex())
     nodes: dict[str, Node] = field(default_factory=dict)
 
-    def start_node(self, name: str, secret: str = "") -> Node:
-        """`secret`: another signing secret than the other nodes' (a misconfigured node)."""
+    def start_node(self, name: str, secret: str = "", cluster_config: str = "") -> Node:
+        """`secret`: another signing secret than the other nodes' (a misconfigured node);
+        `cluster_config`: more lines of its `[cluster]` table."""
         (port,) = free_ports(1)
         data_dir = self.root / name
         data_dir.mkdir()
@@ -77,7 +78,7 @@ class Cluster:
             f'host = "127.0.0.1"\nport = {port}\ndata_dir = "{data_dir}"\n'
             'log_level = "INFO"\n'
             '[ice]\nhost_addresses = ["127.0.0.1"]\n'
-            f'[cluster]\nnode_name = "{name}"\npresence_ttl_s = {PRESENCE_TTL_S}\n'
+            f'[cluster]\nnode_name = "{name}"\npresence_ttl_s = {PRESENCE_TTL_S}\n' + cluster_config
         )
         env = dict(
             os.environ,
@@ -313,6 +314,71 @@ async def test_three_nodes_share_presence_and_a_dead_nodes_station_moves(
         assert "Traceback" not in log, log[-3000:]
     assert f"station {board} is online on node node-1" in cluster.log("node-3")
     assert "moved here from node node-1" in cluster.log("node-2")
+
+
+async def metric(node: Node, name: str) -> float:
+    """One unlabelled sample of `node`'s `GET /metrics` (open on loopback)."""
+    async with aiohttp.ClientSession() as http, http.get(f"{node.url}metrics") as reply:
+        assert reply.status == 200, await reply.text()
+        text = await reply.text()
+    return next(float(line.split()[1]) for line in text.splitlines() if line.split()[:1] == [name])
+
+
+async def test_a_connecting_agent_is_placed_on_the_least_loaded_node(
+    seeded: Cluster, rig: Rigctld, tmp_path: Path
+) -> None:
+    """Placement by load: two nodes that place an agent elsewhere when they serve more than one
+    peer connection beyond the other. The first station's agent connects to idle node 1 and
+    stays; with it and a listener there, the second station's agent, also pointed at node 1
+    (node 2 as its other server), is sent to node 2 — logged by both, counted in node 1's
+    metrics — where an operator connected to node 2 hears it."""
+    cluster = seeded
+    assert cluster.owner is not None
+    margin = "placement_margin = 1\n"
+    one = cluster.start_node("node-1", cluster_config=margin)
+    two = cluster.start_node("node-2", cluster_config=margin)
+    async with create_store(cluster.postgres.url(), cluster.root) as store:
+        second = await register_board(store, cluster.owner.user_id, "Second station")
+    fast = {"RADIOCORE_AGENT_RECONNECT_MIN_S": "0.2", "RADIOCORE_AGENT_RECONNECT_MAX_S": "1"}
+    first_log, second_log = tmp_path / "first-agent.log", tmp_path / "second-agent.log"
+    agents = [
+        start_agent(
+            one.url, cluster.board_id, cluster.board_secret, rig.port, log=first_log, env=fast,
+            extra_args=("--other-server", two.url),
+        )
+    ]  # fmt: skip
+    operators: list[Operator] = []
+    try:
+        token = await sign_in(one, cluster.owner)
+        operators.append(await listening_operator(one, token, cluster.board_id, 30))
+        assert await participants(one) == 2, "the first station and its listener on node 1"
+        assert await participants(two) == 0
+        assert "placed on node" not in cluster.log("node-1"), "an idle node placed elsewhere"
+
+        agents.append(
+            start_agent(
+                one.url, second.board.id, second.secret, rig.port, log=second_log, env=fast,
+                extra_args=("--other-server", two.url, "--rig", "simulated",
+                            "--log-level", "INFO"),
+            )
+        )  # fmt: skip
+        token_two = await sign_in(two, cluster.owner)
+        heard = await listening_operator(two, token_two, second.board.id, 30)
+        operators.append(heard)
+        assert await participants(two) == 2, "the second station and its listener on node 2"
+        assert await participants(one) == 2, "node 1 took the second station after all"
+        assert f"board {second.board.id} placed on node node-2" in cluster.log("node-1")
+        assert await metric(one, "radiocore_agents_placed_elsewhere_total") == 1
+        assert "placed on the less loaded node node-2" in second_log.read_text()
+    finally:
+        for operator in operators:
+            with contextlib.suppress(Exception):
+                await operator.close()
+        for agent in agents:
+            stop_process(agent, timeout_s=5)
+    for name in ("node-1", "node-2"):
+        log = cluster.log(name)
+        assert "Traceback" not in log, log[-3000:]
 
 
 async def presence_keys(cluster: Cluster) -> list[str]:

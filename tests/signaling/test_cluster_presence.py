@@ -15,7 +15,15 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis.asyncio
 
-from signaling.cluster import NODE_PREFIX, STATION_PREFIX, ClusterPresence
+from signaling.cluster import (
+    NODE_PREFIX,
+    STATION_PREFIX,
+    ClusterPresence,
+    NodeLoad,
+    Placement,
+    choose_node,
+    url_key,
+)
 from signaling.presence import LocalPresence, Presence
 from tests.support.redis import RedisServer, running_redis
 from tests.support.waiting import wait_for, wait_for_async
@@ -41,8 +49,14 @@ class Nodes:
         self.started: list[ClusterPresence] = []
         self.heard: dict[str, list[tuple[str, bool]]] = {}
 
-    async def start(self, name: str, ttl_s: float = TTL_S) -> ClusterPresence:
-        node = ClusterPresence(self.url, name, ttl_s)
+    async def start(
+        self, name: str, ttl_s: float = TTL_S, *, load: int = 0, margin: int = -1
+    ) -> ClusterPresence:
+        """A node at `http://{name}/` serving `load` peer connections."""
+        node = ClusterPresence(
+            self.url, name, ttl_s, node_url=f"http://{name}/", placement_margin=margin
+        )
+        node.load_of = lambda: load
         self.heard[name] = []
         node.listen(lambda board_id, online: self.heard[name].append((board_id, online)))
         await node.start()
@@ -256,3 +270,74 @@ async def test_a_message_heard_during_a_reread_is_not_undone(
     await b._resync()
     assert b.is_online(BOARD), "the reread undid what was heard after it began"
     assert nodes.heard["node-b"] == [(OTHER_BOARD, True), (BOARD, True)]
+
+
+# -- placing stations by load ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("https://Node2.Example.org/", "https://node2.example.org:443"),
+        ("https://node2.example.org:443", "https://node2.example.org:443"),
+        ("http://10.0.0.2:8080/radio/", "http://10.0.0.2:8080/radio"),
+        ("http://[::1]:8080/", "http://[::1]:8080"),
+        ("ftp://node2/", ""),
+        ("node2:8080", ""),
+        ("http://node2:99999/", ""),
+    ],
+)
+def test_url_key_matches_two_spellings_of_one_server(url: str, key: str) -> None:
+    assert url_key(url) == key
+
+
+NODES = [
+    NodeLoad("n2", "https://node2.example.org/", 40),
+    NodeLoad("n3", "https://node3.example.org/", 10),
+    NodeLoad("n4", "", 0),  # advertises no URL: takes no station placed
+]
+
+
+def test_a_station_goes_to_the_least_loaded_node_its_agent_names() -> None:
+    both = ["https://NODE2.example.org", "https://node3.example.org:443/"]
+    assert choose_node(100, NODES, both, 20) == Placement(
+        "n3", "https://node3.example.org:443/", 10, 100
+    )
+    # only the nodes the agent can reach count: n3, far less loaded, is not named
+    assert choose_node(100, NODES, ["https://node2.example.org/"], 20) == Placement(
+        "n2", "https://node2.example.org/", 40, 100
+    )
+
+
+@pytest.mark.parametrize(
+    ("here", "others", "margin"),
+    [
+        (30, ["https://node3.example.org/"], 20),  # 30 - 10 is not more than the margin
+        (1000, ["https://node3.example.org/"], -1),  # placement off
+        (1000, [], 0),  # the agent names no other node
+        (1000, ["https://node9.example.org/"], 0),  # no live node at that URL
+        (1000, ["not a url"], 0),
+    ],
+)
+def test_a_station_stays_here(here: int, others: list[str], margin: int) -> None:
+    assert choose_node(here, NODES, others, margin) is None
+
+
+async def test_nodes_place_stations_by_the_loads_their_heartbeats_wrote(nodes: Nodes) -> None:
+    busy = await nodes.start("busy", load=50, margin=5)
+    idle = await nodes.start("idle", load=3, margin=5)
+    assert await wait_for(lambda: busy.node_loads().get("idle") == 3, seconds=5)
+    entry = json.loads(await redis_value(nodes.url, NODE_PREFIX + "busy") or "{}")
+    assert (entry["load"], entry["public_url"]) == (50, "http://busy/")
+
+    assert busy.place(BOARD, ["http://idle/"]) == Placement("idle", "http://idle/", 3, 50)
+    # counted there until its next heartbeat: a crowd reconnecting at once is spread
+    assert busy.node_loads()["idle"] == 4
+    # the less loaded node keeps what connects to it; a station online here stays here
+    assert idle.place(BOARD, ["http://busy/"]) is None
+    busy.set_online(OTHER_BOARD, True)
+    assert busy.place(OTHER_BOARD, ["http://idle/"]) is None
+    # a node that stopped takes no station
+    await nodes.stop(idle)
+    assert await wait_for(lambda: "idle" not in busy.node_loads(), seconds=5)
+    assert busy.place(BOARD, ["http://idle/"]) is None
