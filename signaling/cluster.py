@@ -26,7 +26,7 @@ sent, when it connects, to the least loaded of them that is alive and advertises
 `placement_margin` (`place`; logged by the agent namespace). The loads are those of the last
 heartbeat (every third of the ttl); a node counts each agent it sent to another node as one
 more connection there until its next heartbeat, so that a crowd of agents reconnecting at once is
-spread rather than all sent to the same node.
+spread rather than all sent to the same node. While Redis does not answer nothing is placed.
 
 Every node keeps the whole map in memory: `is_online` and `home` never wait for Redis. During a
 Redis outage each node serves what it has (its own stations stay online; the others' stay as
@@ -325,8 +325,9 @@ class ClusterPresence(Presence):
     def place(self, board_id: str, other_servers: Iterable[str]) -> Placement | None:
         """Where the station `board_id`, whose agent is connecting here and can reach
         `other_servers`, goes instead of here (`choose_node`); None: here. A station online
-        here already stays."""
-        if self._local.is_online(board_id):
+        here already stays; nothing is placed while Redis does not answer (the loads are
+        stale, and the node named may be the one that is gone)."""
+        if self._local.is_online(board_id) or not self.redis_answers:
             return None
         placement = choose_node(
             self.load_of(), self._nodes.values(), other_servers, self.placement_margin
@@ -335,6 +336,11 @@ class ClusterPresence(Presence):
             seen = self._nodes[placement.node]
             self._nodes[placement.node] = dataclasses.replace(seen, load=seen.load + 1)
         return placement
+
+    @property
+    def redis_answers(self) -> bool:
+        """False from a failed Redis command until one succeeds again."""
+        return self._failing is None
 
     def node_loads(self) -> dict[str, int]:
         """Each live node's load as last read, this one's as it is now."""

@@ -341,3 +341,19 @@ async def test_nodes_place_stations_by_the_loads_their_heartbeats_wrote(nodes: N
     await nodes.stop(idle)
     assert await wait_for(lambda: "idle" not in busy.node_loads(), seconds=5)
     assert busy.place(BOARD, ["http://idle/"]) is None
+
+
+async def test_nothing_is_placed_while_redis_does_not_answer(
+    nodes: Nodes, redis_server: RedisServer
+) -> None:
+    busy = await nodes.start("busy", load=50, margin=5)
+    await nodes.start("idle", load=0, margin=5)
+    assert await wait_for(lambda: "idle" in busy.node_loads(), seconds=5)
+    redis_server.kill()
+    assert await wait_for(lambda: not busy.redis_answers, seconds=TTL_S * 4)
+    assert busy.node_loads()["idle"] == 0, "idle's last known load"
+    assert busy.place(BOARD, ["http://idle/"]) is None
+    redis_server.restart()
+    assert await wait_for(lambda: busy.redis_answers, seconds=TTL_S * 4)
+    assert await wait_for(lambda: "idle" in busy.node_loads(), seconds=TTL_S * 4)
+    assert busy.place(BOARD, ["http://idle/"]) == Placement("idle", "http://idle/", 0, 50)
