@@ -148,9 +148,9 @@ def run_join_bench(args: argparse.Namespace) -> int:
     # one bench account for every operator: its per-account bound raised to hold them all
     config = f"[limits]\nmax_connections_per_user = {args.operators + 1}\n"
     with tempfile.TemporaryDirectory(prefix="radiocore-bench-join-") as tmp:
-        station = Station(
-            Path(tmp), rigctld, extra_config=config, top_config=f"workers = {args.workers}\n"
-        )
+        # the workers from the start: the operators are spread from the first
+        top = f"workers = {args.workers}\nworker_spill_listeners = 0\n"
+        station = Station(Path(tmp), rigctld, extra_config=config, top_config=top)
         try:
             token = station.token
             if args.workers > 1:  # operators who may only listen: spread over the workers

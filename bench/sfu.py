@@ -506,7 +506,8 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
         if workers > 1:  # listeners who may only listen: those are placed on workers
             asyncio.run(seed_listener(data_dir, board_id))
         config = (
-            f"workers = {workers}\nmedia_latency_sample_every = 1\n"
+            # the workers from the start: the listeners are spread from the first
+            f"workers = {workers}\nworker_spill_listeners = 0\nmedia_latency_sample_every = 1\n"
             f'forwarding_lane = "{args.lane}"\n'
             '[ice]\nhost_addresses = ["127.0.0.1"]\n'
             # every listener signs in with one account: its connection limit must not cap them

@@ -444,7 +444,8 @@ class _BetweenNodes:
 
 async def start_workers(app: web.Application, main_url: str) -> WorkerPool | None:
     """Start this node's media workers (`workers` > 1; `signaling.workers`) once the server
-    listens at `main_url`, and have listen-only operators placed on them; None without."""
+    listens at `main_url` — or once it serves `worker_spill_listeners` listeners — and have
+    listen-only operators placed on them; None without."""
     config = app[keys.CONFIG]
     count = worker_count(config.workers)
     if count <= 1:
@@ -453,11 +454,20 @@ async def start_workers(app: web.Application, main_url: str) -> WorkerPool | Non
     operators = app[keys.METRICS].sources.operators
     if operators is not None:
         pool.on_listener_lost = operators.media_failed
-    try:
-        await pool.start(count - 1)
-    except BaseException:
-        await pool.close()
-        raise
+    if config.worker_spill_listeners:
+        pool.spill_at(config.worker_spill_listeners, count - 1)
+        logger.info(
+            "up to %d media worker(s), started once this process serves %d listeners "
+            "(worker_spill_listeners)",
+            count - 1,
+            config.worker_spill_listeners,
+        )
+    else:
+        try:
+            await pool.start(count - 1)
+        except BaseException:
+            await pool.close()
+            raise
     app[keys.STATIONS].workers = pool  # its link is one of the stations' links from now on
     return pool
 

@@ -513,10 +513,16 @@ class ServerConfig:
         secret=True,
     )
     workers: int = setting(
-        1,
+        0,
         "server processes on this machine, this one included: operators who may only listen to "
         "this node's stations are placed on the least loaded (each extra process, a media "
         "worker, receives a station once and forwards it to its listeners); 0: one per core",
+    )
+    worker_spill_listeners: int = setting(
+        100,
+        "with workers above 1: the media workers start only once this process serves this "
+        "many listeners (about a third of a core), so a small station spends no memory on them; "
+        "0: they start with the server and take listeners from the first",
     )
     demo: bool = setting(
         False,
@@ -690,6 +696,10 @@ def validate(config: ServerConfig) -> ServerConfig:
         raise ConfigError(f"port {config.port} is outside 0 … 65535")
     if not 0 <= config.workers <= 256:
         raise ConfigError(f"workers must be 0 (one per core) … 256, not {config.workers}")
+    if not 0 <= config.worker_spill_listeners <= 100_000:
+        raise ConfigError(
+            f"worker_spill_listeners must be 0 … 100000, not {config.worker_spill_listeners}"
+        )
     log_level = config.log_level.upper()
     if log_level not in LOG_LEVELS:
         raise ConfigError(f"log_level {config.log_level!r} is not one of {', '.join(LOG_LEVELS)}")

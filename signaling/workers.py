@@ -2,6 +2,11 @@
 `--workers N`, 0: one per core) makes `radiocore serve` start N - 1 worker processes beside it
 on this machine, each an SFU of its own on its own core.
 
+With `worker_spill_listeners` (100 by default) the workers start only once the main process
+serves that many listeners: until then it serves them all itself (a small station spends no
+memory on workers: each is a Python process of ~100 MB); from then on the least loaded rule
+below spreads the new ones. 0: the workers start with the server.
+
 The main process stays the one authority of its stations: their agents, their floor, PTT,
 control and every operator who may transmit are there. A listen-only operator of one of its
 stations is placed, when it joins, on the least loaded of the main process and the workers
@@ -109,6 +114,10 @@ class WorkerPool:
         self._closing = False
         #: The worker of each listener whose offer is being answered.
         self._joining: list[str] = []
+        #: Workers to start once this process serves `_spill` listeners (`spill_at`).
+        self._pending = 0
+        self._spill = 0
+        self._starting: asyncio.Task[None] | None = None
 
     async def _url_of(self, name: str) -> str | None:
         worker = self.workers.get(name)
@@ -123,6 +132,32 @@ class WorkerPool:
             "on the least loaded)",
             ", ".join(f"{w.name} (pid {w.process.pid})" for w in self.workers.values()),
         )
+
+    def spill_at(self, listeners: int, count: int) -> None:
+        """Start `count` workers only once this process serves `listeners` listeners
+        (`worker_spill_listeners`): until then it serves every listener itself."""
+        self._spill, self._pending = listeners, count
+
+    def _start_pending(self, here: int) -> None:
+        """This process serves `here` listeners: start the pending workers (in the background,
+        once), when that reaches the spill point."""
+        if not self._pending or here < self._spill or self._starting is not None:
+            return
+        logger.info(
+            "this process serves %d listeners (worker_spill_listeners = %d): starting %d media "
+            "worker(s)",
+            here,
+            self._spill,
+            self._pending,
+        )
+        count, self._pending = self._pending, 0
+        self._starting = asyncio.get_running_loop().create_task(self._start_late(count))
+
+    async def _start_late(self, count: int) -> None:
+        try:
+            await self.start(count)
+        except (OSError, RuntimeError) as exc:  # listeners stay in this process
+            logger.error("media workers could not be started: %s", exc)
 
     async def _start(self, name: str) -> None:
         process = await asyncio.create_subprocess_exec(
@@ -203,7 +238,9 @@ class WorkerPool:
 
     def place(self, here: int) -> str | None:
         """The worker for a new listener, None for this process: the least loaded, this
-        process when it serves no more than any worker (`here`: its own listeners)."""
+        process when it serves no more than any worker (`here`: its own listeners). Before
+        the spill point (`spill_at`) there are no workers: this process."""
+        self._start_pending(here)
         load = self.load()
         if not load:
             return None
@@ -233,6 +270,9 @@ class WorkerPool:
 
     async def close(self) -> None:
         self._closing = True
+        if self._starting is not None:  # a start under way: its workers are stopped below
+            self._starting.cancel()
+            await asyncio.gather(self._starting, return_exceptions=True)
         for task in list(self._watches):
             task.cancel()
         for worker in self.workers.values():

@@ -2,7 +2,8 @@
 media worker beside itself; listen-only operators are placed on the least loaded process, those
 on the worker hear the station through its one relay, byte-identical to what the main process's
 own operator hears, and may not key the rig; a worker that dies has its listeners told to join
-again; the server's stop takes its worker with it."""
+again; the server's stop takes its worker with it; with `worker_spill_listeners` the worker
+starts only once the main process serves that many listeners."""
 
 from __future__ import annotations
 
@@ -58,8 +59,15 @@ class Served:
 
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[Served]:
-    """`radiocore serve --workers 2` on SQLite, seeded with the owner's board and three
-    operators who may only listen to it."""
+    """`radiocore serve --workers 2` on SQLite, its worker started with it, seeded with the
+    owner's board and three operators who may only listen to it."""
+    async with serving(tmp_path, spill=0) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def serving(tmp_path: Path, spill: int) -> AsyncIterator[Served]:
+    """`served`, with `worker_spill_listeners = spill`."""
     board_id, board_secret, owner, _, _ = await seed(tmp_path)
     listeners = [
         Account(f"listener{i}@example.org", f"listener-password-{i}", f"DL{i}WRK") for i in range(3)
@@ -69,7 +77,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
             user = await create_account(store, account.email, account.password, account.callsign)
             account.user_id = user.id
             await store.set_grant(board_id, user.id, "listen")
-    running = start_served(tmp_path, board_id, board_secret, owner, listeners)
+    running = start_served(tmp_path, board_id, board_secret, owner, listeners, spill)
     try:
         yield running
     finally:
@@ -77,15 +85,21 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
 
 
 def start_served(
-    root: Path, board_id: str, board_secret: str, owner: Account, listeners: list[Account]
+    root: Path,
+    board_id: str,
+    board_secret: str,
+    owner: Account,
+    listeners: list[Account],
+    spill: int,
 ) -> Served:
-    """The server process, once its worker listens."""
+    """The server process, once it listens and (`spill` 0) its worker too."""
     (port,) = free_ports(1)
     log = root / "server.log"
     env = dict(os.environ, RADIOCORE_SECRET="workers-" + "w0rk3rs-s3cr3t" * 4)
     command = [
         sys.executable, "-m", "radiocore", "serve", "--host", "127.0.0.1", "--port", str(port),
-        "--data-dir", str(root), "--workers", "2", "--log-level", "INFO",
+        "--data-dir", str(root), "--workers", "2", "--worker-spill-listeners", str(spill),
+        "--log-level", "INFO",
         "--ice-host-address", "127.0.0.1",
     ]  # fmt: skip
     with log.open("ab") as out:
@@ -94,7 +108,8 @@ def start_served(
     running = Served(url, process, log, board_id, board_secret, owner, listeners)
     try:
         wait_http(url, process)
-        assert wait_for_sync(lambda: running.said("media workers:"), 30), log.read_text()[-3000:]
+        started = "media workers:" if spill == 0 else "up to 1 media worker(s)"
+        assert wait_for_sync(lambda: running.said(started), 30), log.read_text()[-3000:]
     except BaseException:
         stop_process(process, timeout_s=10)
         raise
@@ -177,6 +192,55 @@ async def test_listeners_are_spread_over_the_worker_and_hear_the_station_unchang
                 await operator.close()
         stop_process(agent, timeout_s=5)
     assert "Traceback" not in served.log.read_text(), served.log.read_text()[-3000:]
+
+
+async def test_workers_start_only_once_the_main_process_serves_the_spill_point(
+    tmp_path: Path, rig: Rigctld
+) -> None:
+    """`worker_spill_listeners = 2`: no worker process until the main process serves two
+    listeners (the owner and a first listen-only one); the next listener starts the worker,
+    still served by the main process while it starts; the one after is placed on it and hears
+    the station unchanged."""
+    async with serving(tmp_path, spill=2) as served:
+        agent = start_agent(
+            served.url, served.board_id, served.board_secret, rig.port,
+            log=tmp_path / "agent.log",
+        )  # fmt: skip
+        operators: list[Operator] = []
+        main = Node(served.url)
+        try:
+            owner = await listening_operator(
+                main, await sign_in(main, served.owner), served.board_id, 30
+            )
+            operators.append(owner)
+            first, second, third = served.listeners
+            operators.append(
+                await listening_operator(main, await sign_in(main, first), served.board_id, 10)
+            )
+            assert served.workers() == [], "a worker started below the spill point"
+            assert not served.said("starting 1 media worker")
+            operators.append(
+                await listening_operator(main, await sign_in(main, second), served.board_id, 10)
+            )
+            assert served.said("serves 2 listeners (worker_spill_listeners = 2): starting 1")
+            assert await wait_for(lambda: served.said("media workers: local-w1"), 30), (
+                served.log.read_text()[-3000:]
+            )
+            assert len(served.workers()) == 1
+            placed = await listening_operator(main, await sign_in(main, third), served.board_id, 10)
+            operators.append(placed)
+            log = served.log.read_text()
+            assert log.count("placed on this process") == 2, log[-3000:]
+            assert log.count("placed on local-w1") == 1, log[-3000:]
+            reference = [p.payload for p in owner.packets]
+            heard = [p.payload for p in placed.packets]
+            assert in_order_within(heard[:40], reference) == 40, "a listener's payload differs"
+        finally:
+            for operator in operators:
+                with contextlib.suppress(Exception):
+                    await operator.close()
+            stop_process(agent, timeout_s=5)
+        assert "Traceback" not in served.log.read_text(), served.log.read_text()[-3000:]
 
 
 async def test_the_servers_stop_takes_its_worker_with_it(served: Served) -> None:
