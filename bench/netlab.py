@@ -33,6 +33,8 @@ from bench.rig_reader import RigReader
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 PR_SET_PDEATHSIG: Final = 1
 RIG_POLL_S: Final = 0.005
+#: How long a child's start waits for this script's other threads to end (see `Child`).
+THREADS_END_S: Final = 5.0
 
 
 class CheckFailedError(Exception):
@@ -61,9 +63,18 @@ class Child:
         env: dict[str, str] | None = None,
         piped: bool = False,
     ) -> None:
-        if threading.active_count() != 1:
-            # preexec_fn is unsafe once threads exist: every child starts before any thread
-            raise CheckFailedError(f"{name} started after a thread: fix the script's order")
+        # preexec_fn is unsafe once threads exist: every child starts before any thread. One
+        # that is ending is waited for (aiosqlite's, after seeding the store, lingers up to
+        # 0.1 s after its connection closed, longer on a loaded machine).
+        for _ in range(int(THREADS_END_S / 0.01)):  # bounded
+            if threading.active_count() == 1:
+                break
+            time.sleep(0.01)
+        else:
+            threads = ", ".join(t.name for t in threading.enumerate())
+            raise CheckFailedError(
+                f"{name} started after a thread ({threads}): fix the script's order"
+            )
         self.name = name
         self.log = log
         with log.open("wb") as out:
