@@ -19,14 +19,18 @@ from signaling.api.openapi import ErrorReply
 from tests.signaling.test_app import EMAIL, PASSWORD, live  # noqa: F401 (fixture)
 
 #: Routes that are not part of the public API (documented in docs/protocol.md instead).
-UNDOCUMENTED = {"/api/internal/sfu", "/api/openapi.json"}
+UNDOCUMENTED = {"/api/openapi.json"}
+#: Not for clients: the SFU's loopback counters and the signed requests between a node's
+#: processes and between nodes (`signaling.nodelink`; there with workers or Redis).
+INTERNAL = "/api/internal/"
 
 
 def routed(app: web.Application) -> set[tuple[str, str]]:
     found = set()
     for route in app.router.routes():
         path = route.resource.canonical if route.resource is not None else ""
-        if path.startswith("/api/") and path not in UNDOCUMENTED and route.method != "HEAD":
+        public = path.startswith("/api/") and not path.startswith(INTERNAL)
+        if public and path not in UNDOCUMENTED and route.method != "HEAD":
             found.add((route.method, path))
     return found
 
