@@ -8,7 +8,8 @@ A decoder here is the code a peer's bytes reach first, called the way the progra
   the room does;
 - `socketio/<namespace>/<event>`: `decode_payload` for the payload type of every event in the
   namespaces' `events` tables, and the `auth` of both namespaces;
-- `agent/*`: what the board agent makes of the server: connect refusals (`connect_refusal`),
+- `agent/*`: what the board agent makes of the server: connect refusals (`connect_refusal`,
+  `placed_elsewhere`),
   acks (`decode_ack`), the `error` and `shutdown` events; `turn/ice_url` the ICE URLs it is given;
 - `rest/<operation>`: `decode_json` with the request type of every REST endpoint that takes a
   body, and `rest/field/*`, `rest/query/*`, `rest/path/*` the validators of what people type
@@ -831,6 +832,7 @@ def agent_decoders() -> list[Decoder]:
         _log_shutdown,
         connect_refusal,
         decode_ack,
+        placed_elsewhere,
     )
     from turn.urls import parse_ice_url
 
@@ -846,6 +848,30 @@ def agent_decoders() -> list[Decoder]:
         ),
         payload_inputs(protocol.ErrorBody, refusal_vocab),
     )
+
+    placed_vocab = vocabulary_of(
+        protocol.PlacedElsewhere, strings=("placed_elsewhere", "https://node2.example.org/")
+    )
+    placed_vocab = Vocabulary(
+        (*placed_vocab.keys, "data"), placed_vocab.strings, placed_vocab.numbers,
+        placed_vocab.lengths,
+    )  # fmt: skip
+    placements = st.one_of(
+        st.fixed_dictionaries(
+            {"message": _text(True, 40)}, optional={"data": schema(protocol.PlacedElsewhere, True)}
+        ),
+        refusals,
+    )
+
+    def check_placed(_: Any, value: Any) -> str | None:
+        if value is None:
+            return None
+        ok = (
+            isinstance(value, protocol.PlacedElsewhere)
+            and value.code is protocol.ErrorCode.PLACED_ELSEWHERE
+            and value.server.startswith(("http://", "https://"))
+        )
+        return None if ok else f"not a placed_elsewhere body: {value!r}"
 
     def check_refusal(_: Any, value: Any) -> str | None:
         if value is None:
@@ -906,6 +932,16 @@ def agent_decoders() -> list[Decoder]:
             mutate=refusal.value,
             decode=connect_refusal,
             check=check_refusal,
+        ),
+        Decoder(
+            name="agent/connect_error/placed_elsewhere",
+            what="placed_elsewhere: a refusal that places the station on another node, read "
+            "before connect_refusal (never raises: None for anything else)",
+            refused=(),
+            inputs=placements,
+            mutate=Mutator(placed_vocab, python_values=True).value,
+            decode=placed_elsewhere,
+            check=check_placed,
         ),
         ack("hello", protocol.AgentWelcome),
         ack("offer", protocol.Answer),

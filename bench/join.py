@@ -11,8 +11,10 @@ offer's answer, its first RTP packet.
 
 Prints one JSON object: join -> first audio p50/p95/p99/max over the operators that heard audio,
 its parts (join answered, offer answered, answer -> first packet), refusals by error code,
-errors. The operators' own cost is inside the figure (aiortc's ICE and DTLS handshakes on cores
-the server shares): it bounds from above what the server adds. With `--prepared` each operator
+errors, and the server's CPU over that time (its workers' included) per join and as a share of
+one core — the server's own cost, whatever the co-located operators take. The operators' own
+cost is inside the latency figures (aiortc's ICE and DTLS handshakes on cores the server
+shares): they bound from above what the server adds. With `--prepared` each operator
 makes its peer connection and offer (a key pair, a certificate, the SDP) before the start, as
 browsers would each on their own machine; the handshakes stay in the figure. Exit 0 when the
 run completed.
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench.faults import Station
+from bench.sfu import _cpu_s, _Tree
 from bench.soak import Ear, RefusedError, _wait_online, connect_ear, join_board, prepare_offer
 from bench.tools import LISTENER_EMAIL, login, percentile_ms, seed_listener, wait_workers
 
@@ -194,6 +197,9 @@ def _run(
         start_at = time.time() + START_MARGIN_S
         for _, pipe in children:
             pipe.send(("start", start_at))
+        server = _Tree(station.server.pid)  # with its workers
+        time.sleep(max(0.0, start_at - time.time()))
+        cpu_before = _cpu_s(server.cpu_times())
         rows: list[dict[str, Any]] = []
         for _, pipe in children:
             if not pipe.poll(HEAR_WITHIN_S + 30):
@@ -202,9 +208,20 @@ def _run(
             if kind != "done":
                 return {"ok": False, "failure": str(data)}
             rows.extend(data)
+        cpu_s = _cpu_s(server.cpu_times()) - cpu_before
+        window_s = time.time() - start_at
     finally:
         for child, _ in children:
             child.join(10)
             if child.is_alive():
                 child.kill()
-    return {"ok": True, "failure": None, "processes": len(children), **summarize(rows, operators)}
+    return {
+        "ok": True,
+        "failure": None,
+        "processes": len(children),
+        **summarize(rows, operators),
+        # the server's CPU (its workers' included) from the start until every operator heard
+        # audio, per join: what joining costs the server, the audio it then forwards included
+        "server_cpu_ms_per_join": round(cpu_s * 1000 / operators, 2),
+        "server_cpu_share_of_a_core": round(cpu_s / window_s, 3) if window_s > 0 else None,
+    }
