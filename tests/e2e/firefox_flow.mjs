@@ -38,6 +38,7 @@ const PTT_HOLD_MS = 1_500;
 // status comes every second. Generous: the machine may be busy.
 const RIG_WAIT_MS = 5_000;
 const RIGCTLD_TIMEOUT_MS = 1_000;
+const RIGCTLD_ATTEMPTS = 3;
 
 const INBOUND_AUDIO = async () => {
   const pc = window.radiocore && window.radiocore.pc;
@@ -99,11 +100,29 @@ async function waitFor(description, probe, timeoutMs = DEFAULT_WAIT_MS) {
 }
 
 /**
- * The rig's PTT as rigctld reports it (`+t`, Hamlib's extended protocol), on a new connection.
+ * The rig's PTT as rigctld reports it (`+t`, Hamlib's extended protocol), on a new connection;
+ * a connection reset before the answer is tried again (at most `RIGCTLD_ATTEMPTS` in all): on
+ * a loaded machine rigctld has reset one (read ECONNRESET) while the rig was fine.
  * @param {number} port
  * @returns {Promise<number>}
  */
-function rigPtt(port) {
+async function rigPtt(port) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await rigPttOnce(port);
+    } catch (error) {
+      const reset = error instanceof StepError && error.message.includes("ECONNRESET");
+      if (!reset || attempt >= RIGCTLD_ATTEMPTS) throw error;
+    }
+  }
+}
+
+/**
+ * One reading of the rig's PTT (`rigPtt`).
+ * @param {number} port
+ * @returns {Promise<number>}
+ */
+function rigPttOnce(port) {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: "127.0.0.1", port });
     let reply = "";
