@@ -102,7 +102,8 @@ class NodeLoad:
     """What a node's presence entry says of it, for placing stations."""
 
     node: str
-    #: Where board agents reach it (normalised by `url_key`; empty: it takes none placed).
+    #: Where board agents reach it, as it advertises it (compared through `url_key`; empty:
+    #: it takes no station placed).
     public_url: str
     #: Peer connections it serves (agents, operators, relays; its workers' included).
     load: int
@@ -145,7 +146,7 @@ def choose_node(
     than `margin`; None: it stays here (`margin` < 0: always here)."""
     if margin < 0:
         return None
-    by_url = {url_key(n.public_url): n for n in nodes if url_key(n.public_url)}
+    by_url = {key: n for n in nodes if (key := url_key(n.public_url))}
     offered = [(by_url[key], url) for url in other_servers if (key := url_key(url)) in by_url]
     if not offered:
         return None
@@ -420,14 +421,8 @@ class ClusterPresence(Presence):
     async def _resync(self) -> None:
         """Every station's node, from Redis; what changed is told to the listeners."""
         began = asyncio.get_running_loop().time()
-        keys = [key async for key in self._client.scan_iter(STATION_PREFIX + "*", count=1000)]
-        values = await self._client.mget(keys) if keys else []
         remote: dict[str, str] = {}
-        for key, value in zip(keys, values, strict=True):
-            if value is None:
-                continue  # expired between the scan and the read
-            board_id = _text(key)[len(STATION_PREFIX) :]
-            node = _text(value)
+        for board_id, node in await self._scan(STATION_PREFIX):
             if node == self.node:
                 continue
             if self._local.is_online(board_id):
@@ -437,15 +432,12 @@ class ClusterPresence(Presence):
 
     async def _read_nodes(self) -> None:
         """The other live nodes' entries (their URLs and loads), from Redis."""
-        keys = [key async for key in self._client.scan_iter(NODE_PREFIX + "*", count=1000)]
-        values = await self._client.mget(keys) if keys else []
         nodes: dict[str, NodeLoad] = {}
-        for key, value in zip(keys, values, strict=True):
-            name = _text(key)[len(NODE_PREFIX) :]
-            if value is None or name == self.node:
+        for name, value in await self._scan(NODE_PREFIX):
+            if name == self.node:
                 continue
             try:
-                entry = json.loads(_text(value))
+                entry = json.loads(value)
                 public_url = entry.get("public_url") or entry.get("url") or ""
                 load = entry.get("load", 0)
             except (ValueError, AttributeError):
@@ -453,6 +445,16 @@ class ClusterPresence(Presence):
             if isinstance(public_url, str) and isinstance(load, int):
                 nodes[name] = NodeLoad(name, public_url, load)
         self._nodes = nodes
+
+    async def _scan(self, prefix: str) -> list[tuple[str, str]]:
+        """Every key under `prefix` with its value: (the key without the prefix, the value)."""
+        keys = [key async for key in self._client.scan_iter(prefix + "*", count=1000)]
+        values = await self._client.mget(keys) if keys else []
+        return [
+            (_text(key)[len(prefix) :], _text(value))
+            for key, value in zip(keys, values, strict=True)
+            if value is not None  # expired between the scan and the read
+        ]
 
     def _replace_remote(self, remote: dict[str, str], began: float) -> None:
         # what was heard while the reread ran is newer than what it read
