@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench.faults import Station
-from bench.sfu import _cpu_s, _Tree
+from bench.sfu import ServerTree, cpu_seconds
 from bench.soak import Ear, RefusedError, _wait_online, connect_ear, join_board, prepare_offer
 from bench.tools import LISTENER_EMAIL, login, percentile_ms, seed_listener, wait_workers
 
@@ -197,9 +197,9 @@ def _run(
         start_at = time.time() + START_MARGIN_S
         for _, pipe in children:
             pipe.send(("start", start_at))
-        server = _Tree(station.server.pid)  # with its workers
+        server = ServerTree(station.server.pid)  # with its workers
         time.sleep(max(0.0, start_at - time.time()))
-        cpu_before = _cpu_s(server.cpu_times())
+        cpu_before = cpu_seconds(server.cpu_times())
         rows: list[dict[str, Any]] = []
         for _, pipe in children:
             if not pipe.poll(HEAR_WITHIN_S + 30):
@@ -208,7 +208,7 @@ def _run(
             if kind != "done":
                 return {"ok": False, "failure": str(data)}
             rows.extend(data)
-        cpu_s = _cpu_s(server.cpu_times()) - cpu_before
+        cpu_s = cpu_seconds(server.cpu_times()) - cpu_before
         window_s = time.time() - start_at
     finally:
         for child, _ in children:

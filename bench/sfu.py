@@ -339,7 +339,7 @@ class _Memory:
     rss: int
 
 
-class _Tree:
+class ServerTree:
     """The server process and its media workers, measured as one (psutil's interface)."""
 
     def __init__(self, pid: int) -> None:
@@ -358,16 +358,16 @@ class _Tree:
         return _Memory(sum(p.memory_info().rss for p in self._all()))
 
 
-def _cpu_s(times: Any) -> float:
+def cpu_seconds(times: Any) -> float:
     return float(times.user + times.system)
 
 
 def _cpu_pct(process: Any, seconds: float) -> float:
     """`process`'s CPU use over the next `seconds`, in % of one core."""
-    before = _cpu_s(process.cpu_times())
+    before = cpu_seconds(process.cpu_times())
     start = time.monotonic()
     time.sleep(seconds)
-    used = _cpu_s(process.cpu_times()) - before
+    used = cpu_seconds(process.cpu_times()) - before
     return 100.0 * used / (time.monotonic() - start)
 
 
@@ -536,7 +536,7 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
             children.append(publisher)
             _wait_ready(pub_pipe, publisher, 60, "the publisher")
             # before any listener: what each listener adds to it is the figure
-            base_rss_mb = _Tree(server.pid).memory_info().rss / 2**20
+            base_rss_mb = ServerTree(server.pid).memory_info().rss / 2**20
             pipes = []
             base, extra = divmod(listeners, processes)
             shares = [base + (i < extra) for i in range(processes)]
@@ -552,7 +552,7 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
             for pipe, proc in pipes:
                 _wait_ready(pipe, proc, 120 + listeners + FIRST_AUDIO_WAIT_S, "a listener process")
             time.sleep(SETTLE_S)
-            server_proc = _Tree(server.pid)  # with its workers
+            server_proc = ServerTree(server.pid)  # with its workers
             idle_cpu_pct = idle_no_status_cpu_pct = None
             idle_window = (0.0, 0.0)  # wall clock, to count the statuses delivered in it
             if args.idle_seconds > 0:
@@ -631,7 +631,7 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
         stats_before, "packets_forwarded"
     )
     seconds = window_end - window_start
-    cpu_s = _cpu_s(cpu_after) - _cpu_s(cpu_before)
+    cpu_s = cpu_seconds(cpu_after) - cpu_seconds(cpu_before)
     status_min_per_s = (
         min(sum(1 for t in x.statuses if window_start <= t <= window_end) for x in received)
         / seconds
@@ -712,7 +712,7 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
         "server_cpu_us_per_status_delivered": us_per_status,
     }
     if coturn_before is not None and coturn_after is not None:
-        coturn_s = _cpu_s(coturn_after) - _cpu_s(coturn_before)
+        coturn_s = cpu_seconds(coturn_after) - cpu_seconds(coturn_before)
         result["coturn_cpu_pct"] = round(100.0 * coturn_s / seconds, 1)
         result["coturn_cpu_us_per_relayed_packet"] = (
             round(coturn_s / forwarded * 1e6, 2) if forwarded else None
