@@ -509,7 +509,7 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
             # the workers from the start: the listeners are spread from the first
             f"workers = {workers}\nworker_spill_listeners = 0\nmedia_latency_sample_every = 1\n"
             f'forwarding_lane = "{args.lane}"\n'
-            '[ice]\nhost_addresses = ["127.0.0.1"]\n'
+            f'[ice]\nhost_addresses = ["127.0.0.1"]\nudp_port = {args.udp_port}\n'
             # every listener signs in with one account: its connection limit must not cap them
             f"[limits]\nmax_connections_per_user = {min(1000, listeners + 1)}\n"
         )
@@ -688,6 +688,7 @@ def _run_phase(args: argparse.Namespace, relay: bool) -> dict[str, Any]:
         "packets_dropped": _summed(stats_after, "packets_dropped"),
         "workers": workers,
         "lane": args.lane,
+        "udp_port": args.udp_port,
         "worker_added_latency_ms_p99": [
             _round(w["latency_ms_p99"]) for w in stats_after.get("workers", [])
         ],

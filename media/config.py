@@ -24,6 +24,8 @@ class SfuConfig:
     ice_port_range: tuple[int, int] = (0, 0)
     #: The IPv4 address host candidates announce in place of the bound one ("": the bound one).
     ice_announced_address: str = ""
+    #: One UDP port every peer connection shares (`radiocore.udp_mux`); 0: a port each.
+    ice_udp_port: int = 0
     #: Seconds from the answer for a connection's media to come up; then its client is told
     #: (`media_failed`, reason `ice`) and the connection closed (aioice alone waits ~63 s).
     ice_connect_timeout_s: float = 8.0
@@ -77,6 +79,10 @@ class SfuConfig:
         low, high = self.ice_port_range
         if (low, high) != (0, 0) and not 1 <= low <= high <= 65535:
             raise ValueError(f"ice_port_range {low}-{high} is not a port range")
+        if not 0 <= self.ice_udp_port <= 65535:
+            raise ValueError(f"ice_udp_port {self.ice_udp_port} is not a port")
+        if self.ice_udp_port and (low, high) != (0, 0):
+            raise ValueError("ice_udp_port and ice_port_range are both set")
         if not 1.0 <= self.ice_connect_timeout_s <= 60.0:
             raise ValueError("ice_connect_timeout_s must be 1 … 60 s")
         if self.latency_sample_every < 0:

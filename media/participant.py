@@ -92,7 +92,9 @@ def rtc_configuration(ice_servers: Sequence[IceServerSpec]) -> RTCConfiguration:
 def host_candidate_policy(config: SfuConfig) -> aiortc_hooks.HostCandidatePolicy:
     """Where the SFU's host candidates bind and what they announce."""
     return aiortc_hooks.HostCandidatePolicy(
-        port_range=config.ice_port_range, announced_ipv4=config.ice_announced_address
+        port_range=config.ice_port_range,
+        announced_ipv4=config.ice_announced_address,
+        shared_port=config.ice_udp_port,
     )
 
 

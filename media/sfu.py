@@ -17,7 +17,7 @@ from media.lane import PyLane, lane_named
 from media.participant import AGENT_KEY, MediaFailure, Participant, ParticipantIdentity, Role
 from media.relay import OpenUpstream, RelayRoom
 from media.room import Room
-from radiocore import aiortc_hooks
+from radiocore import aiortc_hooks, udp_mux
 from radiocore_protocol import TxEndReason
 
 logger = logging.getLogger(__name__)
@@ -110,10 +110,18 @@ class Sfu:
         aiortc_hooks.set_host_addresses(config.ice_host_addresses)
         aiortc_hooks.setup_dtls()  # RSA-certificate peers (GStreamer), failure reasons kept
         low, high = config.ice_port_range
+        if config.ice_udp_port:
+            ports = f"{config.ice_udp_port}, shared by every peer connection"
+        elif low:
+            ports = f"{low}-{high}"
+        else:
+            ports = "any (set ice.udp_port, or udp_port_min/udp_port_max, for a firewall)"
+        #: True while this SFU holds its shared UDP port open (`open`, `close`).
+        self._holds_port = False
         logger.info(
             "SFU media: host candidates on %s, UDP ports %s%s",
             ", ".join(config.ice_host_addresses) or "every interface",
-            f"{low}-{high}" if low else "any (set ice.udp_port_min/udp_port_max for a firewall)",
+            ports,
             f", announced as {config.ice_announced_address}"
             if config.ice_announced_address
             else "",
@@ -348,6 +356,22 @@ class Sfu:
             await asyncio.sleep(_FLUSH_POLL_S)
         return not any(room.data_pending() for room in self._rooms.values())
 
+    async def open(self) -> None:
+        """Bind the shared UDP port (`ice_udp_port`) on every host address now, so that a port
+        in use stops the server at its start; OSError naming the address and port. Nothing to
+        do without a shared port (sockets are bound per connection)."""
+        port = self.config.ice_udp_port
+        if not port or self._holds_port:
+            return
+        udp_mux.use_port(port)
+        self._holds_port = True
+        try:
+            await udp_mux.open_muxes(aiortc_hooks.host_addresses(), port)
+        except OSError:
+            self._holds_port = False
+            udp_mux.release(port)
+            raise
+
     async def close(self) -> None:
         for relayed in list(self._relayed.values()):
             await relayed.close()
@@ -357,6 +381,9 @@ class Sfu:
                 del self._rooms[room.board_id]
                 self._retire(room)
         self._rooms.clear()
+        if self._holds_port:
+            self._holds_port = False
+            udp_mux.release(self.config.ice_udp_port)
 
     def totals(self) -> SfuTotals:
         """Forwarding and refusal counts since start (monotonic, unlike `stats()`, which counts

@@ -30,7 +30,8 @@ setup.cfg:
 5. A data-channel message that must not wait behind a backlog (PTT off to a station):
    `send_ahead` puts it at the head of the SCTP transport's queue of messages not yet handed
    to SCTP; `RTCDataChannel.send()` can only append.
-6. Host candidates of the SFU's connections in a UDP port range and with an announced address
+6. Host candidates of the SFU's connections in a UDP port range, or all on one shared port
+   (`radiocore.udp_mux`, which uses aioice's public names only), and with an announced address
    (1:1 NAT): `set_host_candidate_policy` and a wrapper of aioice's candidate gathering.
 7. DTLS (process-wide, `setup_dtls`): cipher suites for peers with RSA certificates beside
    aiortc's ECDSA ones, the reason a handshake failed kept per transport (`dtls_failure`), one
@@ -82,6 +83,8 @@ from aiortc.rtp import (
     RtcpSrPacket,
     RtpPacket,
 )
+
+from radiocore import udp_mux
 
 logger = logging.getLogger(__name__)
 
@@ -228,7 +231,10 @@ def offered_direction(transceiver: RTCRtpTransceiver) -> str | None:
 
 def pair_is_plain_udp(pair: Any) -> bool:
     """True when the pair sends with a plain UDP socket (not through a TURN relay)."""
-    return type(pair.protocol) is aioice.ice.StunProtocol
+    return type(pair.protocol) in _PLAIN_UDP_PROTOCOLS
+
+
+_PLAIN_UDP_PROTOCOLS = (aioice.ice.StunProtocol, udp_mux.MuxedStunProtocol)
 
 
 def pair_socket(pair: Any) -> tuple[socket.socket, int, str, int, int] | None:
@@ -432,6 +438,12 @@ def set_host_addresses(addresses: Sequence[str]) -> None:
 _AIOICE_GET_HOST_ADDRESSES = aioice.ice.get_host_addresses
 
 
+def host_addresses() -> list[str]:
+    """The addresses ICE gathers host candidates on now (`set_host_addresses`, else every
+    interface's, as aioice finds them)."""
+    return list(aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True))
+
+
 def check_hooks() -> None:
     """Raise `HookError` naming what is missing if aiortc/aioice no longer fit these hooks."""
     missing: list[str] = []
@@ -512,10 +524,13 @@ class HostCandidatePolicy:
     port_range: tuple[int, int] = (0, 0)
     #: The address announced in place of every bound IPv4 host address ("": the bound one).
     announced_ipv4: str = ""
+    #: One UDP port every connection shares (`radiocore.udp_mux`); 0: a socket per connection
+    #: (in `port_range`).
+    shared_port: int = 0
 
     @property
     def is_default(self) -> bool:
-        return self.port_range == (0, 0) and not self.announced_ipv4
+        return self.port_range == (0, 0) and not self.announced_ipv4 and not self.shared_port
 
 
 class NoFreePortError(OSError):
@@ -581,6 +596,16 @@ async def _get_component_candidates(
     host_protocols: list[aioice.ice.StunProtocol] = []
     low, high = policy.port_range
     for address in addresses:
+        if policy.shared_port:
+            try:
+                mux = await udp_mux.mux_for(address, policy.shared_port)
+                shared = mux.attach(self)
+            except OSError as exc:
+                logger.warning("ICE: no host candidate on %s: %s", address, exc)
+                continue
+            host_protocols.append(shared)
+            candidates.append(_host_candidate(shared, component, address, policy))
+            continue
         try:
             if low:
                 sock = bind_in_range(address, low, high)
@@ -596,19 +621,8 @@ async def _get_component_candidates(
         except OSError as exc:
             logger.warning("ICE: could not bind a host candidate on %s: %s", address, exc)
             continue
-        bound_host, bound_port = sock.getsockname()[:2]
-        host = policy.announced_ipv4 if policy.announced_ipv4 and ":" not in address else bound_host
-        protocol.local_candidate = aioice.candidate.Candidate(
-            foundation=aioice.candidate.candidate_foundation("host", "udp", host),
-            component=component,
-            transport="udp",
-            priority=aioice.candidate.candidate_priority(component, "host"),
-            host=host,
-            port=bound_port,
-            type="host",
-        )
         host_protocols.append(protocol)
-        candidates.append(protocol.local_candidate)
+        candidates.append(_host_candidate(protocol, component, address, policy))
     self._protocols += host_protocols
     # server-reflexive candidates from these sockets (not needed with an announced address:
     # that is the public one), then the relay exactly as aioice gathers it
@@ -627,6 +641,26 @@ async def _get_component_candidates(
         candidates += [t.result()[0] for t in done if t.exception() is None]
     candidates += await relayed
     return candidates
+
+
+def _host_candidate(
+    protocol: aioice.ice.StunProtocol, component: int, address: str, policy: HostCandidatePolicy
+) -> aioice.candidate.Candidate:
+    """The host candidate of `protocol`'s socket (bound to `address`), as `policy` announces it;
+    set as the protocol's `local_candidate`."""
+    bound_host, bound_port = protocol.transport.get_extra_info("sockname")[:2]
+    host = policy.announced_ipv4 if policy.announced_ipv4 and ":" not in address else bound_host
+    candidate = aioice.candidate.Candidate(
+        foundation=aioice.candidate.candidate_foundation("host", "udp", host),
+        component=component,
+        transport="udp",
+        priority=aioice.candidate.candidate_priority(component, "host"),
+        host=host,
+        port=bound_port,
+        type="host",
+    )
+    protocol.local_candidate = candidate
+    return candidate
 
 
 _HOST_POLICY_ATTR = "_radiocore_host_policy"

@@ -242,6 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
         "processes' sum",
     )
     sfu.add_argument(
+        "--udp-port",
+        type=int,
+        default=0,
+        help="the server's ice.udp_port: every peer connection on this one port (each worker "
+        "on the next); 0: a port per peer connection",
+    )
+    sfu.add_argument(
         "--relay",
         action="store_true",
         help="measure the direct path, then every listener forced through a coturn the "

@@ -65,6 +65,7 @@ def sfu_config(config: ServerConfig) -> SfuConfig:
         ice_host_addresses=config.ice.host_addresses,
         ice_port_range=(config.ice.udp_port_min, config.ice.udp_port_max),
         ice_announced_address=config.ice.announced_address,
+        ice_udp_port=config.ice.udp_port,
         ice_connect_timeout_s=config.ice.connect_timeout_s,
         listener_queue_packets=limits.listener_queue_packets,
         max_buffered_data_bytes=limits.max_buffered_data_bytes,
@@ -268,6 +269,7 @@ async def _sfu(app: web.Application) -> AsyncIterator[None]:
         station_observer=app[keys.PRESENCE],
         ice_servers=ice.for_sfu,
     )
+    await sfu.open()  # OSError: the shared UDP port is taken (the server does not start)
     app[keys.SFU] = sfu
     app[keys.METRICS].sources.sfu = sfu
     try:

@@ -151,6 +151,12 @@ class IceConfig:
         "in the firewall); 0 with udp_port_max 0: any port",
     )
     udp_port_max: int = setting(0, "highest UDP port of the SFU's media (inclusive)")
+    udp_port: int = setting(
+        0,
+        "one UDP port every peer connection shares (open only this one in the firewall, plus "
+        "one more per media worker: worker N uses udp_port + N); 0: a port per peer "
+        "connection (udp_port_min … udp_port_max)",
+    )
     connect_timeout_s: float = setting(
         8.0,
         "seconds from the answer for a peer's media to come up; then the peer is told "
@@ -648,6 +654,7 @@ class ServerConfig:
             f"ice.transport_policy={self.ice.transport_policy}",
             f"ice.announced_address={self.ice.announced_address or '-'}",
             f"ice.udp_ports={self.ice.udp_port_min}-{self.ice.udp_port_max}",
+            f"ice.udp_port={self.ice.udp_port or '-'}",
             f"turn.urls={','.join(self.turn.urls) or '(none)'}",
             f"turn.secret={'<set>' if self.turn.secret else '<unset>'}",
             f"turn.ttl_s={self.turn.ttl_s}",
@@ -699,6 +706,12 @@ def validate(config: ServerConfig) -> ServerConfig:
     if not 0 <= config.worker_spill_listeners <= 100_000:
         raise ConfigError(
             f"worker_spill_listeners must be 0 … 100000, not {config.worker_spill_listeners}"
+        )
+    workers = config.workers or max(1, os.cpu_count() or 1)
+    if config.ice.udp_port and config.ice.udp_port + workers - 1 > 65535:
+        raise ConfigError(
+            f"ice.udp_port {config.ice.udp_port}: with {workers} process(es) the media ports "
+            f"would reach {config.ice.udp_port + workers - 1} (each worker uses the next port)"
         )
     log_level = config.log_level.upper()
     if log_level not in LOG_LEVELS:
@@ -846,6 +859,13 @@ def _check_ice(ice: IceConfig, turn: TurnConfig) -> None:
         raise ConfigError(
             f"ice.udp_port_min/udp_port_max: {low}-{high} is not a range within 1024 … 65535 "
             "(or 0-0 for any port)"
+        )
+    if ice.udp_port and not 1024 <= ice.udp_port <= 65535:
+        raise ConfigError(f"ice.udp_port: {ice.udp_port} is not within 1024 … 65535 (or 0)")
+    if ice.udp_port and (low, high) != (0, 0):
+        raise ConfigError(
+            "ice.udp_port and ice.udp_port_min/udp_port_max are both set: one shared port or a "
+            "port per peer connection, not both"
         )
     for url in ice.servers:
         try:

@@ -175,7 +175,7 @@ class WorkerPool:
             stdout=asyncio.subprocess.PIPE,
         )
         assert process.stdin is not None and process.stdout is not None
-        process.stdin.write(pickle.dumps(self._config))
+        process.stdin.write(pickle.dumps(worker_config(self._config, name)))
         await process.stdin.drain()
         process.stdin.close()
         try:
@@ -327,6 +327,18 @@ def worker_routes(key: NodeKey, sfu: Sfu, link: NodeLink, main_node: str) -> lis
     ]
 
 
+def worker_config(config: ServerConfig, name: str) -> ServerConfig:
+    """The server's configuration as worker `name` (`{node}-wN`) runs it: with a shared UDP
+    port (`ice.udp_port`), worker N shares `udp_port + N` (one socket cannot be read by two
+    processes); everything else as the server's."""
+    if not config.ice.udp_port:
+        return config
+    index = int(name.rpartition("-w")[2])
+    return dataclasses.replace(
+        config, ice=dataclasses.replace(config.ice, udp_port=config.ice.udp_port + index)
+    )
+
+
 async def run_worker(config: ServerConfig, name: str, main_node: str, main_url: str) -> int:
     """A worker process's life (see the module docstring); 0 after a clean stop."""
     from signaling.app import sfu_config  # the server's own SFU settings
@@ -340,6 +352,13 @@ async def run_worker(config: ServerConfig, name: str, main_node: str, main_url: 
     link = NodeLink(name, key, _only(main_node, main_url), verify_tls=False)
     ice = IcePlan(config)
     sfu = Sfu(sfu_config(config), ice_servers=ice.for_sfu)
+    try:
+        await sfu.open()  # its own shared UDP port (`worker_config`)
+    except OSError as exc:
+        logger.error("media worker %s cannot start: %s", name, exc)
+        sys.stdout.write(f"error: {exc}\n")  # what the main process reports
+        sys.stdout.flush()
+        return 1
     store = create_store(config.database_url, config.data_dir)
     await store.open()
     tasks: set[asyncio.Task[None]] = set()

@@ -20,6 +20,8 @@ Routers filter in their forward chain as the case says: `media_blocked` drops UD
 the SFU's media ports (TURN over UDP is left), `udp_blocked` drops all UDP (TURN over TCP is
 left). `cut` drops everything through the operator's router for `--cut-s` and then restores it;
 `relay_cut` does the same to an operator whose media goes through TURN (`media_blocked`).
+`one_port` runs the server with one media port for every peer connection (`ice.udp_port`) and
+drops every other UDP to and from it (TURN over UDP included) — its direct path must connect.
 `turn_down` runs without coturn; `operator_no_path` also drops all UDP at the operator's router
 (the operator must be told, soon); `station_no_path` drops all UDP at the station's router with
 no coturn (the station must not flap online/offline).
@@ -81,6 +83,7 @@ CASES: Final = (
     "media_blocked",
     "udp_blocked",
     "sfu_nat",
+    "one_port",
     "cut",
     "relay_cut",
     "turn_down",
@@ -92,6 +95,8 @@ SERVER_IP: Final = "198.51.100.10"
 SERVER_NAT_IP: Final = "198.51.100.20"
 SRV_PRIVATE_IP: Final = "172.16.0.2"
 MEDIA_PORTS: Final = (40000, 40199)
+#: Case one_port: every peer connection on this one port (`ice.udp_port`).
+ONE_MEDIA_PORT: Final = 40500
 TURN_PORT: Final = 3478
 HTTP_PORT: Final = 8080
 
@@ -176,6 +181,7 @@ class Network:
             "media_blocked": (["rsta", "rop"], MEDIA_BLOCK),
             "relay_cut": (["rsta", "rop"], MEDIA_BLOCK),
             "udp_blocked": (["rsta", "rop"], UDP_BLOCK),
+            "one_port": (["rsta", "rop"], ONE_PORT_ONLY),
             "operator_no_path": (["rop"], UDP_BLOCK),
             "station_no_path": (["rsta"], UDP_BLOCK),
         }.get(self.case)
@@ -211,6 +217,12 @@ MEDIA_BLOCK: Final = (
     f"    ip saddr {_SERVER_ADDRESSES} udp sport {_MEDIA_RANGE} drop\n"
 )
 UDP_BLOCK: Final = "meta l4proto udp drop\n"
+#: Case one_port: the server's firewall lets through UDP on its one media port only (not even
+#: TURN's: TURN over TCP is left, and must not be what connects).
+ONE_PORT_ONLY: Final = (
+    f"ip daddr {_SERVER_ADDRESSES} udp dport != {ONE_MEDIA_PORT} drop\n"
+    f"    ip saddr {_SERVER_ADDRESSES} udp sport != {ONE_MEDIA_PORT} drop\n"
+)
 CUT_TABLE: Final = (
     "table inet rc_cut {\n"
     "  chain forward_filter {\n"
@@ -309,7 +321,11 @@ def run(args: argparse.Namespace, result: dict[str, Any], children: list[Child])
         f'host = "0.0.0.0"\nport = {HTTP_PORT}\ndata_dir = "{data_dir}"\n'
         f'secret = "{os.urandom(32).hex()}"\nlog_level = "INFO"\n'
         f'[ice]\nhost_addresses = ["{bind_ip}"]\n'
-        f"udp_port_min = {MEDIA_PORTS[0]}\nudp_port_max = {MEDIA_PORTS[1]}\n"
+        + (
+            f"udp_port = {ONE_MEDIA_PORT}\n"
+            if case == "one_port"
+            else f"udp_port_min = {MEDIA_PORTS[0]}\nudp_port_max = {MEDIA_PORTS[1]}\n"
+        )
         + (f'announced_address = "{SERVER_NAT_IP}"\n' if behind_nat else "")
         + "[turn]\nurls = ["
         f'"turn:{SERVER_IP}:{TURN_PORT}?transport=udp", '

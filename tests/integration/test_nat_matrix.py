@@ -91,6 +91,7 @@ def assert_station_works(report: dict[str, Any]) -> None:
     [
         ("direct", "direct"),  # routers pass UDP: no relay
         ("sfu_nat", "direct"),  # the server behind 1:1 NAT, announcing its public address
+        ("one_port", "direct"),  # every peer on one server port, the only UDP let through
         ("media_blocked", "relay"),  # UDP to the SFU's media ports dropped: TURN over UDP
         ("udp_blocked", "relay"),  # all UDP dropped: TURN over TCP
         ("turn_down", "direct"),  # coturn down: the direct path still works
@@ -106,6 +107,9 @@ def test_station_and_operator_connect_through_nat(case: str, expected_path: str)
             assert kind != "relay", f"{side}: {report[side]}"
     if case == "sfu_nat":
         assert "-> host 198.51.100.20:" in report["operator_path"], "not the announced address"
+    if case == "one_port":
+        for side in ("operator_path", "agent_path"):
+            assert "-> host 198.51.100.10:40500" in report[side], f"{side}: {report[side]}"
     assert_station_works(report)
 
 

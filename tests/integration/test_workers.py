@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ import psutil
 import pytest
 
 from bench.tools import free_ports, start_agent, stop_process, wait_http
+from radiocore import aiortc_hooks
 from signaling.accounts import create_account
 from signaling.store import create_store
 from tests.integration.harness import Account, Operator, Rigctld, seed
@@ -66,8 +68,8 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
 
 
 @contextlib.asynccontextmanager
-async def serving(tmp_path: Path, spill: int) -> AsyncIterator[Served]:
-    """`served`, with `worker_spill_listeners = spill`."""
+async def serving(tmp_path: Path, spill: int, udp_port: int = 0) -> AsyncIterator[Served]:
+    """`served`, with `worker_spill_listeners = spill` (and `ice.udp_port`)."""
     board_id, board_secret, owner, _, _ = await seed(tmp_path)
     listeners = [
         Account(f"listener{i}@example.org", f"listener-password-{i}", f"DL{i}WRK") for i in range(3)
@@ -77,7 +79,7 @@ async def serving(tmp_path: Path, spill: int) -> AsyncIterator[Served]:
             user = await create_account(store, account.email, account.password, account.callsign)
             account.user_id = user.id
             await store.set_grant(board_id, user.id, "listen")
-    running = start_served(tmp_path, board_id, board_secret, owner, listeners, spill)
+    running = start_served(tmp_path, board_id, board_secret, owner, listeners, spill, udp_port)
     try:
         yield running
     finally:
@@ -91,6 +93,7 @@ def start_served(
     owner: Account,
     listeners: list[Account],
     spill: int,
+    udp_port: int = 0,
 ) -> Served:
     """The server process, once it listens and (`spill` 0) its worker too."""
     (port,) = free_ports(1)
@@ -100,7 +103,7 @@ def start_served(
         sys.executable, "-m", "radiocore", "serve", "--host", "127.0.0.1", "--port", str(port),
         "--data-dir", str(root), "--workers", "2", "--worker-spill-listeners", str(spill),
         "--log-level", "INFO",
-        "--ice-host-address", "127.0.0.1",
+        "--ice-host-address", "127.0.0.1", "--ice-udp-port", str(udp_port),
     ]  # fmt: skip
     with log.open("ab") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -114,6 +117,34 @@ def start_served(
         stop_process(process, timeout_s=10)
         raise
     return running
+
+
+def free_udp_pair() -> int:
+    """A UDP port free on 127.0.0.1 whose next port is free too (bounded search)."""
+    for _ in range(50):
+        first = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        second = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            first.bind(("127.0.0.1", 0))
+            port: int = first.getsockname()[1]
+            if port < 65535:
+                second.bind(("127.0.0.1", port + 1))
+                return port
+        except OSError:
+            continue
+        finally:
+            first.close()
+            second.close()
+    raise AssertionError("no two free consecutive UDP ports")
+
+
+def server_port(operator: Operator) -> int:
+    """The server's port of the operator's nominated ICE pair."""
+    assert operator.pc is not None
+    pair = aiortc_hooks.nominated_pair(operator.pc.getTransceivers()[0].receiver.transport)
+    assert pair is not None
+    port: int = pair.remote_addr[1]
+    return port
 
 
 def told_access_ended(operator: Operator) -> bool:
@@ -200,8 +231,10 @@ async def test_workers_start_only_once_the_main_process_serves_the_spill_point(
     """`worker_spill_listeners = 2`: no worker process until the main process serves two
     listeners (the owner and a first listen-only one); the next listener starts the worker,
     still served by the main process while it starts; the one after is placed on it and hears
-    the station unchanged."""
-    async with serving(tmp_path, spill=2) as served:
+    the station unchanged. With one shared UDP port (`ice.udp_port`): the main process's peers
+    all use it, the worker's the next one."""
+    port = free_udp_pair()
+    async with serving(tmp_path, spill=2, udp_port=port) as served:
         agent = start_agent(
             served.url, served.board_id, served.board_secret, rig.port,
             log=tmp_path / "agent.log",
@@ -235,6 +268,9 @@ async def test_workers_start_only_once_the_main_process_serves_the_spill_point(
             reference = [p.payload for p in owner.packets]
             heard = [p.payload for p in placed.packets]
             assert in_order_within(heard[:40], reference) == 40, "a listener's payload differs"
+            assert served.said(f"every peer connection shares UDP 127.0.0.1 port {port}")
+            assert served.said(f"every peer connection shares UDP 127.0.0.1 port {port + 1}")
+            assert [server_port(o) for o in operators] == [port, port, port, port + 1]
         finally:
             for operator in operators:
                 with contextlib.suppress(Exception):

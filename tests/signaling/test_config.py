@@ -19,6 +19,7 @@ from signaling.config import (
     resolve_web_root,
 )
 from signaling.errors import ConfigError
+from signaling.workers import worker_config
 
 SECRET = "Qx7-vR2pLk9_mZ4tWb8nYc3sHd6fJg1aEe5uTo0iPy"
 ENV = {"RADIOCORE_SECRET": SECRET}
@@ -287,6 +288,9 @@ def test_secrets_never_shown() -> None:
         ({"limits.max_sdp_chars": 70000}, "limits.max_sdp_chars"),
         ({"limits.max_data_message_bytes": 0}, "limits.max_data_message_bytes"),
         ({"limits.listener_queue_packets": 0}, "limits.listener_queue_packets"),
+        ({"ice.udp_port": 80}, "ice.udp_port: 80 is not within 1024"),
+        ({"ice.udp_port": 40000, "ice.udp_port_min": 41000, "ice.udp_port_max": 41010}, "both set"),
+        ({"ice.udp_port": 65535, "workers": 2}, "would reach 65536"),
     ],
 )
 def test_validation(overrides: dict[str, object], needle: str) -> None:
@@ -468,3 +472,14 @@ def test_a_deadman_within_two_keepalives_is_refused(deadman_s: float) -> None:
 
 def test_the_shortest_accepted_deadman_is_two_keepalives() -> None:
     assert load_server_config(env=ENV, overrides={"floor.deadman_s": 0.5}).floor.deadman_s == 0.5
+
+
+def test_each_media_worker_shares_its_own_port() -> None:
+    """One socket cannot be read by two processes: worker N shares `ice.udp_port + N`."""
+    config = load_server_config(env=ENV, overrides={"ice.udp_port": 40000, "workers": 3})
+    assert worker_config(config, "node-a-w1").ice.udp_port == 40001
+    assert worker_config(config, "node-a-w2").ice.udp_port == 40002
+    assert worker_config(config, "node-a-w2").ice.host_addresses == config.ice.host_addresses
+    assert "ice.udp_port=40000" in config.summary()
+    plain = load_server_config(env=ENV)
+    assert worker_config(plain, "node-a-w1") is plain
