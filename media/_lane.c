@@ -66,6 +66,10 @@ typedef struct {
     PyObject *dtls;
     /* socket (use_socket): NULL = return the protected packet (a relayed pair's queue) */
     PyObject *sock;
+    /* follow(): aioice's live map of nominated pairs and the pair this lane sends on; a batch
+     * (send_many) leaves the lane to its Python caller once the map names another pair */
+    PyObject *nominated;
+    PyObject *pair;
     struct sockaddr_storage addr;
     socklen_t addr_len;
     /* counters */
@@ -86,6 +90,8 @@ typedef struct {
 } Lane;
 
 static PyObject *s_ntp, *s_rtp_ts, *s_octets, *s_packets, *s_tx_bytes, *s_tx_packets, *s_fileno;
+static PyObject *rtp_component; /* 1: the key of RTP's pair in the nominated map */
+static PyTypeObject LaneType;
 
 /* ---- munger ---------------------------------------------------------------------------- */
 
@@ -226,6 +232,8 @@ static int Lane_traverse(Lane *self, visitproc visit, void *arg)
     Py_VISIT(self->sender);
     Py_VISIT(self->dtls);
     Py_VISIT(self->sock);
+    Py_VISIT(self->nominated);
+    Py_VISIT(self->pair);
     return 0;
 }
 
@@ -235,6 +243,8 @@ static int Lane_clear(Lane *self)
     Py_CLEAR(self->sender);
     Py_CLEAR(self->dtls);
     Py_CLEAR(self->sock);
+    Py_CLEAR(self->nominated);
+    Py_CLEAR(self->pair);
     self->srtp = NULL;
     self->protect = NULL;
     return 0;
@@ -351,6 +361,56 @@ bad:
     return NULL;
 }
 
+/* The protected packet of a munged (out_seq, out_ts) in the lane's buffer; its length in *len;
+ * -1 with an exception set when libsrtp refuses it. The caller checked the length. */
+static int build(Lane *self, uint32_t out_seq, uint32_t out_ts, uint64_t marker,
+                 PyObject *payload, int *len)
+{
+    Py_ssize_t payload_len = PyBytes_GET_SIZE(payload);
+    unsigned char *b = self->buffer;
+    b[0] = self->first_byte;
+    b[1] = (unsigned char)(self->payload_type | (marker ? 0x80 : 0));
+    b[2] = (unsigned char)(out_seq >> 8);
+    b[3] = (unsigned char)out_seq;
+    b[4] = (unsigned char)(out_ts >> 24);
+    b[5] = (unsigned char)(out_ts >> 16);
+    b[6] = (unsigned char)(out_ts >> 8);
+    b[7] = (unsigned char)out_ts;
+    memcpy(b + 8, self->tail, (size_t)self->tail_len);
+    memcpy(b + 8 + self->tail_len, PyBytes_AS_STRING(payload), (size_t)payload_len);
+    *len = (int)(8 + self->tail_len + payload_len);
+    int rc = self->protect(self->srtp, b, len);
+    if (rc != 0) {
+        PyErr_Format(PyExc_RuntimeError, "srtp_protect failed (%d)", rc);
+        return -1;
+    }
+    return 0;
+}
+
+/* The socket's number (-1: closed) in *fd; -1 with an exception set if fileno() fails. */
+static int socket_fd(PyObject *sock, long *fd)
+{
+    PyObject *fileno = PyObject_CallMethodNoArgs(sock, s_fileno);
+    if (fileno == NULL)
+        return -1;
+    *fd = PyLong_AsLong(fileno);
+    Py_DECREF(fileno);
+    if (*fd == -1 && PyErr_Occurred())
+        return -1;
+    return 0;
+}
+
+/* What the sender reports state of a packet sent (or returned) */
+static void count_sent(Lane *self, Py_ssize_t payload_len, int len, uint64_t ntp, uint32_t out_ts)
+{
+    self->packets++;
+    self->octets += (unsigned long long)payload_len;
+    self->tx_packets++;
+    self->tx_bytes += (unsigned long long)len;
+    self->last_ntp = ntp;
+    self->last_rtp_ts = out_ts;
+}
+
 /* send(source, seq, ts, marker, payload, ntp): None once handed to the socket (or dropped as
  * late), or the protected packet when the lane has no socket (the caller queues it). */
 static PyObject *Lane_send(Lane *self, PyObject *const *args, Py_ssize_t nargs)
@@ -385,54 +445,185 @@ static PyObject *Lane_send(Lane *self, PyObject *const *args, Py_ssize_t nargs)
         self->late++;
         Py_RETURN_NONE;
     }
-    unsigned char *b = self->buffer;
-    b[0] = self->first_byte;
-    b[1] = (unsigned char)(self->payload_type | (marker ? 0x80 : 0));
-    b[2] = (unsigned char)(out_seq >> 8);
-    b[3] = (unsigned char)out_seq;
-    b[4] = (unsigned char)(out_ts >> 24);
-    b[5] = (unsigned char)(out_ts >> 16);
-    b[6] = (unsigned char)(out_ts >> 8);
-    b[7] = (unsigned char)out_ts;
-    memcpy(b + 8, self->tail, (size_t)self->tail_len);
-    memcpy(b + 8 + self->tail_len, PyBytes_AS_STRING(payload), (size_t)payload_len);
-    int len = (int)length;
-    int rc = self->protect(self->srtp, b, &len);
-    if (rc != 0) {
-        PyErr_Format(PyExc_RuntimeError, "srtp_protect failed (%d)", rc);
+    int len = 0;
+    if (build(self, out_seq, out_ts, marker, payload, &len) < 0)
         return NULL;
-    }
     PyObject *result = NULL;
     if (self->sock != NULL) {
-        PyObject *fileno = PyObject_CallMethodNoArgs(self->sock, s_fileno);
-        if (fileno == NULL)
-            return NULL;
-        long fd = PyLong_AsLong(fileno);
-        Py_DECREF(fileno);
-        if (fd == -1 && PyErr_Occurred())
+        long fd;
+        if (socket_fd(self->sock, &fd) < 0)
             return NULL;
         if (fd < 0) { /* the socket is closed: nothing to send on (its number may be reused) */
             self->send_errors++;
             Py_RETURN_NONE;
         }
-        ssize_t sent = sendto((int)fd, b, (size_t)len, MSG_DONTWAIT,
+        ssize_t sent = sendto((int)fd, self->buffer, (size_t)len, MSG_DONTWAIT,
                               (struct sockaddr *)&self->addr, self->addr_len);
         if (sent < 0)
             self->send_errors++; /* a full socket buffer loses the packet, as UDP does */
     } else {
-        result = PyBytes_FromStringAndSize((const char *)b, len);
+        result = PyBytes_FromStringAndSize((const char *)self->buffer, len);
         if (result == NULL)
             return NULL;
     }
-    self->packets++;
-    self->octets += (unsigned long long)payload_len;
-    self->tx_packets++;
-    self->tx_bytes += (unsigned long long)len;
-    self->last_ntp = ntp;
-    self->last_rtp_ts = out_ts;
+    count_sent(self, payload_len, len, ntp, out_ts);
     if (result != NULL)
         return result;
     Py_RETURN_NONE;
+}
+
+/* follow(nominated, pair) or follow(None, None): see the struct */
+static PyObject *Lane_follow(Lane *self, PyObject *args)
+{
+    PyObject *nominated, *pair;
+    if (!PyArg_ParseTuple(args, "OO", &nominated, &pair))
+        return NULL;
+    if (nominated == Py_None) {
+        Py_CLEAR(self->nominated);
+        Py_CLEAR(self->pair);
+        Py_RETURN_NONE;
+    }
+    if (!PyDict_Check(nominated)) {
+        PyErr_SetString(PyExc_TypeError, "follow(nominated: dict, pair) or follow(None, None)");
+        return NULL;
+    }
+    Py_INCREF(nominated);
+    Py_XSETREF(self->nominated, nominated);
+    Py_INCREF(pair);
+    Py_XSETREF(self->pair, pair);
+    Py_RETURN_NONE;
+}
+
+#define BATCH 64
+
+/* Hand `count` built packets to `fd` with sendmmsg; each one the socket refuses counts as a
+ * send error of its lane (as Lane.send counts a refused sendto). */
+static void flush_batch(int fd, struct mmsghdr *msgs, Lane **owners, int count)
+{
+    int done = 0;
+    for (int attempt = 0; done < count && attempt < count; attempt++) {
+        int sent = sendmmsg(fd, msgs + done, (unsigned int)(count - done), MSG_DONTWAIT);
+        if (sent <= 0) {
+            owners[done]->send_errors++; /* the first one failed: lost, as UDP loses it */
+            done++;
+        } else {
+            done += sent;
+        }
+    }
+    for (; done < count; done++) /* not reached: each attempt settles at least one */
+        owners[done]->send_errors++;
+}
+
+/* send_many(lanes, source, seq, ts, marker, payload, ntp): Lane.send for each lane of the tuple
+ * (each at most once), the packets handed to their sockets with one sendmmsg per run of lanes
+ * on the same socket (one for all of them on a shared port). A lane with no socket, not wired,
+ * or whose nominated pair is no longer the one it follows is left alone: the indexes of those
+ * are returned (a list, or None when there are none) for the caller's own path. */
+static PyObject *send_many(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    long long source;
+    uint64_t seq, ts, ntp, marker;
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError,
+                        "send_many(lanes, source, seq, ts, marker, payload, ntp)");
+        return NULL;
+    }
+    PyObject *lanes = args[0];
+    if (!PyTuple_Check(lanes)) {
+        PyErr_SetString(PyExc_TypeError, "lanes must be a tuple");
+        return NULL;
+    }
+    if (as_ll(args[1], &source, "source") || as_u64(args[2], &seq, "seq") ||
+        as_u64(args[3], &ts, "ts") || as_u64(args[4], &marker, "marker") ||
+        as_u64(args[6], &ntp, "ntp"))
+        return NULL;
+    PyObject *payload = args[5];
+    if (!PyBytes_Check(payload)) {
+        PyErr_SetString(PyExc_TypeError, "payload must be bytes");
+        return NULL;
+    }
+    Py_ssize_t payload_len = PyBytes_GET_SIZE(payload);
+    struct mmsghdr msgs[BATCH];
+    struct iovec iov[BATCH];
+    Lane *owners[BATCH];
+    int count = 0, batch_fd = -1;
+    long fd = -1;
+    PyObject *fd_of = NULL; /* the socket whose number `fd` is */
+    PyObject *deferred = NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(lanes);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyTuple_GET_ITEM(lanes, i);
+        if (!PyObject_TypeCheck(item, &LaneType)) {
+            PyErr_SetString(PyExc_TypeError, "lanes must hold media._lane.Lane objects");
+            goto error;
+        }
+        Lane *lane = (Lane *)item;
+        int ready = lane->protect != NULL && lane->sock != NULL && lane->nominated != NULL;
+        if (ready) {
+            PyObject *current = PyDict_GetItemWithError(lane->nominated, rtp_component);
+            if (current == NULL && PyErr_Occurred())
+                goto error;
+            ready = current == lane->pair;
+        }
+        if (!ready) {
+            if (deferred == NULL && (deferred = PyList_New(0)) == NULL)
+                goto error;
+            PyObject *index = PyLong_FromSsize_t(i);
+            if (index == NULL || PyList_Append(deferred, index) < 0) {
+                Py_XDECREF(index);
+                goto error;
+            }
+            Py_DECREF(index);
+            continue;
+        }
+        if (8 + lane->tail_len + payload_len > SRTP_BUFFER - SRTP_MAX_TRAILER_LEN) {
+            PyErr_SetString(PyExc_ValueError, "packet is too long");
+            goto error;
+        }
+        uint32_t out_seq, out_ts;
+        if (!munge(lane, source, (uint32_t)(seq & SEQ_MASK), (uint32_t)ts, ntp, &out_seq,
+                   &out_ts)) {
+            lane->late++;
+            continue;
+        }
+        if (lane->sock != fd_of) {
+            if (socket_fd(lane->sock, &fd) < 0)
+                goto error;
+            fd_of = lane->sock;
+        }
+        if (fd < 0) { /* closed: as Lane.send */
+            lane->send_errors++;
+            continue;
+        }
+        if (count > 0 && (fd != batch_fd || count == BATCH)) {
+            flush_batch(batch_fd, msgs, owners, count);
+            count = 0;
+        }
+        int len = 0;
+        if (build(lane, out_seq, out_ts, marker, payload, &len) < 0)
+            goto error;
+        batch_fd = (int)fd;
+        iov[count].iov_base = lane->buffer;
+        iov[count].iov_len = (size_t)len;
+        memset(&msgs[count], 0, sizeof(msgs[count]));
+        msgs[count].msg_hdr.msg_name = &lane->addr;
+        msgs[count].msg_hdr.msg_namelen = lane->addr_len;
+        msgs[count].msg_hdr.msg_iov = &iov[count];
+        msgs[count].msg_hdr.msg_iovlen = 1;
+        owners[count] = lane;
+        count++;
+        count_sent(lane, payload_len, len, ntp, out_ts);
+    }
+    if (count > 0)
+        flush_batch(batch_fd, msgs, owners, count);
+    if (deferred != NULL)
+        return deferred;
+    Py_RETURN_NONE;
+error:
+    if (count > 0) /* what was built and counted goes */
+        flush_batch(batch_fd, msgs, owners, count);
+    Py_XDECREF(deferred);
+    return NULL;
 }
 
 /* sync(): the sender's RTCP sender-report counters and time pair, and the DTLS transport's
@@ -485,6 +676,8 @@ static PyMethodDef Lane_methods[] = {
      "use_socket(sock, family, host, port, scope_id) or use_socket(None)"},
     {"send", (PyCFunction)(void (*)(void))Lane_send, METH_FASTCALL,
      "send(source, seq, ts, marker, payload, ntp) -> None or the protected packet"},
+    {"follow", (PyCFunction)Lane_follow, METH_VARARGS,
+     "follow(nominated, pair) or follow(None, None): the pair send_many checks it still sends on"},
     {"sync", (PyCFunction)Lane_sync, METH_NOARGS,
      "sync(): write the counts into the sender and transport (before a sender report)"},
     {NULL},
@@ -504,9 +697,16 @@ static PyTypeObject LaneType = {
     .tp_getset = Lane_getset,
 };
 
+static PyMethodDef module_methods[] = {
+    {"send_many", (PyCFunction)(void (*)(void))send_many, METH_FASTCALL,
+     "send_many(lanes, source, seq, ts, marker, payload, ntp) -> None or the indexes left"},
+    {NULL},
+};
+
 static struct PyModuleDef lane_module = {
     PyModuleDef_HEAD_INIT, .m_name = "media._lane",
     .m_doc = "The compiled forwarding lane (see media/lane.py)", .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC PyInit__lane(void)
@@ -518,7 +718,8 @@ PyMODINIT_FUNC PyInit__lane(void)
     s_tx_bytes = PyUnicode_InternFromString("_RTCDtlsTransport__tx_bytes");
     s_tx_packets = PyUnicode_InternFromString("_RTCDtlsTransport__tx_packets");
     s_fileno = PyUnicode_InternFromString("fileno");
-    if (!s_ntp || !s_rtp_ts || !s_octets || !s_packets || !s_tx_bytes || !s_tx_packets || !s_fileno)
+    rtp_component = PyLong_FromLong(1);
+    if (!rtp_component || !s_ntp || !s_rtp_ts || !s_octets || !s_packets || !s_tx_bytes || !s_tx_packets || !s_fileno)
         return NULL;
     if (PyType_Ready(&LaneType) < 0)
         return NULL;

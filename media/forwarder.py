@@ -4,7 +4,9 @@
 For each listener a `ForwardTarget`'s lane (`media.lane`: compiled, or pure Python) rewrites the
 header (its own SSRC, payload type, sequence and timestamp offsets, header extensions), protects
 the packet with the listener's SRTP session and hands it straight to the listener's UDP socket:
-no sender coroutine, no queue, no encode.
+no sender coroutine, no queue, no encode. The compiled lanes of all listeners go in one C call
+(`media.lane.send_many`), their datagrams handed to the kernel with one `sendmmsg` per socket —
+one per packet for every listener when they share a port (`ice.udp_port`).
 Only a listener whose ICE pair goes through a TURN relay (aioice's relay protocols are
 coroutines) gets a bounded `ListenerQueue` that drops its oldest packet when full.
 
@@ -31,7 +33,7 @@ from aiortc import RTCRtpTransceiver
 from aiortc.clock import current_ntp_time
 from aiortc.rtp import RtpPacket
 
-from media.lane import Lane, LaneFactory
+from media.lane import CompiledLane, Lane, LaneFactory, LaneLike, send_many
 from radiocore import aiortc_hooks
 
 logger = logging.getLogger(__name__)
@@ -126,6 +128,15 @@ class ForwardTarget:
         self.closed = False
 
     @property
+    def lane(self) -> LaneLike:
+        return self._lane
+
+    @property
+    def batched(self) -> bool:
+        """True when `RtpFanout` sends this target's packets with the others' (`send_many`)."""
+        return send_many is not None and type(self._lane) is CompiledLane
+
+    @property
     def packets_sent(self) -> int:
         return self._lane.packets
 
@@ -180,9 +191,11 @@ class ForwardTarget:
         direct = aiortc_hooks.pair_socket(pair) if aiortc_hooks.pair_is_plain_udp(pair) else None
         if direct is not None:
             self._lane.use_socket(*direct)
+            self._lane.follow(self._nominated, pair)
             self._queue = None
         else:
             self._lane.use_socket(None)
+            self._lane.follow(None, None)
             self._queue = ListenerQueue(pair, self._queue_packets)
 
     def _follow(self, pair: Any) -> bool:
@@ -210,6 +223,7 @@ class ForwardTarget:
     def close(self) -> None:
         self.closed = True
         self._lane.use_socket(None)
+        self._lane.follow(None, None)
         self._nominated = {}
         if self._queue is not None:
             self._dropped_before += self._queue.dropped
@@ -278,6 +292,9 @@ class RtpFanout:
         self._source_ssrc: int | None = None
         self._generation = 0
         self._latency = latency
+        self._batched: tuple[ForwardTarget, ...] = ()
+        self._batch: tuple[LaneLike, ...] = ()
+        self._singles: tuple[ForwardTarget, ...] = ()
         self.packets_in = 0
         #: What the targets removed so far forwarded (`totals()` adds the current ones).
         self._retired = ForwardTotals()
@@ -288,14 +305,22 @@ class RtpFanout:
 
     def add(self, target: ForwardTarget) -> None:
         self._targets.append(target)
+        self._regroup()
 
     def remove(self, target: ForwardTarget) -> None:
         if target in self._targets:
             self._targets.remove(target)
+            self._regroup()
             target.close()
             self._retired.add(target.totals())
             return
         target.close()
+
+    def _regroup(self) -> None:
+        """The targets whose lanes go out together (`send_many`), and the others."""
+        self._batched = tuple(t for t in self._targets if t.batched)
+        self._batch = tuple(t.lane for t in self._batched)
+        self._singles = tuple(t for t in self._targets if not t.batched)
 
     def totals(self) -> ForwardTotals:
         """What every target, current or removed, forwarded and dropped since this began."""
@@ -322,13 +347,42 @@ class RtpFanout:
         ntp = current_ntp_time()
         latency = self._latency
         if latency is not None and self.packets_in % latency.every == 0:
-            started = time.perf_counter()
-            samples: list[float] = []
-            record = samples.append
-            for target in self._targets:
-                target.send(generation, seq, ts, marker, payload, ntp)
-                record(time.perf_counter() - started)
-            latency.extend(samples)
+            self._forward_timed(latency, generation, seq, ts, marker, payload, ntp)
             return
-        for target in self._targets:
+        if self._batch:
+            assert send_many is not None  # there is a batch only when it is built
+            left = send_many(self._batch, generation, seq, ts, marker, payload, ntp)
+            if left is not None:
+                batched = self._batched
+                for index in left:
+                    batched[index].send(generation, seq, ts, marker, payload, ntp)
+        for target in self._singles:
             target.send(generation, seq, ts, marker, payload, ntp)
+
+    def _forward_timed(
+        self,
+        latency: LatencyRecorder,
+        generation: int,
+        seq: int,
+        ts: int,
+        marker: int,
+        payload: bytes,
+        ntp: int,
+    ) -> None:
+        """`forward`, with each target's time from here until its packet was handed to the
+        socket (the batch's: when its `sendmmsg` returned) recorded."""
+        started = time.perf_counter()
+        samples: list[float] = []
+        record = samples.append
+        if self._batch:
+            assert send_many is not None
+            left = send_many(self._batch, generation, seq, ts, marker, payload, ntp)
+            done = time.perf_counter() - started
+            samples.extend([done] * (len(self._batch) - len(left or ())))
+            for index in left or ():
+                self._batched[index].send(generation, seq, ts, marker, payload, ntp)
+                record(time.perf_counter() - started)
+        for target in self._singles:
+            target.send(generation, seq, ts, marker, payload, ntp)
+            record(time.perf_counter() - started)
+        latency.extend(samples)

@@ -10,13 +10,15 @@ forwarding sender calls it before each report (`aiortc_hooks.report_every`), not
 `media/_lane.c` (built by setup.py when a C compiler and Python's headers are there) does it in
 one C call; `PyLane` below is the pure-Python fallback and the reference: both pass the same
 tests (tests/media/test_lane.py, and the forwarding tests run on both). `Lane` is the compiled
-one when it is built; the server's `forwarding_lane` setting picks one (`lane_named`).
+one when it is built; the server's `forwarding_lane` setting picks one (`lane_named`). The
+compiled lanes of a source's listeners also go out together (`send_many`: one `sendmmsg` per
+socket, so one per packet for all listeners on a shared port); the Python lanes one by one.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from media.rtp_munger import RtpMunger
@@ -64,6 +66,8 @@ class LaneLike(Protocol):
     def send(
         self, source: int, seq: int, ts: int, marker: int, payload: bytes, ntp: int
     ) -> bytes | None: ...
+
+    def follow(self, nominated: Mapping[int, Any] | None, pair: Any) -> None: ...
 
     def sync(self) -> None: ...
 
@@ -142,6 +146,10 @@ class PyLane:
         self._addr = (host, port) if family == socket.AF_INET else (host, port, 0, scope_id)
         self._sock = sock
 
+    def follow(self, nominated: Mapping[int, Any] | None, pair: Any) -> None:
+        """The compiled lane's check for `send_many` (there is no batch in Python)."""
+        del nominated, pair
+
     def send(
         self, source: int, seq: int, ts: int, marker: int, payload: bytes, ntp: int
     ) -> bytes | None:
@@ -209,17 +217,30 @@ class PyLane:
 LaneFactory = Callable[[int, int, int], LaneLike]
 
 
-def _compiled() -> LaneFactory | None:
+#: `send_many(lanes, source, seq, ts, marker, payload, ntp)`: `send` for each compiled lane of
+#: the tuple, their packets handed to the kernel with one `sendmmsg` per run of lanes on the same
+#: socket (one for all on a shared port, `ice.udp_port`); it leaves alone a lane with no socket,
+#: not wired, or whose nominated pair is not the one it `follow`s, and returns their indexes
+#: (None: none left) for the caller's `send`.
+SendMany = Callable[[tuple[LaneLike, ...], int, int, int, int, bytes, int], list[int] | None]
+
+
+def _compiled() -> tuple[LaneFactory | None, SendMany | None]:
     try:
         from media._lane import Lane as CompiledLane  # type: ignore[import-not-found]
+        from media._lane import send_many as compiled_send_many
     except ImportError:
-        return None
+        return None, None
     lane: LaneFactory = CompiledLane
-    return lane
+    batch: SendMany = compiled_send_many
+    return lane, batch
 
 
+_BUILT = _compiled()
 #: The compiled lane when it is built, else None (tests run both kinds through this).
-CompiledLane: LaneFactory | None = _compiled()
+CompiledLane: LaneFactory | None = _BUILT[0]
+#: The compiled lane's batched send when it is built, else None.
+send_many: SendMany | None = _BUILT[1]
 #: The lane forwarding uses by default: the compiled one when it is built.
 Lane: LaneFactory = CompiledLane if CompiledLane is not None else PyLane
 

@@ -210,3 +210,94 @@ def test_bad_input_is_refused_and_changes_nothing(name: str) -> None:
     unwired.sync()  # nothing to write to: nothing happens
     made.use_socket(None)
     assert made.send(1, 1, 1, 0, bytes(1200), NTP0) is not None  # the largest sizes pass
+
+
+def test_a_batch_puts_on_the_wire_what_each_lane_alone_would(receiver: socket.socket) -> None:
+    """`send_many` over lanes sharing one socket (a shared port) and lanes with sockets of their
+    own: every listener gets the bytes its lane's `send` gives (the twin lanes below, of the same
+    key and numbers), and the same counters; more lanes than one sendmmsg takes (64)."""
+    send_many = lane.send_many
+    assert send_many is not None
+    kind = compiled_lane()
+    nominated: dict[int, Any] = {1: "pair"}
+    shared = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    own = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
+    listeners = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(70)]
+    try:
+        batch, twins = [], []
+        for n, listener in enumerate(listeners):
+            listener.bind(("127.0.0.1", 0))
+            listener.settimeout(2.0)
+            made, _ = wired(kind, first_seq=n, first_ts=1000 * n)
+            twin, _ = wired(kind, first_seq=n, first_ts=1000 * n)
+            out = own[n % 3] if n >= 64 else shared
+            made.use_socket(out, socket.AF_INET, *listener.getsockname())
+            made.follow(nominated, "pair")
+            twin.use_socket(None)
+            batch.append(made)
+            twins.append(twin)
+        events = [
+            (5, 300 + i, 48_000 + 960 * i, 0, bytes([i]) * (30 + i), NTP0 + i) for i in range(4)
+        ]
+        events.append(events[1])  # a duplicate: late everywhere
+        for event in events:
+            assert send_many(tuple(batch), *event) is None
+        for made, twin, listener in zip(batch, twins, listeners, strict=True):
+            expected = [d for e in events if (d := twin.send(*e)) is not None]
+            assert [listener.recv(2048) for _ in expected] == expected
+            assert (made.packets, made.octets, made.late) == (twin.packets, twin.octets, 1)
+            assert made.send_errors == 0
+    finally:
+        for s in (shared, *own, *listeners):
+            s.close()
+
+
+def test_a_batch_leaves_a_lane_that_cannot_go_with_it_to_its_caller(
+    receiver: socket.socket, sender_socket: socket.socket
+) -> None:
+    """Not wired, no socket (a relayed pair's queue), never told what to follow, or ICE
+    nominated another pair: those lanes are left untouched and their indexes returned; a closed
+    socket counts an error and writes nothing; bad input is refused."""
+    send_many = lane.send_many
+    assert send_many is not None
+    kind = compiled_lane()
+    nominated: dict[int, Any] = {1: "pair"}
+    ready, _ = wired(kind)
+    ready.use_socket(sender_socket, socket.AF_INET, *receiver.getsockname())
+    ready.follow(nominated, "pair")
+    unwired = kind(48000, 1, 1)
+    queued, _ = wired(kind)
+    queued.use_socket(None)
+    queued.follow(nominated, "pair")
+    unfollowed, _ = wired(kind)
+    unfollowed.use_socket(sender_socket, socket.AF_INET, *receiver.getsockname())
+    moved, _ = wired(kind)
+    moved.use_socket(sender_socket, socket.AF_INET, *receiver.getsockname())
+    moved.follow(nominated, "old pair")
+    closed, _ = wired(kind)
+    gone = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    closed.use_socket(gone, socket.AF_INET, *receiver.getsockname())
+    closed.follow(nominated, "pair")
+    gone.close()
+    lanes = (unwired, ready, queued, unfollowed, moved, closed)
+    assert send_many(lanes, 1, 10, 20, 0, b"opus", NTP0) == [0, 2, 3, 4]
+    assert receiver.recv(2048)  # the ready one's
+    receiver.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        receiver.recv(2048)
+    assert [made.packets for made in lanes] == [0, 1, 0, 0, 0, 0]
+    assert closed.send_errors == 1
+    nominated[1] = "old pair"  # ICE went back: `moved` goes with the batch again, `ready` not
+    assert send_many((ready, moved), 1, 11, 980, 0, b"opus", NTP0) == [0]
+    assert moved.packets == 1
+    ready.follow(None, None)
+    assert send_many((ready,), 1, 12, 1940, 0, b"opus", NTP0) == [0]
+    with pytest.raises(TypeError):
+        send_many([ready], 1, 13, 2900, 0, b"opus", NTP0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        send_many((ready, PyLane(48000, 1, 1)), 1, 13, 2900, 0, b"opus", NTP0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        send_many((ready,), 1, 13, 2900, 0, "text", NTP0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        ready.follow({1: "pair"}.items(), "pair")  # type: ignore[arg-type]
+    assert moved.packets == 1 and ready.packets == 1
