@@ -411,6 +411,23 @@ static void count_sent(Lane *self, Py_ssize_t payload_len, int len, uint64_t ntp
     self->last_rtp_ts = out_ts;
 }
 
+/* The arguments (source, seq, ts, marker, payload, ntp) of send and send_many; -1 with an
+ * exception set when one is not what it must be. */
+static int packet_args(PyObject *const *args, long long *source, uint64_t *seq, uint64_t *ts,
+                       uint64_t *marker, PyObject **payload, uint64_t *ntp)
+{
+    if (as_ll(args[0], source, "source") || as_u64(args[1], seq, "seq") ||
+        as_u64(args[2], ts, "ts") || as_u64(args[3], marker, "marker") ||
+        as_u64(args[5], ntp, "ntp"))
+        return -1;
+    *payload = args[4];
+    if (!PyBytes_Check(*payload)) {
+        PyErr_SetString(PyExc_TypeError, "payload must be bytes");
+        return -1;
+    }
+    return 0;
+}
+
 /* send(source, seq, ts, marker, payload, ntp): None once handed to the socket (or dropped as
  * late), or the protected packet when the lane has no socket (the caller queues it). */
 static PyObject *Lane_send(Lane *self, PyObject *const *args, Py_ssize_t nargs)
@@ -421,15 +438,9 @@ static PyObject *Lane_send(Lane *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "send(source, seq, ts, marker, payload, ntp)");
         return NULL;
     }
-    if (as_ll(args[0], &source, "source") || as_u64(args[1], &seq, "seq") ||
-        as_u64(args[2], &ts, "ts") || as_u64(args[3], &marker, "marker") ||
-        as_u64(args[5], &ntp, "ntp"))
+    PyObject *payload;
+    if (packet_args(args, &source, &seq, &ts, &marker, &payload, &ntp) < 0)
         return NULL;
-    PyObject *payload = args[4];
-    if (!PyBytes_Check(payload)) {
-        PyErr_SetString(PyExc_TypeError, "payload must be bytes");
-        return NULL;
-    }
     if (self->protect == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "the lane is not wired");
         return NULL;
@@ -533,15 +544,9 @@ static PyObject *send_many(PyObject *module, PyObject *const *args, Py_ssize_t n
         PyErr_SetString(PyExc_TypeError, "lanes must be a tuple");
         return NULL;
     }
-    if (as_ll(args[1], &source, "source") || as_u64(args[2], &seq, "seq") ||
-        as_u64(args[3], &ts, "ts") || as_u64(args[4], &marker, "marker") ||
-        as_u64(args[6], &ntp, "ntp"))
+    PyObject *payload;
+    if (packet_args(args + 1, &source, &seq, &ts, &marker, &payload, &ntp) < 0)
         return NULL;
-    PyObject *payload = args[5];
-    if (!PyBytes_Check(payload)) {
-        PyErr_SetString(PyExc_TypeError, "payload must be bytes");
-        return NULL;
-    }
     Py_ssize_t payload_len = PyBytes_GET_SIZE(payload);
     struct mmsghdr msgs[BATCH];
     struct iovec iov[BATCH];
