@@ -32,6 +32,7 @@ from typing import Final
 from aiohttp import web
 
 import radiocore_protocol as protocol
+from radiocore import small_waiters
 from signaling import keys
 from signaling.app import create_app, start_workers
 from signaling.config import ServerConfig
@@ -90,6 +91,7 @@ async def serve(
 
     `on_ready(app, url)` runs once the server listens (the demo starts its station there).
     """
+    small_waiters.install()  # ≈ 27 KB less per peer connection (see the module)
     stop = stop if stop is not None else asyncio.Event()
     loop = asyncio.get_running_loop()
     # validated with the config; read again here, where the server commits to them

@@ -49,6 +49,7 @@ from aiohttp import web
 from media.errors import MediaError
 from media.participant import MediaFailure
 from media.sfu import Sfu
+from radiocore import small_waiters
 from radiocore_protocol import ErrorCode, ProtocolError
 from signaling.access import AccessWatch
 from signaling.config import ServerConfig
@@ -343,6 +344,7 @@ async def run_worker(config: ServerConfig, name: str, main_node: str, main_url: 
     """A worker process's life (see the module docstring); 0 after a clean stop."""
     from signaling.app import sfu_config  # the server's own SFU settings
 
+    small_waiters.install()  # as the server does (see the module)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
