@@ -120,6 +120,7 @@ class ForwardTarget:
         )
         # nothing here reads the listener's receiver reports on this stream
         aiortc_hooks.skip_receiver_reports(transceiver.sender.transport)
+        aiortc_hooks.release_idle_decoder_queue(transceiver.receiver)
         self._nominated: Mapping[int, Any] = {}
         self._pair: Any = None
         self._queue: ListenerQueue | None = None

@@ -10,7 +10,8 @@ setup.cfg:
 1. Receive side: shadow `RTCRtpReceiver._handle_rtp_packet` on the instance (called after SRTP
    decryption) so packets are forwarded first, then handed to the original so RTCP receiver
    reports keep flowing; replace the receiver's jitter buffer with one that keeps nothing, so
-   the idle decoder never sees a frame and nothing piles up.
+   the idle decoder never sees a frame and nothing piles up. A receiver that never receives
+   (a listener's) gives up the decoder queue aiortc made for it (`release_idle_decoder_queue`).
 2. Send side ("direct path"): the forwarder's lane (media/lane.py, media/_lane.c) writes each
    listener's RTP header itself, protects it with that listener's SRTP session (`srtp_session`,
    and `srtp_addresses` for the compiled lane: pylibsrtp's libsrtp context and `srtp_protect`)
@@ -49,6 +50,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import queue
 import random
 import socket
 import time
@@ -92,6 +94,8 @@ RtpHandler = Callable[[RtpPacket, int], Awaitable[None]]
 
 _RECEIVER_HANDLER = "_handle_rtp_packet"
 _RECEIVER_JITTER = "_RTCRtpReceiver__jitter_buffer"
+_RECEIVER_DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
+_RECEIVER_DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
 _SENDER_STARTED = "_RTCRtpSender__started"
 _SENDER_MID = "_RTCRtpSender__mid"
 _SENDER_EXTENSIONS = "_RTCRtpSender__rtp_header_extensions_map"
@@ -209,6 +213,24 @@ def skip_receiver_reports(dtls: RTCDtlsTransport) -> None:
         passed_on(data, component)
 
     connection.data_received = data_received  # type: ignore[method-assign]
+
+
+def release_idle_decoder_queue(receiver: RTCRtpReceiver) -> None:
+    """Free the decoder queue of a receiver that does not receive (a listener's, whose
+    transceiver the server only sends on): aiortc makes a `queue.Queue` (three threading
+    conditions, ≈ 4 KB) for a decoder thread it starts only in `receive()`, and every
+    receiver keeps it. If `receive()` is ever called, a queue is made again first."""
+    if getattr(receiver, _RECEIVER_DECODER_THREAD) is not None:
+        return  # receiving: its thread holds the queue
+    setattr(receiver, _RECEIVER_DECODER_QUEUE, None)
+    original = receiver.receive
+
+    async def receive(parameters: Any) -> None:
+        setattr(receiver, _RECEIVER_DECODER_QUEUE, queue.Queue())
+        del receiver.receive  # the class's method again
+        await original(parameters)
+
+    receiver.receive = receive  # type: ignore[method-assign]
 
 
 def _ice_connection(dtls: RTCDtlsTransport) -> aioice.ice.Connection:
@@ -452,6 +474,11 @@ def check_hooks() -> None:
     receiver_init = inspect.getsource(RTCRtpReceiver.__init__)
     if "self.__jitter_buffer" not in receiver_init:
         missing.append("RTCRtpReceiver.__jitter_buffer")
+    receiver_receive = inspect.getsource(RTCRtpReceiver.receive)
+    for name in (_RECEIVER_DECODER_QUEUE, _RECEIVER_DECODER_THREAD):
+        attr = "self.__" + name.split("__", 1)[1]
+        if attr not in receiver_init or attr not in receiver_receive:
+            missing.append(f"RTCRtpReceiver.{name}")
     sender_init = inspect.getsource(RTCRtpSender.__init__)
     for name in (_SENDER_STARTED, _SENDER_MID, _SENDER_EXTENSIONS, *_SENDER_COUNTERS):
         if "self.__" + name.split("__", 1)[1] not in sender_init:

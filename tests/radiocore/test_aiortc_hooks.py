@@ -349,3 +349,45 @@ def test_a_certificates_fingerprints_are_computed_once_and_are_aiortcs() -> None
         assert tuple(certificate.getFingerprints()) == aiortc_hooks._FINGERPRINTS[certificate]
         assert len(certificate.getFingerprints()) == 3
     assert first.getFingerprints()[0].value != second.getFingerprints()[0].value
+
+
+async def test_a_receiver_that_does_not_receive_gives_up_its_decoder_queue() -> None:
+    """A listener's receiver (the client only receives: the server only sends on it) drops
+    aiortc's decoder queue for good; one whose peer sends (receive() called after the drop)
+    gets a queue back and decodes: the client's audio arrives as frames on the server's track."""
+    from aiortc.mediastreams import AudioStreamTrack
+
+    aiortc_hooks.set_host_addresses(["127.0.0.1"])
+    config = RTCConfiguration(iceServers=[])
+    queue_attr = "_RTCRtpReceiver__decoder_queue"
+    peers: list[RTCPeerConnection] = []
+    try:
+        receivers = []
+        for client_sends in (False, True):
+            server, client = RTCPeerConnection(config), RTCPeerConnection(config)
+            peers += [server, client]
+            if client_sends:
+                client.addTrack(AudioStreamTrack())
+            else:
+                client.addTransceiver("audio", direction="recvonly")
+            await client.setLocalDescription(await client.createOffer())
+            await server.setRemoteDescription(client.localDescription)
+            if not client_sends:
+                server.getTransceivers()[0].sender.replaceTrack(AudioStreamTrack())
+            receiver = server.getTransceivers()[0].receiver
+            aiortc_hooks.release_idle_decoder_queue(receiver)
+            assert getattr(receiver, queue_attr) is None
+            await server.setLocalDescription(await server.createAnswer())
+            await client.setRemoteDescription(server.localDescription)
+            receivers.append(receiver)
+        listening, receiving = receivers
+        frame = await asyncio.wait_for(receiving.track.recv(), timeout=10)  # once connected
+        assert frame.samples > 0
+        assert getattr(receiving, queue_attr) is not None
+        assert getattr(listening, queue_attr) is None  # never received: nothing kept
+        aiortc_hooks.release_idle_decoder_queue(receiving)  # receiving: left alone
+        assert getattr(receiving, queue_attr) is not None
+    finally:
+        for pc in peers:
+            await pc.close()
+        aiortc_hooks.set_host_addresses([])
