@@ -182,6 +182,10 @@ class UdpMux(asyncio.DatagramProtocol):
         if owner is None:
             self.unclaimed += 1
             return
+        if data and data[0] >= 4:  # DTLS, SRTP, SRTCP: straight to the connection (aioice's
+            # protocol would first try, and fail, to parse it as STUN)
+            owner.receiver.data_received(data, owner.local_candidate.component)
+            return
         owner.datagram_received(data, addr)
 
     def error_received(self, exc: Exception) -> None:
