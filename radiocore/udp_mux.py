@@ -6,7 +6,9 @@ LiveKit's and mediasoup's single-port modes do:
 
 - a STUN binding request goes to the connection whose local ICE username fragment opens its
   USERNAME attribute (`local:remote`), and its source address becomes that connection's
-  (RFC 8445: the remote side checks from each of its candidates before anything else flows);
+  (RFC 8445: the remote side checks from each of its candidates before anything else flows) —
+  an address another connection owns only if the request is signed with this connection's
+  password;
 - a STUN response goes to the connection that sent the request (by transaction ID);
 - anything else (DTLS, SRTP, SRTCP, binding indications) goes to the connection that owns its
   source address; a datagram from an address no connection owns is dropped and counted.
@@ -63,6 +65,17 @@ def _request_ufrag(data: bytes) -> str | None:
                 return None
         pos += 4 + length + (-length % 4)
     return None
+
+
+def _signed_for(data: bytes, protocol: MuxedStunProtocol) -> bool:
+    """True when the binding request `data` carries a MESSAGE-INTEGRITY made with the password
+    of `protocol`'s connection: only such a request takes an address another connection owns
+    (a request with a forged source address and someone's username fragment moves nothing)."""
+    try:
+        message = aioice.stun.parse_message(data)
+    except ValueError:
+        return False
+    return message.check_message_integrity(protocol.receiver.local_password.encode("utf8"))
 
 
 class UdpMux(asyncio.DatagramProtocol):
@@ -136,6 +149,10 @@ class UdpMux(asyncio.DatagramProtocol):
             if self._by_transaction.get(transaction) is protocol:
                 del self._by_transaction[transaction]
 
+    def owner_of(self, addr: tuple[Any, ...]) -> MuxedStunProtocol | None:
+        """The connection datagrams from `addr` go to (None: dropped)."""
+        return self._by_addr.get((addr[0], addr[1]))
+
     @property
     def connections(self) -> int:
         return len(self._by_ufrag)
@@ -175,7 +192,9 @@ class UdpMux(asyncio.DatagramProtocol):
                 if ufrag is not None:
                     protocol = self._by_ufrag.get(ufrag)
                     if protocol is not None:
-                        self.claim(protocol, key)
+                        owner = self._by_addr.get(key)
+                        if owner is None or (owner is not protocol and _signed_for(data, protocol)):
+                            self.claim(protocol, key)
                         protocol.datagram_received(data, addr)
                         return
         owner = self._by_addr.get(key)

@@ -157,7 +157,8 @@ async def test_strangers_datagrams_and_forged_checks_reach_nobody(
     agent = peer()
     agent.addTransceiver(TonePacketTrack(), direction="sendrecv")
     agent.createDataChannel("control")
-    await apply_answer(agent, await sfu.connect_agent(BOARD, "Station", await offer_sdp(agent)))
+    station_answer = await sfu.connect_agent(BOARD, "Station", await offer_sdp(agent))
+    await apply_answer(agent, station_answer)
     stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     stranger.bind(("127.0.0.1", 0))
     stranger.setblocking(False)
@@ -191,6 +192,25 @@ async def test_strangers_datagrams_and_forged_checks_reach_nobody(
         )
         assert reply.message_class == aioice.stun.Class.ERROR
         assert reply.attributes["ERROR-CODE"][0] == 401
+        # the same forgery from the listener's own address, naming the station's connection:
+        # the listener's address stays the listener's (its DTLS and checks still reach it)
+        pair = aiortc_hooks.nominated_pair(listener_pc.getTransceivers()[0].receiver.transport)
+        assert pair is not None
+        owner_before = mux.owner_of(pair.local_addr)
+        assert owner_before is not None and owner_before.ufrag == match[1]
+        station_ufrag = ICE_UFRAG.search(station_answer)
+        assert station_ufrag is not None
+        forged = aioice.stun.Message(
+            message_method=aioice.stun.Method.BINDING,
+            message_class=aioice.stun.Class.REQUEST,
+        )
+        forged.attributes["USERNAME"] = f"{station_ufrag[1]}:forged"
+        forged.attributes["ICE-CONTROLLING"] = 1
+        forged.add_message_integrity(b"not the password")
+        forged.add_fingerprint()
+        pair.protocol.transport.sendto(bytes(forged), ("127.0.0.1", port))
+        await asyncio.sleep(0.3)
+        assert mux.owner_of(pair.local_addr) is owner_before
         heard = len(packets)
         assert await wait_for(lambda: len(packets) >= heard + 25, seconds=10), (
             "the listener went deaf after a forged check"
