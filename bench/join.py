@@ -149,7 +149,10 @@ def run_join_bench(args: argparse.Namespace) -> int:
         print("radiocore bench join: --operators 1 … 1000, --processes 1 … 16", file=sys.stderr)
         return 2
     # one bench account for every operator: its per-account bound raised to hold them all
-    config = f"[limits]\nmax_connections_per_user = {args.operators + 1}\n"
+    config = (
+        f"udp_port = {args.udp_port}\n"  # [ice], which the station's config opens
+        f"[limits]\nmax_connections_per_user = {args.operators + 1}\n"
+    )
     with tempfile.TemporaryDirectory(prefix="radiocore-bench-join-") as tmp:
         # the workers from the start: the operators are spread from the first
         top = f"workers = {args.workers}\nworker_spill_listeners = 0\n"
@@ -163,6 +166,7 @@ def run_join_bench(args: argparse.Namespace) -> int:
             result = _run(station, args.operators, args.processes, token, args.prepared)
             result["workers"] = args.workers
             result["prepared"] = args.prepared
+            result["udp_port"] = args.udp_port
         finally:
             station.close()
     print(json.dumps(result, indent=None if args.json else 2))

@@ -396,6 +396,13 @@ def build_parser() -> argparse.ArgumentParser:
         "offers are answered by the least loaded process",
     )
     join.add_argument(
+        "--udp-port",
+        type=int,
+        default=0,
+        help="the server's ice.udp_port: every peer connection on this one port; 0: a port "
+        "per peer connection",
+    )
+    join.add_argument(
         "--prepared",
         action="store_true",
         help="each operator makes its peer connection and offer before the start instant, as "

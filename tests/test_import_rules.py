@@ -13,13 +13,15 @@ and the server meet only in the protocol and the config loader):
 - `radiocore` (its `__init__`), `radiocore.configlayers` and `radiocore.logs`: the standard
   library only (the agent loads its config and sets up its logs with them);
   `radiocore.aiortc_hooks`: aiortc/aioice only (every touch of their private state, shared by
-  the SFU and the agent). `radiocore.cli` and `radiocore.demo` start every process, so they are
-  free (and import lazily).
+  the SFU and the agent), and `radiocore.udp_mux` (the shared UDP port: aioice's public names
+  only); `radiocore.small_waiters`: the standard library only. `radiocore.cli` and
+  `radiocore.demo` start every process, so they are free (and import lazily).
 - `turn`: the standard library only; `turn.probe` (the TURN allocation check) also aioice's
   public TURN client.
 - `media`: the standard library, itself, aiortc/aioice/av/pylibsrtp, msgspec,
-  `radiocore_protocol` and `radiocore.aiortc_hooks`; never aiohttp, Socket.IO, JWT, databases,
-  Redis, `signaling`, `turn`, `board_agent`, `bench` nor the command line.
+  `radiocore_protocol`, `radiocore.aiortc_hooks` and `radiocore.udp_mux`; never aiohttp,
+  Socket.IO, JWT, databases, Redis, `signaling`, `turn`, `board_agent`, `bench` nor the command
+  line.
 - `board_agent.ptt_guard` and the modules it runs on (`rigctld_process`, `backoff`, `errors`):
   the standard library and each other only (a small process that must outlive a broken agent).
 - `board_agent`: the standard library, itself, `radiocore_protocol`, `radiocore.configlayers`,
@@ -143,9 +145,21 @@ RULES: tuple[ImportRule, ...] = (
     ),
     ImportRule(
         "radiocore.aiortc_hooks",
-        allowed=("radiocore.aiortc_hooks", *MEDIA_LIBRARIES),
+        allowed=("radiocore.aiortc_hooks", "radiocore.udp_mux", *MEDIA_LIBRARIES),
         stdlib=True,
         why="the aiortc hooks import only aiortc/aioice (the SFU and the agent share them)",
+    ),
+    ImportRule(
+        "radiocore.udp_mux",
+        allowed=("radiocore.udp_mux", "aioice"),
+        stdlib=True,
+        why="the shared UDP port uses aioice's public names and nothing else",
+    ),
+    ImportRule(
+        "radiocore.small_waiters",
+        allowed=("radiocore.small_waiters",),
+        stdlib=True,
+        why="the small asyncio waiters touch only the standard library",
     ),
     ImportRule(
         "radiocore.logs",
@@ -179,6 +193,7 @@ RULES: tuple[ImportRule, ...] = (
             "media",
             "radiocore_protocol",
             "radiocore.aiortc_hooks",
+            "radiocore.udp_mux",
             "msgspec",
             *MEDIA_LIBRARIES,
         ),

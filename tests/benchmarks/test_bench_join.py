@@ -5,6 +5,7 @@ heard the station, the join -> first audio figures and their parts in order (the
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from typing import Any
@@ -20,11 +21,17 @@ def test_bench_join_small_run_every_operator_hears_the_station(
     workers: int, prepared: bool
 ) -> None:
     """With 2 workers the operators may only listen (each placed on the least loaded process);
-    `--prepared` operators send the offer they made before the start."""
+    `--prepared` operators send the offer they made before the start, to a server with every
+    peer connection on one UDP port."""
     require_rigctld()
+    port = 0
+    if prepared:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
     result = subprocess.run(
         [sys.executable, "-m", "radiocore", "bench", "join", "--operators", "4",
-         "--processes", "2", "--workers", str(workers), "--json",
+         "--processes", "2", "--workers", str(workers), "--json", "--udp-port", str(port),
          *(["--prepared"] if prepared else [])],
         capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
@@ -33,6 +40,7 @@ def test_bench_join_small_run_every_operator_hears_the_station(
     assert report["ok"] is True, report
     assert report["operators"] == 4 and report["processes"] == 2
     assert report["workers"] == workers and report["prepared"] is prepared
+    assert report["udp_port"] == port
     assert report["heard_audio"] == 4, report
     assert report["refused_or_failed"] == {} and report["heard_nothing"] == 0
     joined = report["join_answered_ms_p99"]
