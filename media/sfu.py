@@ -385,6 +385,12 @@ class Sfu:
             self._holds_port = False
             udp_mux.release(self.config.ice_udp_port)
 
+    def unclaimed_datagrams(self) -> int:
+        """Datagrams to this process's shared UDP port (`ice_udp_port`) that no peer connection
+        owned, dropped since it opened (0 without a shared port)."""
+        port = self.config.ice_udp_port
+        return sum(mux.unclaimed for mux in udp_mux.muxes(port)) if port else 0
+
     def totals(self) -> SfuTotals:
         """Forwarding and refusal counts since start (monotonic, unlike `stats()`, which counts
         the rooms there are now)."""

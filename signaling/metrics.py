@@ -272,6 +272,13 @@ class ServerMetrics:
             failures.add_metric([entry], refused.get(entry, 0))
         yield failures
 
+        yield _counter(
+            "radiocore_udp_unclaimed_datagrams_total",
+            "Datagrams to the shared UDP port (ice.udp_port) that no peer connection owned "
+            "(dropped)",
+            sfu.unclaimed_datagrams() if sfu is not None else 0,
+        )
+
         placed = CounterMetricFamily(
             "radiocore_agents_placed_elsewhere_total",
             "Board agents sent to a less loaded node when they connected (cluster placement)",

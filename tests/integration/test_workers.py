@@ -30,6 +30,7 @@ from tests.integration.harness import Account, Operator, Rigctld, seed
 from tests.integration.test_nodes import (
     in_order_within,
     listening_operator,
+    metric,
     refused_to_key,
     sign_in,
     told_to_join_again,
@@ -117,6 +118,14 @@ def start_served(
         stop_process(process, timeout_s=10)
         raise
     return running
+
+
+async def wait_for_metric(node: Node, name: str, at_least: float, seconds: float) -> bool:
+    for _ in range(int(seconds / 0.2)):  # bounded
+        if await metric(node, name) >= at_least:
+            return True
+        await asyncio.sleep(0.2)
+    return await metric(node, name) >= at_least
 
 
 def free_udp_pair() -> int:
@@ -271,6 +280,14 @@ async def test_workers_start_only_once_the_main_process_serves_the_spill_point(
             assert served.said(f"every peer connection shares UDP 127.0.0.1 port {port}")
             assert served.said(f"every peer connection shares UDP 127.0.0.1 port {port + 1}")
             assert [server_port(o) for o in operators] == [port, port, port, port + 1]
+            # a stranger's datagrams to the main process's port are dropped and counted
+            before = await metric(main, "radiocore_udp_unclaimed_datagrams_total")
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+                for _ in range(3):
+                    stranger.sendto(b"\x80\x6f" + bytes(30), ("127.0.0.1", port))
+            assert await wait_for_metric(
+                main, "radiocore_udp_unclaimed_datagrams_total", before + 3, 5
+            )
         finally:
             for operator in operators:
                 with contextlib.suppress(Exception):

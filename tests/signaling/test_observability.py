@@ -59,6 +59,7 @@ METRIC_NAMES = (
     "radiocore_auth_failures_total",
     "radiocore_rate_limited_total",
     "radiocore_agents_placed_elsewhere_total",
+    "radiocore_udp_unclaimed_datagrams_total",
     "radiocore_board_online",
     "process_resident_memory_bytes",
     "process_open_fds",
