@@ -153,9 +153,16 @@ navigator.mediaDevices.getUserMedia = () =>
 
 # Keeps the page's control channel reachable, so the check can hand it server messages, and
 # can swallow its keep-alives (`window.__rcDropKeepalives = true`) to see the server's dead-man.
+# Keeps the last messages the page sent and received on it, with their times (ms since the page
+# opened), for the report of a step that fails (`_channel_log`).
 CAPTURE_CONTROL_CHANNEL_JS = """
 (() => {
   const create = RTCPeerConnection.prototype.createDataChannel;
+  window.__rcChannelLog = [];
+  const log = (way, data) => {
+    window.__rcChannelLog.push([Math.round(performance.now()), way, String(data).slice(0, 120)]);
+    if (window.__rcChannelLog.length > 60) window.__rcChannelLog.shift();
+  };
   RTCPeerConnection.prototype.createDataChannel = function (...args) {
     const channel = create.apply(this, args);
     const send = channel.send.bind(channel);
@@ -163,10 +170,15 @@ CAPTURE_CONTROL_CHANNEL_JS = """
     channel.send = (data) => {
       if (window.__rcDropKeepalives && String(data).includes('"keepalive"')) {
         window.__rcDroppedKeepalives += 1;
+        log("dropped", data);
         return;
       }
+      log("sent", data);
       send(data);
     };
+    channel.addEventListener("message", (event) => {
+      if (!String(event.data).includes('"status"')) log("received", event.data);
+    });
     window.__rcControl = channel;
     return channel;
   };
@@ -648,7 +660,22 @@ def _press_ptt_button(page: Page) -> None:
         raise CheckFailedError("the PTT button is not visible")
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.mouse.down()
-    _wait_js(page, "window.radiocore.ptt === true", timeout=UI_REACTION_MS)
+    try:
+        _wait_js(page, "window.radiocore.ptt === true", timeout=UI_REACTION_MS)
+    except PlaywrightError:
+        raise CheckFailedError(
+            f"the PTT button did not key within {UI_REACTION_MS} ms: {_tx_view(page)}; "
+            f"the control channel's last messages: {_channel_log(page)}"
+        ) from None
+
+
+def _channel_log(page: Page) -> list[Any]:
+    """The page's last control-channel messages (sent, dropped, received; statuses left out)
+    with the page's time now, as `CAPTURE_CONTROL_CHANNEL_JS` keeps them."""
+    entries: list[Any] = page.evaluate(
+        "[...(window.__rcChannelLog || []), [Math.round(performance.now()), 'now', '']]"
+    )
+    return entries
 
 
 def check_server_messages(page: Page, result: dict[str, Any]) -> None:
