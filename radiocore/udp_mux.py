@@ -25,6 +25,7 @@ One socket per address is also what a batched send (`sendmmsg`) needs.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 from collections.abc import Iterable
@@ -286,8 +287,24 @@ def use_port(port: int) -> None:
 
 async def open_muxes(addresses: Iterable[str], port: int) -> list[UdpMux]:
     """Bind `port` on each of `addresses` now (a server's start: a port in use is an error
-    there, not a missing candidate later); OSError naming the address and port."""
-    return [await mux_for(address, port) for address in addresses]
+    there, not a missing candidate later): OSError naming the address and port when the port is
+    taken or not allowed on any of them, or when none could be bound. An address that cannot be
+    bound for another reason (an IPv6 address still tentative, say) is logged and left to later
+    connections, which try again."""
+    opened: list[UdpMux] = []
+    failures: list[OSError] = []
+    wanted = list(addresses)
+    for address in wanted:
+        try:
+            opened.append(await mux_for(address, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                raise
+            logger.warning("ICE: %s (left out for now)", exc)
+            failures.append(exc)
+    if wanted and not opened:
+        raise failures[0]
+    return opened
 
 
 async def mux_for(address: str, port: int) -> UdpMux:
