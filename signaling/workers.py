@@ -78,6 +78,9 @@ START_BOUND_S: Final = 30.0
 #: A worker that dies sooner than this after its start is not started again (it would only die
 #: again: a broken installation or configuration).
 _MIN_LIFE_S: Final = 5.0
+#: After the media workers failed to start at the spill point, the next attempt waits this long
+#: (and for the next listener): a taken media port, say, may be freed meanwhile.
+LATE_RETRY_S: Final = 10.0
 #: How often a worker checks that its main process is still there.
 _PARENT_CHECK_S: Final = 1.0
 #: What a listener served by a worker that died is told (`media_failed`).
@@ -119,15 +122,24 @@ class WorkerPool:
         self._pending = 0
         self._spill = 0
         self._starting: asyncio.Task[None] | None = None
+        #: No late start before this (monotonic), after one failed.
+        self._retry_at = 0.0
 
     async def _url_of(self, name: str) -> str | None:
         worker = self.workers.get(name)
         return worker.url if worker is not None else None
 
     async def start(self, count: int) -> None:
-        """Start `count` workers (their names: `{node}-w1`, …) and wait until each listens."""
+        """Start the workers `{node}-w1` … `{node}-w{count}` not running yet and wait until each
+        listens (or failed: the first failure is raised once every start is over)."""
         names = [f"{self._node}-w{i}" for i in range(1, count + 1)]
-        await asyncio.gather(*(self._start(name) for name in names))
+        results = await asyncio.gather(
+            *(self._start(name) for name in names if name not in self.workers),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         logger.info(
             "media workers: %s beside this process (listeners who may only listen are placed "
             "on the least loaded)",
@@ -144,6 +156,8 @@ class WorkerPool:
         once), when that reaches the spill point."""
         if not self._pending or here < self._spill or self._starting is not None:
             return
+        if time.monotonic() < self._retry_at:
+            return
         logger.info(
             "this process serves %d listeners (worker_spill_listeners = %d): starting %d media "
             "worker(s)",
@@ -157,8 +171,17 @@ class WorkerPool:
     async def _start_late(self, count: int) -> None:
         try:
             await self.start(count)
-        except (OSError, RuntimeError) as exc:  # listeners stay in this process
-            logger.error("media workers could not be started: %s", exc)
+        except (OSError, RuntimeError) as exc:  # listeners stay in this process meanwhile
+            logger.error(
+                "media workers could not be started: %s; this process serves every listener "
+                "meanwhile (tried again in %g s at the earliest, when a listener joins)",
+                exc,
+                LATE_RETRY_S,
+            )
+            self._pending = count
+            self._retry_at = time.monotonic() + LATE_RETRY_S
+        finally:
+            self._starting = None
 
     async def _start(self, name: str) -> None:
         process = await asyncio.create_subprocess_exec(

@@ -26,6 +26,7 @@ from bench.tools import free_ports, start_agent, stop_process, wait_http
 from radiocore import aiortc_hooks
 from signaling.accounts import create_account
 from signaling.store import create_store
+from signaling.workers import LATE_RETRY_S
 from tests.integration.harness import Account, Operator, Rigctld, seed
 from tests.integration.test_nodes import (
     in_order_within,
@@ -294,6 +295,64 @@ async def test_workers_start_only_once_the_main_process_serves_the_spill_point(
                     await operator.close()
             stop_process(agent, timeout_s=5)
         assert "Traceback" not in served.log.read_text(), served.log.read_text()[-3000:]
+
+
+async def test_workers_that_cannot_start_at_the_spill_point_are_tried_again(
+    tmp_path: Path, rig: Rigctld
+) -> None:
+    """The worker's media port (`ice.udp_port` + 1) is taken when the spill point is reached:
+    the worker cannot start, the log says why, and every listener is served by the main process
+    meanwhile; once the port is free, a listener joining after `LATE_RETRY_S` starts it, and a
+    listener who joins again is placed on it and hears the station."""
+    port = free_udp_pair()
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    squatter.bind(("127.0.0.1", port + 1))
+    try:
+        async with serving(tmp_path, spill=2, udp_port=port) as served:
+            agent = start_agent(
+                served.url, served.board_id, served.board_secret, rig.port,
+                log=tmp_path / "agent.log",
+            )  # fmt: skip
+            operators: list[Operator] = []
+            main = Node(served.url)
+            try:
+                owner = await listening_operator(
+                    main, await sign_in(main, served.owner), served.board_id, 30
+                )
+                operators.append(owner)
+                first, second, third = served.listeners
+                for account in (first, second):  # the second reaches the spill point
+                    token = await sign_in(main, account)
+                    operators.append(await listening_operator(main, token, served.board_id, 10))
+                assert await wait_for(
+                    lambda: served.said("media workers could not be started"), 30
+                ), served.log.read_text()[-3000:]
+                assert served.said(f"cannot bind UDP 127.0.0.1 port {port + 1}")
+                assert served.workers() == []
+                squatter.close()
+                await asyncio.sleep(LATE_RETRY_S)
+                token = await sign_in(main, third)
+                late = await listening_operator(main, token, served.board_id, 10)
+                operators.append(late)  # served by the main process: the worker is starting
+                assert await wait_for(lambda: served.said("media workers: local-w1"), 30), (
+                    served.log.read_text()[-3000:]
+                )
+                await late.close()
+                operators.remove(late)
+                again = await listening_operator(main, token, served.board_id, 10)
+                operators.append(again)
+                assert "placed on local-w1" in served.log.read_text()
+                assert server_port(again) == port + 1  # its media goes through the worker
+                reference = [p.payload for p in owner.packets]
+                heard = [p.payload for p in again.packets]
+                assert in_order_within(heard[:40], reference) == 40, "the payload differs"
+            finally:
+                for operator in operators:
+                    with contextlib.suppress(Exception):
+                        await operator.close()
+                stop_process(agent, timeout_s=5)
+    finally:
+        squatter.close()
 
 
 async def test_the_servers_stop_takes_its_worker_with_it(served: Served) -> None:
