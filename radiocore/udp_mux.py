@@ -5,7 +5,9 @@ candidate on the same socket per local address, and this module tells their data
 LiveKit's and mediasoup's single-port modes do:
 
 - a STUN binding request goes to the connection whose local ICE username fragment opens its
-  USERNAME attribute (`local:remote`), and its source address becomes that connection's
+  USERNAME attribute (`local:remote`; aiortc gives all transports of one peer connection the
+  same: then to the one that owns the source address, or knows the remote fragment and has a
+  remote candidate there), and its source address becomes that connection's
   (RFC 8445: the remote side checks from each of its candidates before anything else flows) —
   an address another connection owns only if the request is signed with this connection's
   password;
@@ -46,9 +48,10 @@ _RESPONSE_BIT = 0x0100
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 
 
-def _request_ufrag(data: bytes) -> str | None:
-    """The local username fragment of a STUN binding request (USERNAME `local:remote`), read
-    without parsing the whole message; None if it is not one or has no USERNAME."""
+def _request_username(data: bytes) -> tuple[str, str] | None:
+    """The (local, remote) username fragments of a STUN binding request (USERNAME
+    `local:remote`), read without parsing the whole message; None if it is not one or has no
+    USERNAME."""
     if len(data) < _STUN_HEADER or data[4:8] != _STUN_COOKIE:
         return None
     if int.from_bytes(data[0:2], "big") != _BINDING_REQUEST:
@@ -61,9 +64,10 @@ def _request_ufrag(data: bytes) -> str | None:
         if kind == _USERNAME:
             value = data[pos + 4 : pos + 4 + length]
             try:
-                return value.decode("utf-8").partition(":")[0]
+                local, _, remote = value.decode("utf-8").partition(":")
             except UnicodeDecodeError:
                 return None
+            return local, remote
         pos += 4 + length + (-length % 4)
     return None
 
@@ -87,7 +91,10 @@ class UdpMux(asyncio.DatagramProtocol):
         self.port = port
         self.transport: asyncio.DatagramTransport | None = None
         self.sock: socket.socket | None = None
-        self._by_ufrag: dict[str, MuxedStunProtocol] = {}
+        #: Connections by local ICE username fragment: aiortc gives every transport of one
+        #: peer connection the same (an offer's audio and data before BUNDLE settles; an
+        #: answer's m-lines when the offer has no BUNDLE group).
+        self._by_ufrag: dict[str, list[MuxedStunProtocol]] = {}
         self._by_addr: dict[tuple[Any, Any], MuxedStunProtocol] = {}
         self._by_transaction: dict[bytes, MuxedStunProtocol] = {}
         #: Datagrams no connection owned (dropped).
@@ -116,8 +123,9 @@ class UdpMux(asyncio.DatagramProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
-        for protocol in list(self._by_ufrag.values()):
-            protocol.connection_lost(exc)
+        for group in list(self._by_ufrag.values()):
+            for protocol in group:
+                protocol.connection_lost(exc)
         self._by_ufrag.clear()
         self._by_addr.clear()
         self._by_transaction.clear()
@@ -130,18 +138,21 @@ class UdpMux(asyncio.DatagramProtocol):
         """A protocol for `connection` on this socket (one per connection and address)."""
         if self.transport is None:
             raise OSError(f"UDP {self.address} port {self.port} is closed")
-        ufrag = connection.local_username
-        if ufrag in self._by_ufrag:  # a second component of one connection (no rtcp-mux)
-            raise OSError(f"ICE username fragment {ufrag!r} is already on this port")
+        group = self._by_ufrag.setdefault(connection.local_username, [])
+        if any(p.receiver is connection for p in group):  # a second component (no rtcp-mux)
+            raise OSError(f"ICE connection {connection.local_username!r} is already on this port")
         protocol = MuxedStunProtocol(connection, self)
-        self._by_ufrag[ufrag] = protocol
+        group.append(protocol)
         protocol.connection_made(_SharedTransport(self, protocol))
         return protocol
 
     def detach(self, protocol: MuxedStunProtocol) -> None:
         """Forget `protocol` (its connection closes): its datagrams are dropped from now on."""
-        if self._by_ufrag.get(protocol.ufrag) is protocol:
-            del self._by_ufrag[protocol.ufrag]
+        group = self._by_ufrag.get(protocol.ufrag, [])
+        if protocol in group:
+            group.remove(protocol)
+            if not group:
+                del self._by_ufrag[protocol.ufrag]
         for addr in protocol.addresses:
             if self._by_addr.get(addr) is protocol:
                 del self._by_addr[addr]
@@ -156,7 +167,7 @@ class UdpMux(asyncio.DatagramProtocol):
 
     @property
     def connections(self) -> int:
-        return len(self._by_ufrag)
+        return sum(len(group) for group in self._by_ufrag.values())
 
     def claim(self, protocol: MuxedStunProtocol, addr: tuple[Any, Any]) -> None:
         """Datagrams from `addr` go to `protocol` from now on."""
@@ -189,9 +200,9 @@ class UdpMux(asyncio.DatagramProtocol):
                     protocol.datagram_received(data, addr)
                     return
             else:
-                ufrag = _request_ufrag(data)
-                if ufrag is not None:
-                    protocol = self._by_ufrag.get(ufrag)
+                username = _request_username(data)
+                if username is not None:
+                    protocol = self._addressee(username, key)
                     if protocol is not None:
                         owner = self._by_addr.get(key)
                         if owner is None or (owner is not protocol and _signed_for(data, protocol)):
@@ -207,6 +218,32 @@ class UdpMux(asyncio.DatagramProtocol):
             owner.receiver.data_received(data, owner.local_candidate.component)
             return
         owner.datagram_received(data, addr)
+
+    def _addressee(
+        self, username: tuple[str, str], key: tuple[Any, Any]
+    ) -> MuxedStunProtocol | None:
+        """The connection a binding request with `username` (local, remote) from `key` is for.
+        Of several with that local fragment (one peer connection's transports): of those whose
+        remote fragment is that one or not known yet (aiortc starts them one after the other),
+        the one with a signalled remote candidate at that address, else one that learned it
+        (peer-reflexive), else the one that owns the address, else the first."""
+        group = self._by_ufrag.get(username[0])
+        if not group:
+            return None
+        if len(group) == 1:
+            return group[0]
+        named = [p for p in group if p.receiver.remote_username in (None, username[1])] or group
+        for learned in (False, True):
+            for protocol in named:
+                if any(
+                    (c.host, c.port) == key and (c.type == "prflx") == learned
+                    for c in protocol.receiver.remote_candidates
+                ):
+                    return protocol
+        owner = self._by_addr.get(key)
+        if owner is not None and owner in named:
+            return owner
+        return named[0]
 
     def error_received(self, exc: Exception) -> None:
         logger.debug("UDP %s port %d: %s", self.address, self.port, exc)

@@ -121,6 +121,19 @@ def start_served(
     return running
 
 
+def station_agent(served: Served, rig: Rigctld, tmp_path: Path) -> subprocess.Popen[bytes]:
+    """The board agent of the served station, on `rig`."""
+    return start_agent(
+        served.url, served.board_id, served.board_secret, rig.port, log=tmp_path / "agent.log"
+    )
+
+
+async def join_as(served: Served, account: Account, seconds: float = 10) -> Operator:
+    """`account` signed in on the served main process, hearing its station (bounded)."""
+    main = Node(served.url)
+    return await listening_operator(main, await sign_in(main, account), served.board_id, seconds)
+
+
 async def wait_for_metric(node: Node, name: str, at_least: float, seconds: float) -> bool:
     for _ in range(int(seconds / 0.2)):  # bounded
         if await metric(node, name) >= at_least:
@@ -245,21 +258,14 @@ async def test_workers_start_only_once_the_main_process_serves_the_spill_point(
     all use it, the worker's the next one."""
     port = free_udp_pair()
     async with serving(tmp_path, spill=2, udp_port=port) as served:
-        agent = start_agent(
-            served.url, served.board_id, served.board_secret, rig.port,
-            log=tmp_path / "agent.log",
-        )  # fmt: skip
+        agent = station_agent(served, rig, tmp_path)
         operators: list[Operator] = []
         main = Node(served.url)
         try:
-            owner = await listening_operator(
-                main, await sign_in(main, served.owner), served.board_id, 30
-            )
+            owner = await join_as(served, served.owner, 30)
             operators.append(owner)
             first, second, third = served.listeners
-            operators.append(
-                await listening_operator(main, await sign_in(main, first), served.board_id, 10)
-            )
+            operators.append(await join_as(served, first))
             assert served.workers() == [], "a worker started below the spill point"
             assert not served.said("starting 1 media worker")
             operators.append(
@@ -309,21 +315,15 @@ async def test_workers_that_cannot_start_at_the_spill_point_are_tried_again(
     squatter.bind(("127.0.0.1", port + 1))
     try:
         async with serving(tmp_path, spill=2, udp_port=port) as served:
-            agent = start_agent(
-                served.url, served.board_id, served.board_secret, rig.port,
-                log=tmp_path / "agent.log",
-            )  # fmt: skip
+            agent = station_agent(served, rig, tmp_path)
             operators: list[Operator] = []
             main = Node(served.url)
             try:
-                owner = await listening_operator(
-                    main, await sign_in(main, served.owner), served.board_id, 30
-                )
+                owner = await join_as(served, served.owner, 30)
                 operators.append(owner)
                 first, second, third = served.listeners
                 for account in (first, second):  # the second reaches the spill point
-                    token = await sign_in(main, account)
-                    operators.append(await listening_operator(main, token, served.board_id, 10))
+                    operators.append(await join_as(served, account))
                 assert await wait_for(
                     lambda: served.said("media workers could not be started"), 30
                 ), served.log.read_text()[-3000:]

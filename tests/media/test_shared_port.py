@@ -252,3 +252,40 @@ async def test_an_address_that_cannot_be_bound_is_left_out_at_start(
     finally:
         udp_mux.release(port)
     assert udp_mux.muxes(port) == []
+
+
+async def test_a_station_without_bundle_connects_both_its_transports_on_the_port(
+    shared: tuple[Sfu, int],
+) -> None:
+    """An offer without a BUNDLE group (GStreamer's webrtcbin by default) gets one transport per
+    m-line, and aiortc gives them the same ICE username fragment: both must get the shared
+    port's candidate and connect, the station's audio (first m-line) reaching a listener and
+    its control channel (second) opening."""
+    sfu, port = shared
+    track = TonePacketTrack()
+    agent = peer()
+    agent.addTransceiver(track, direction="sendrecv")
+    agent.createDataChannel("control")
+    await agent.setLocalDescription(await agent.createOffer())
+    offer = agent.localDescription.sdp
+    unbundled = "".join(
+        line for line in offer.splitlines(keepends=True) if not line.startswith("a=group:BUNDLE")
+    )
+    assert unbundled != offer
+    answer = await sfu.connect_agent(BOARD, "Station", unbundled)
+    assert "a=group:BUNDLE" not in answer
+    sections = answer.split("\r\nm=")[1:]
+    assert len(sections) == 2
+    for section in sections:
+        assert host_candidates(section) == {("127.0.0.1", port)}, section
+    await apply_answer(agent, answer)
+    peers = [agent]
+    try:
+        assert await wait_for(lambda: sfu.station_online(BOARD), seconds=15)
+        listener, packets, _ = await connect_listener(sfu, "op")
+        peers.append(listener)
+        assert await wait_for(lambda: len(packets) >= 25, seconds=10)
+        assert all(p.payload in set(track.sent) for p in packets)
+    finally:
+        for pc in peers:
+            await pc.close()
