@@ -198,6 +198,25 @@ def test_webrtcbin_with_bundle_gets_a_bundled_answer_and_works(
     assert report["rig_keyed"] is True and report["rig_released"] is True
 
 
+# -- every peer connection of the server on one UDP port -----------------------------------------
+
+
+def test_webrtcbin_without_bundle_works_through_one_shared_port(
+    run_case: Callable[[str], dict[str, Any]],
+) -> None:
+    """webrtcbin's two transports (no BUNDLE) against a server whose peer connections all share
+    one port: both of the server's transports, which share an ICE username fragment, connect."""
+    report = run_case("one_port")
+    assert report["answer_has_bundle"] is False
+    assert report["answer_host_ports"] == [40600], report["answer_host_ports"]
+    states = report["peer_states"]
+    assert states["dtls-0"][-1] == "connected", states
+    assert states["connection-state"][-1] == "connected", states
+    assert report["audio"]["tone_share"] >= MIN_TONE_SHARE
+    assert report["rig_keyed"] is True and report["rig_released"] is True
+    assert not [line for line in report["server_warnings"] if "media of" in line]
+
+
 # -- a DTLS handshake that fails: the operator is told why ------------------------------------
 
 

@@ -25,6 +25,8 @@ Cases (`--case`):
   data channel on separate transports); it hears the station's tone, its data channel opens, a
   `ptt` keys the rig, its own tone reaches the station while keyed, and a release unkeys;
 - `bundle`: the same with `bundle-policy=max-bundle` (a BUNDLE group offered), audio only;
+- `one_port`: `ok` with the server's peer connections all on one UDP port (`ice.udp_port`):
+  webrtcbin's two transports meet the server's two, which share an ICE username fragment;
 - `dtls_failure`: the server's DTLS is put back to aiortc's own ECDSA-only cipher list (what
   made webrtcbin fail before), so the handshake with webrtcbin's RSA certificate fails: the
   operator must be told, with the reason.
@@ -43,6 +45,7 @@ import ctypes
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -77,6 +80,9 @@ ADDRESS_B: Final = "10.89.0.2"
 PREFIX: Final = 30
 
 STATION_TONE_HZ: Final = 1000
+#: Case one_port: the server's one UDP port (this check runs in a private network namespace).
+ONE_PORT: Final = 40600
+HOST_PORT: Final = re.compile(r"a=candidate:\S+ 1 udp \d+ \S+ (\d+) typ host")
 PEER_TONE_HZ: Final = 600
 
 ONLINE_WAIT_S: Final = 30.0
@@ -382,7 +388,10 @@ async def run(args: argparse.Namespace, result: dict[str, Any]) -> None:
     logging.getLogger().setLevel(logging.INFO)
     rig = RigctldServer(free_port(), data_dir / "rigctld.log")
     rig.start()
-    server = await start_server(data_dir, config={"ice.host_addresses": ("127.0.0.1", ADDRESS_A)})
+    config: dict[str, Any] = {"ice.host_addresses": ("127.0.0.1", ADDRESS_A)}
+    if args.case == "one_port":
+        config["ice.udp_port"] = ONE_PORT
+    server = await start_server(data_dir, config=config)
     agent = AgentProcess(
         server,
         sink=data_dir / "tx.raw",
@@ -414,6 +423,9 @@ async def run(args: argparse.Namespace, result: dict[str, Any]) -> None:
         result["answer_ok"] = operator.answer.get("ok")
         result["answer_type"] = operator.answer.get("type")
         result["answer_has_bundle"] = has_bundle(operator.answer["sdp"])
+        result["answer_host_ports"] = sorted(
+            {int(m[1]) for m in HOST_PORT.finditer(operator.answer["sdp"])}
+        )
         if args.case == "dtls_failure":
             await _wait_for_error(operator, result)
             # the operator is told as soon as the server's handshake fails (~0.1 s); webrtcbin
@@ -458,7 +470,9 @@ async def _wait_for_error(operator: Operator, result: dict[str, Any]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--case", choices=("ok", "bundle", "dtls_failure"), required=True)
+    parser.add_argument(
+        "--case", choices=("ok", "bundle", "one_port", "dtls_failure"), required=True
+    )
     parser.add_argument("--data-dir", required=True)
     args = parser.parse_args()
     result: dict[str, Any] = {"case": args.case, "ok": False}
