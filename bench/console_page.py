@@ -29,6 +29,11 @@ CHROMIUM_FLAGS: Final = (
     "--use-fake-ui-for-media-stream",
     "--allow-loopback-in-peer-connection",
     "--autoplay-policy=no-user-gesture-required",
+    # several pages at once (two operators): none of them is a background page whose timers
+    # (PTT keep-alives) Chromium would slow down
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
 )
 #: How often a wait looks again, seconds.
 POLL_S: Final = 0.05

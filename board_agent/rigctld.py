@@ -19,7 +19,8 @@ rigctld 4.5 has a race of its own: a connection accepted while another client's 
 may be closed at once, or served by two of its threads (its log says `fdopen(0x6) in: Bad file
 descriptor`; here about 1 in 150 connections made right after another closed). A request whose
 new connection breaks or answers out of step before any good reply is therefore sent once more
-on another; every command here is idempotent.
+on another (at most `FRESH_ATTEMPTS` connections in all: the race can hit the next one too
+when the machine is busy); every command here is idempotent.
 
 Measured on Hamlib 4.5.4's dummy rig (`rigctld -m 1 -P RIG`) on loopback: reads answer in
 ~0.1 ms, but the dummy sleeps in some commands (`set_freq`, `set_mode`, `get_dcd` ~20 ms,
@@ -71,6 +72,8 @@ HAMLIB_ERRORS: Final[dict[int, tuple[str, str]]] = {
 UNREACHABLE_CODES: Final = frozenset({-5, -6, -8, -13, -14, -20})
 
 #: Bound on the lines of one reply (`dump_caps` of the dummy rig is ~200).
+#: Connections a request tries when each new one breaks before any reply (rigctld's race).
+FRESH_ATTEMPTS: Final = 3
 MAX_REPLY_LINES: Final = 5000
 #: Bound on one reply line, bytes.
 MAX_LINE_BYTES: Final = 64 * 1024
@@ -233,18 +236,16 @@ class RigClient:
         async with self._lock:
             if self._stream is None and not reconnect:
                 raise RigOfflineError(f"not connected to rigctld at {self.address}")
-            try:
-                code, lines = await self._exchange(command, text)
-            except (OSError, EOFError) as exc:
-                if not self._fresh_failure:
-                    raise self._lost(text, exc) from None
-                # see the module docstring: rigctld 4.5's own race on new connections; every
-                # command this client sends is idempotent, so ask once more on a new one
-                logger.debug("rigctld failed a new connection at once (%s); retrying", exc)
+            for attempt in range(1, FRESH_ATTEMPTS + 1):
                 try:
                     code, lines = await self._exchange(command, text)
-                except (OSError, EOFError) as again:
-                    raise self._lost(text, again) from None
+                    break
+                except (OSError, EOFError) as exc:
+                    if not self._fresh_failure or attempt == FRESH_ATTEMPTS:
+                        raise self._lost(text, exc) from None
+                    # see the module docstring: rigctld 4.5's own race on new connections;
+                    # every command this client sends is idempotent, so ask again on a new one
+                    logger.debug("rigctld failed a new connection at once (%s); retrying", exc)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("rigctld -> %s RPRT %d", lines, code)
         if code != 0:

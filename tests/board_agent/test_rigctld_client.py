@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from board_agent.errors import RigError, RigOfflineError, RigTimeoutError
-from board_agent.rigctld import RigCaps, RigClient, describe_code
+from board_agent.rigctld import FRESH_ATTEMPTS, RigCaps, RigClient, describe_code
 from tests.support.rigctld import (
     RigctldServer,
     free_port,
@@ -201,15 +201,26 @@ class ScriptedRigctld:
             writer.close()
 
 
-async def test_a_new_connection_closed_at_once_is_retried_once() -> None:
+async def test_a_new_connection_closed_at_once_is_retried_on_another() -> None:
     script: list[list[str | None]] = [
         [None],  # rigctld 4.5's race: the new connection closes without a reply
+        [None],  # and the next one too (a busy machine)
         ["get_freq:\nFrequency: 7074000\nRPRT 0\n"],
     ]
     async with ScriptedRigctld(script) as port:
         client = RigClient("127.0.0.1", port)
         assert await client.get_freq() == 7_074_000
-        assert client.generation == 2
+        assert client.generation == FRESH_ATTEMPTS
+        await client.close()
+
+
+async def test_a_rigctld_that_closes_every_new_connection_is_offline_after_a_bound() -> None:
+    script: list[list[str | None]] = [[None]] * (FRESH_ATTEMPTS + 1)
+    async with ScriptedRigctld(script) as port:
+        client = RigClient("127.0.0.1", port)
+        with pytest.raises(RigOfflineError, match="during 'get_freq'"):
+            await client.get_freq()
+        assert client.generation == FRESH_ATTEMPTS  # tried that many connections, no more
         await client.close()
 
 

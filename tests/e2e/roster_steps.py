@@ -164,7 +164,14 @@ def check_roster(
 
         # B tries PTT while A holds it: refused (the button is off and names the holder; a
         # press on it keys nothing), and B sees who holds the floor
-        _wait_js(guest, "document.getElementById('ptt').disabled", "B's PTT refused")
+        try:
+            _wait_js(guest, "document.getElementById('ptt').disabled", "B's PTT refused")
+        except RosterCheckError as exc:  # say whether A still held the floor, or lost it
+            a_state = page.evaluate(
+                "({floorIsMine: window.radiocore.floorIsMine, ptt: window.radiocore.ptt,"
+                " lastReleased: window.radiocore.lastReleased, pttLog: window.radiocore.pttLog})"
+            )
+            raise RosterCheckError(f"{exc}; A meanwhile: {a_state}") from None
         _hold_ptt(guest)
         b_holds = True
         time.sleep(0.5)  # room for a press to go out, were it to
