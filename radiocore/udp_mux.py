@@ -6,8 +6,9 @@ LiveKit's and mediasoup's single-port modes do:
 
 - a STUN binding request goes to the connection whose local ICE username fragment opens its
   USERNAME attribute (`local:remote`; aiortc gives all transports of one peer connection the
-  same: then to the one that owns the source address, or knows the remote fragment and has a
-  remote candidate there), and its source address becomes that connection's
+  same: then to the one that knows the remote fragment, or does not yet, and has a remote
+  candidate at the source address, else to the address's owner), and its source address
+  becomes that connection's
   (RFC 8445: the remote side checks from each of its candidates before anything else flows) —
   an address another connection owns only if the request is signed with this connection's
   password;

@@ -185,14 +185,16 @@ async def test_keepalives_hold_the_dead_man_the_tx_time_out_still_ends_it(
     control = BoardAgent(make_config(tx_timeout_s=1.0, deadman_s=0.5), station=station).control
     loop = asyncio.get_running_loop()
     async with serving(control) as outbox:
+        fed_at = loop.time()
         feed(control, '{"type":"ptt","state":true}')
         await asyncio.wait_for(station.wait_ptt(True), 2)
-        keyed_at = loop.time()
-        while station.ptt and loop.time() - keyed_at < 2:  # keep-alives well within 0.5 s
+        while station.ptt and loop.time() - fed_at < 2:  # keep-alives well within 0.5 s
             feed(control, '{"type":"keepalive"}')
             await asyncio.sleep(0.05)
-        keyed_for = loop.time() - keyed_at
-    assert 0.95 <= keyed_for <= 1.2
+        keyed_for = loop.time() - fed_at
+    # released within the loop's bound, by the time-out, and never before it (measured from
+    # the press: when the key is noticed here can be late on a busy machine)
+    assert not station.ptt and keyed_for >= 0.99, keyed_for
     assert control.tx_stops == ["timeout"] and not control.ptt
     assert TxStopped(reason="timeout") in outbox.messages
     assert any("TX time-out" in r.message for r in caplog.records)
@@ -203,12 +205,14 @@ async def test_dead_man_releases_ptt_without_keepalives() -> None:
     control = BoardAgent(make_config(deadman_s=0.5), station=station).control
     loop = asyncio.get_running_loop()
     async with serving(control) as outbox:
+        fed_at = loop.time()
         feed(control, '{"type":"ptt","state":true}')
         await asyncio.wait_for(station.wait_ptt(True), 2)
-        keyed_at = loop.time()
-        await asyncio.wait_for(station.wait_ptt(False), 2)
-        keyed_for = loop.time() - keyed_at
-    assert 0.45 <= keyed_for <= 0.7
+        await asyncio.wait_for(station.wait_ptt(False), 2)  # released, and soon
+        keyed_for = loop.time() - fed_at
+    # never before the dead-man time from the last message (the press); when it is noticed here
+    # can be late on a busy machine, so only the wait above bounds it from above
+    assert keyed_for >= 0.49, keyed_for
     assert outbox.of(TxStopped) == [TxStopped(reason="deadman")]
 
 
