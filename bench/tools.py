@@ -27,6 +27,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_udp_port() -> int:
+    """A UDP port free on 127.0.0.1 now (`free_port` is TCP's)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def free_ports(count: int) -> list[int]:
     """`count` distinct free loopback ports: the sockets are held open together while they are
     chosen (two `free_port()` calls in a row can return the same port)."""

@@ -5,7 +5,6 @@ heard the station, the join -> first audio figures and their parts in order (the
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 
 from bench.join import summarize
+from bench.tools import free_udp_port
 from tests.support.rigctld import require_rigctld
 
 
@@ -24,11 +24,7 @@ def test_bench_join_small_run_every_operator_hears_the_station(
     `--prepared` operators send the offer they made before the start, to a server with every
     peer connection on one UDP port."""
     require_rigctld()
-    port = 0
-    if prepared:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+    port = free_udp_port() if prepared else 0
     result = subprocess.run(
         [sys.executable, "-m", "radiocore", "bench", "join", "--operators", "4",
          "--processes", "2", "--workers", str(workers), "--json", "--udp-port", str(port),

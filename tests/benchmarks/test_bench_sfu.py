@@ -4,11 +4,11 @@ here: speed targets live in the benchmark's output, not in assertions)."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from typing import Any
 
+from bench.tools import free_udp_port
 from tests.support.coturn import require_coturn
 
 #: What the plain run printed before `--relay` existed: other tooling reads these.
@@ -50,13 +50,6 @@ CONTROL_FIELDS = (
     "server_idle_no_status_cpu_pct",
     "server_cpu_us_per_status_delivered",
 )
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def bench_sfu(*extra: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import pytest
 from aiortc import RTCPeerConnection
 from aiortc.rtp import RtpPacket
 
+from bench.tools import free_udp_port
 from media.config import SfuConfig
 from media.participant import ParticipantIdentity, Role
 from media.sfu import Sfu
@@ -28,14 +29,6 @@ from tests.support.waiting import wait_for
 BOARD = "3a1f0c2e-7b6d-4e5f-8a9b-0c1d2e3f4a5b"
 HOST_CANDIDATE = re.compile(r"a=candidate:\S+ 1 udp \d+ (\S+) (\d+) typ host")
 ICE_UFRAG = re.compile(r"a=ice-ufrag:(\S+)")
-
-
-def free_udp_port() -> int:
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    probe.bind(("127.0.0.1", 0))
-    port: int = probe.getsockname()[1]
-    probe.close()
-    return port
 
 
 @pytest.fixture(autouse=True, params=KINDS)
@@ -72,6 +65,18 @@ async def connect_listener(server: Sfu, key: str) -> tuple[RTCPeerConnection, li
     packets: list[RtpPacket] = []
     aiortc_hooks.tap_receiver(pc.getTransceivers()[0].receiver, packets.append)
     return pc, packets, answer
+
+
+def forged_check(ufrag: str) -> bytes:
+    """A binding request naming the connection of `ufrag`, signed with a wrong password."""
+    request = aioice.stun.Message(
+        message_method=aioice.stun.Method.BINDING, message_class=aioice.stun.Class.REQUEST
+    )
+    request.attributes["USERNAME"] = f"{ufrag}:forged"
+    request.attributes["ICE-CONTROLLING"] = 1
+    request.add_message_integrity(b"not the password")
+    request.add_fingerprint()
+    return bytes(request)
 
 
 def host_candidates(sdp: str) -> set[tuple[str, int]]:
@@ -177,15 +182,7 @@ async def test_strangers_datagrams_and_forged_checks_reach_nobody(
         # aioice refuses it (401) and the listener keeps its path and its audio
         match = ICE_UFRAG.search(answer)
         assert match is not None
-        request = aioice.stun.Message(
-            message_method=aioice.stun.Method.BINDING,
-            message_class=aioice.stun.Class.REQUEST,
-        )
-        request.attributes["USERNAME"] = f"{match[1]}:forged"
-        request.attributes["ICE-CONTROLLING"] = 1
-        request.add_message_integrity(b"not the password")
-        request.add_fingerprint()
-        stranger.sendto(bytes(request), ("127.0.0.1", port))
+        stranger.sendto(forged_check(match[1]), ("127.0.0.1", port))
         loop = asyncio.get_running_loop()
         reply = aioice.stun.parse_message(
             await asyncio.wait_for(loop.sock_recv(stranger, 2048), timeout=5)
@@ -200,15 +197,7 @@ async def test_strangers_datagrams_and_forged_checks_reach_nobody(
         assert owner_before is not None and owner_before.ufrag == match[1]
         station_ufrag = ICE_UFRAG.search(station_answer)
         assert station_ufrag is not None
-        forged = aioice.stun.Message(
-            message_method=aioice.stun.Method.BINDING,
-            message_class=aioice.stun.Class.REQUEST,
-        )
-        forged.attributes["USERNAME"] = f"{station_ufrag[1]}:forged"
-        forged.attributes["ICE-CONTROLLING"] = 1
-        forged.add_message_integrity(b"not the password")
-        forged.add_fingerprint()
-        pair.protocol.transport.sendto(bytes(forged), ("127.0.0.1", port))
+        pair.protocol.transport.sendto(forged_check(station_ufrag[1]), ("127.0.0.1", port))
         await asyncio.sleep(0.3)
         assert mux.owner_of(pair.local_addr) is owner_before
         heard = len(packets)
